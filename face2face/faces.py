@@ -1,0 +1,116 @@
+"""Face analysis: detection + 68 landmarks on photos, and a tracker for video streams."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from face2face.detectors import Detection, DetectorConfig, create_detector
+from face2face.landmarks import (
+    LandmarkPredictor,
+    dlib_rect,
+    dlib_square_from_box,
+    dlib_square_from_landmarks,
+)
+
+
+@dataclass(frozen=True)
+class Face:
+    """A face: its box ``(x, y, w, h)``, the detector's score and 68 landmarks (pixels)."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray  # float32 (68, 2), iBUG 300-W order
+
+
+class FaceAnalyzer:
+    """A detector chosen by name plus dlib's 68-point predictor."""
+
+    def __init__(
+        self, detector: DetectorConfig | str = "ssd", landmark_weights: str | None = None
+    ) -> None:
+        self.detector = create_detector(detector)
+        self.predictor = LandmarkPredictor(landmark_weights)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Face boxes in an ``HxWx3 uint8 BGR`` image, best score first."""
+        return self.detector.detect(image)
+
+    def landmarks(self, image: np.ndarray, detection: Detection) -> np.ndarray:
+        """68 landmarks for a detected face (box mapped to dlib's convention, then refined)."""
+        return self.predictor.refine(image, dlib_square_from_box(detection.box, self.detector.name))
+
+    def analyze(self, image: np.ndarray) -> list[Face]:
+        """Every face in the image with its landmarks."""
+        return [Face(d.box, d.score, self.landmarks(image, d)) for d in self.detect(image)]
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """How the tracker trades detector runs for speed."""
+
+    redetect_every: int = 30  # run the detector at least every N frames to confirm the face
+    max_scale_change: float = 0.25  # a larger jump in face size between frames = face lost
+    min_inside: float = 0.6  # share of the face square that must stay inside the frame
+
+
+class FaceTracker:
+    """Follows one face through a video: detect once, then predict from the last landmarks.
+
+    The detector runs on the first frame, when the face is lost (implausible jump, face leaving
+    the frame, or the detector no longer confirming it), and every ``redetect_every`` frames.
+    """
+
+    def __init__(self, analyzer: FaceAnalyzer, config: TrackerConfig = TrackerConfig()) -> None:
+        self.analyzer = analyzer
+        self.config = config
+        self.detector_runs = 0
+        self._points: np.ndarray | None = None
+        self._since_detection = 0
+
+    def reset(self) -> None:
+        """Forget the current face; the next frame runs the detector."""
+        self._points = None
+
+    def update(self, frame: np.ndarray) -> np.ndarray | None:
+        """The tracked face's landmarks (``float32 (68, 2)``) in this frame, or None."""
+        if self._points is not None and self._since_detection < self.config.redetect_every:
+            points = self.analyzer.predictor.predict(
+                frame, dlib_rect(dlib_square_from_landmarks(self._points))
+            )
+            if self._plausible(points, frame.shape):
+                self._points = points
+                self._since_detection += 1
+                return points
+        return self._detect(frame)
+
+    def _detect(self, frame: np.ndarray) -> np.ndarray | None:
+        self.detector_runs += 1
+        self._since_detection = 0
+        detections = self.analyzer.detect(frame)
+        if not detections:
+            self._points = None
+            return None
+        if self._points is not None:
+            tracked = dlib_square_from_landmarks(self._points)
+            for d in detections:
+                x, y, w, h = d.box
+                if abs(x + w / 2 - tracked.cx) < tracked.side / 2 and abs(y + h / 2 - tracked.cy) < tracked.side / 2:
+                    self._points = self.analyzer.predictor.predict(frame, dlib_rect(tracked))
+                    return self._points
+        largest = max(detections, key=lambda d: d.box[2] * d.box[3])
+        self._points = self.analyzer.landmarks(frame, largest)
+        return self._points
+
+    def _plausible(self, points: np.ndarray, shape: tuple[int, ...]) -> bool:
+        old = dlib_square_from_landmarks(self._points)
+        new = dlib_square_from_landmarks(points)
+        if abs(new.side / old.side - 1.0) > self.config.max_scale_change:
+            return False
+        if np.hypot(new.cx - old.cx, new.cy - old.cy) > 0.5 * old.side:
+            return False
+        h, w = shape[:2]
+        ix = max(0.0, min(new.cx + new.side / 2, w) - max(new.cx - new.side / 2, 0.0))
+        iy = max(0.0, min(new.cy + new.side / 2, h) - max(new.cy - new.side / 2, 0.0))
+        return ix * iy >= self.config.min_inside * new.side**2
