@@ -1,0 +1,84 @@
+"""The exported generator's sidecar (``MODEL.json`` beside ``MODEL.onnx``): what both sides agree on.
+
+The ONNX graph maps a sketch to a face: input and output ``float32 [1, size, size, 3]`` (NHWC),
+RGB, values in [-1, 1]. The sidecar describes that contract, how the training crops were framed,
+and the target's landmark template (mean 68 points in crop pixels).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from face2face.errors import Face2FaceError
+
+FORMAT = "face2face-generator"
+VERSION = 1
+
+
+@dataclass
+class ModelInfo:
+    """Everything the runtime needs to know about an exported generator."""
+
+    size: int  # input and output side, px
+    ngf: int  # generator width (64 = the paper)
+    steps: int  # training steps behind the weights
+    template: list[list[float]]  # target's mean 68 landmarks in crop pixels, iBUG order
+    context: float = 1.0  # crop framing used for the dataset (face2face.geometry.face_square)
+    layout: str = "NHWC"
+    channels: str = "RGB"
+    value_range: list[float] = field(default_factory=lambda: [-1.0, 1.0])
+    input_name: str = "sketch"
+    output_name: str = "face"
+    normalization: str = "batch-moving-average"  # how the exported graph normalises activations
+    precision: str = "fp32"  # fp32 | fp16
+    dataset_fingerprint: str = ""  # sha256 over the dataset's manifest and file names
+    created: str = ""  # ISO 8601
+    format: str = FORMAT
+    version: int = VERSION
+
+    def template_array(self) -> np.ndarray:
+        """The landmark template as ``float32 (68, 2)``."""
+        return np.asarray(self.template, dtype=np.float32)
+
+
+def sidecar_path(model_path: str | os.PathLike) -> Path:
+    """``MODEL.json`` for ``MODEL.onnx``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def write_sidecar(model_path: str | os.PathLike, info: ModelInfo) -> Path:
+    """Write the sidecar atomically beside the model."""
+    path = sidecar_path(model_path)
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(json.dumps(asdict(info), indent=2))
+    os.replace(tmp, path)
+    return path
+
+
+def read_sidecar(model_path: str | os.PathLike) -> ModelInfo:
+    """The sidecar of a model, or a one-line error saying what is wrong."""
+    path = sidecar_path(model_path)
+    if not path.is_file():
+        raise Face2FaceError(f"{model_path}: no sidecar {path.name} beside it; not a face2face generator "
+                             "(export one with `face2face export`)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise Face2FaceError(f"{path}: unreadable sidecar ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise Face2FaceError(f"{path}: not a face2face generator sidecar (format != {FORMAT!r})")
+    if data.get("version", 0) > VERSION:
+        raise Face2FaceError(f"{path}: sidecar version {data['version']} is newer than this face2face; upgrade")
+    known = set(ModelInfo.__dataclass_fields__)
+    try:
+        info = ModelInfo(**{k: v for k, v in data.items() if k in known})
+    except TypeError as exc:
+        raise Face2FaceError(f"{path}: incomplete sidecar ({exc})") from None
+    if np.asarray(info.template).shape != (68, 2):
+        raise Face2FaceError(f"{path}: landmark template must be 68x2")
+    return info
