@@ -22,6 +22,41 @@ def add_commands(commands) -> None:
     add_detector_option(p)
     p.set_defaults(handler=_prepare)
 
+    p = commands.add_parser("train", help="train the pix2pix generator on a dataset folder")
+    p.add_argument("data", metavar="DATA", help="dataset folder made by `face2face prepare`")
+    p.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder (config, checkpoints, logs, samples)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="total training steps")
+    length.add_argument("--epochs", type=float, help="passes over the train split (default 200, as the paper)")
+    p.add_argument("--batch-size", type=int, default=1, help="global batch size (default 1, as the paper)")
+    p.add_argument("--ngf", type=int, default=64, help="generator width (64 = the paper, 32 = faster)")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
+    p.add_argument("--checkpoint-every", type=int, default=1000, metavar="N", help="steps between checkpoints")
+    p.add_argument("--sample-every", type=int, default=500, metavar="N", help="steps between sample grids")
+    p.add_argument("--settle-fraction", type=float, default=0.1, metavar="F",
+                   help="final share of steps trained with frozen batch-norm statistics, as exported (0 = off)")
+    p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"),
+                   help="tf.distribute strategy (auto: multiworker with TF_CONFIG, mirrored on 2+ GPUs)")
+    p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU only)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_train)
+
+    p = commands.add_parser("export", help="export a trained generator to ONNX (+ sidecar JSON)")
+    p.add_argument("run", metavar="RUN", help="run folder made by `face2face train`")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.onnx")
+    p.add_argument("--fp16", action="store_true", help="float16 weights and compute (I/O stays float32)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.set_defaults(handler=_export)
+
+    p = commands.add_parser("evaluate", help="score an exported generator on a dataset split")
+    p.add_argument("model", metavar="MODEL.onnx")
+    p.add_argument("data", metavar="DATA", help="dataset folder made by `face2face prepare`")
+    p.add_argument("--split", default="test", choices=("train", "test"))
+    p.add_argument("--json", metavar="OUT", help="write every figure as JSON")
+    p.add_argument("--grid", metavar="OUT.png", help="write (sketch | output | photo) rows")
+    add_detector_option(p)
+    p.set_defaults(handler=_evaluate)
+
 
 def _prepare(args: argparse.Namespace) -> int:
     from face2face.train.prepare import PrepareConfig, prepare
@@ -41,4 +76,51 @@ def _prepare(args: argparse.Namespace) -> int:
         f"{args.output}: {manifest['pairs']['train']} train + {manifest['pairs']['test']} test pairs "
         f"from {manifest['frames_read']} frames ({manifest['frames_per_second']} frames/s); dropped: {dropped}"
     )
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from face2face.train.trainer import TrainConfig, train
+
+    config = TrainConfig(
+        steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, ngf=args.ngf,
+        checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
+        settle_fraction=args.settle_fraction, strategy=args.strategy,
+        mixed_precision=args.mixed_precision, seed=args.seed, resume=args.resume,
+    )
+    bar = tqdm(desc="train", unit="step", dynamic_ncols=True)
+
+    def progress(step: int, total: int, losses: dict[str, float]) -> None:
+        if bar.total != total:
+            bar.total = total
+            bar.n = bar.last_print_n = step - 1
+        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        bar.update(step - bar.n)
+
+    with bar:
+        result = train(args.data, args.output, config, progress=progress)
+    where = result.checkpoint or args.output
+    if result.interrupted:
+        print(f"stopped at step {result.step}/{result.total_steps}; checkpoint {where} "
+              f"(continue with --resume)")
+        return 128 + (result.signal or 2)
+    print(f"trained {result.step} steps ({result.steps_per_second:.2f} steps/s); checkpoint {where}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from face2face.train.export import ExportConfig, export
+
+    report = export(args.run, args.output, ExportConfig(fp16=args.fp16, opset=args.opset))
+    print(f"{report.model}: {report.precision}, max |ONNX - TF| = {report.max_error:.2e} on "
+          f"{report.parity_images} test sketches; exported in {report.seconds:.1f} s; sidecar {report.sidecar}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from face2face.train.evaluate import EvaluateConfig, evaluate, format_table
+
+    report = evaluate(args.model, args.data, EvaluateConfig(split=args.split, detector=args.detector),
+                      json_path=args.json, grid_path=args.grid)
+    print(format_table(report))
     return 0

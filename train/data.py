@@ -1,0 +1,139 @@
+"""Dataset folder checks and the ``tf.data`` pipeline of (sketch, photo) pairs.
+
+Pairs come from ``face2face prepare``: ``DIR/{split}/input/NAME.png`` (sketch) and
+``DIR/{split}/target/NAME.png`` (photo), both ``size x size`` RGB PNG. The pipeline yields
+``float32 [B, size, size, 3]`` RGB tensors in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import tensorflow as tf
+
+from face2face.errors import Face2FaceError
+from face2face.train.prepare import MANIFEST
+
+log = logging.getLogger(__name__)
+
+JITTER_SCALE = 286 / 256  # the paper's resize-then-crop jitter
+
+
+@dataclass(frozen=True)
+class Split:
+    """The checked pairs of one split of a dataset folder."""
+
+    root: Path  # the dataset folder
+    name: str  # "train" or "test"
+    names: list[str]  # pair names, sorted
+    size: int  # image side, px
+
+    def inputs(self) -> list[str]:
+        return [str(self.root / self.name / "input" / f"{n}.png") for n in self.names]
+
+    def targets(self) -> list[str]:
+        return [str(self.root / self.name / "target" / f"{n}.png") for n in self.names]
+
+
+def read_manifest(root: str | Path) -> dict:
+    """The dataset's manifest, or a one-line error when the folder is not a complete dataset."""
+    root = Path(root)
+    if not root.is_dir():
+        raise Face2FaceError(f"{root}: no such dataset folder (make one with `face2face prepare`)")
+    path = root / MANIFEST
+    if not path.is_file():
+        raise Face2FaceError(f"{root}: no {MANIFEST}; not a complete dataset (run `face2face prepare`)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise Face2FaceError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("size"), int):
+        raise Face2FaceError(f"{path}: not a face2face dataset manifest (no integer 'size')")
+    return manifest
+
+
+def check_split(root: str | Path, split: str = "train", check_sizes: bool = True) -> Split:
+    """List and check one split: every input has a target, and all images have the same size."""
+    root = Path(root)
+    manifest = read_manifest(root)
+    size = manifest["size"]
+    folder = root / split
+    inputs = {p.stem for p in (folder / "input").glob("*.png")}
+    targets = {p.stem for p in (folder / "target").glob("*.png")}
+    if not inputs and not targets:
+        raise Face2FaceError(f"{folder}: no pairs (empty or missing {split} split)")
+    if inputs - targets:
+        missing = sorted(inputs - targets)
+        raise Face2FaceError(f"{folder}: {len(missing)} input(s) without a target, e.g. {missing[0]}.png")
+    if targets - inputs:
+        missing = sorted(targets - inputs)
+        raise Face2FaceError(f"{folder}: {len(missing)} target(s) without an input, e.g. {missing[0]}.png")
+    names = sorted(inputs)
+    if check_sizes:
+        for kind in ("input", "target"):
+            for name in names:
+                path = folder / kind / f"{name}.png"
+                image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+                if image is None:
+                    raise Face2FaceError(f"{path}: not a readable PNG")
+                if image.shape[:2] != (size, size) or image.ndim != 3 or image.shape[2] != 3:
+                    raise Face2FaceError(
+                        f"{path}: mixed sizes: {image.shape} != ({size}, {size}, 3) from the manifest")
+    return Split(root, split, names, size)
+
+
+def _decode(path: tf.Tensor) -> tf.Tensor:
+    image = tf.io.decode_png(tf.io.read_file(path), channels=3)
+    return tf.cast(image, tf.float32) / 127.5 - 1.0
+
+
+def _load(sketch_path: tf.Tensor, photo_path: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    sketch, photo = _decode(sketch_path), _decode(photo_path)
+    sketch.set_shape((size, size, 3))
+    photo.set_shape((size, size, 3))
+    return sketch, photo
+
+
+def jitter(sketch: tf.Tensor, photo: tf.Tensor, seed: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """The paper's jitter, identical on both images: resize to 286/256, random crop, random mirror.
+
+    Mirroring is safe for the sketch: ``face2face.sketch`` draws left and right parts in the same
+    colours, so a mirrored sketch is the sketch of the mirrored face.
+    """
+    big = int(round(size * JITTER_SCALE))
+    both = tf.concat([sketch, photo], axis=-1)
+    both = tf.image.resize(both, (big, big), method="bilinear")
+    seeds = tf.random.experimental.stateless_split(seed, 2)
+    both = tf.image.stateless_random_crop(both, (size, size, 6), seed=seeds[0])
+    both = tf.image.stateless_random_flip_left_right(both, seed=seeds[1])
+    return both[..., :3], both[..., 3:]
+
+
+def make_dataset(split: Split, batch_size: int, training: bool, seed: int = 0,
+                 repeat: bool = False, skip_batches: int = 0) -> tf.data.Dataset:
+    """Batches of ``(sketch, photo)``; training adds jitter and shuffling, both seeded.
+
+    ``skip_batches`` replays the seeded stream up to where a resumed run stopped.
+    """
+    size = split.size
+    ds = tf.data.Dataset.from_tensor_slices((split.inputs(), split.targets()))
+    ds = ds.map(lambda a, b: _load(a, b, size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.cache()  # decoded pairs: size^2 * 6 floats each (1.5 MB at 256)
+    if training:
+        ds = ds.shuffle(len(split.names), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    if training:
+        # A per-element seed from a seeded counter: the same run jitters the same way.
+        counter = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
+        ds = tf.data.Dataset.zip((ds, counter))
+        ds = ds.map(lambda pair, s: jitter(pair[0], pair[1], s, size),
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=training)
+    if skip_batches:
+        ds = ds.skip(skip_batches)
+    return ds.prefetch(tf.data.AUTOTUNE)

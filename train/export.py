@@ -1,0 +1,193 @@
+"""Trained run -> ONNX generator + sidecar, checked against TensorFlow on real sketches.
+
+The exported graph is the generator in inference mode (``training=False``): batch norm uses its
+moving statistics (tf2onnx folds it into the convolutions) and dropout is off, so the model is
+deterministic. Input ``sketch`` and output ``face``: ``float32 [1, size, size, 3]``, NHWC, RGB,
+values in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import tensorflow as tf
+import tf2onnx
+
+from face2face.errors import Face2FaceError
+from face2face.modelfile import ModelInfo, write_sidecar
+from face2face.train import pix2pix
+from face2face.train.data import check_split, read_manifest
+from face2face.train.prepare import MANIFEST
+from face2face.train.trainer import CHECKPOINTS, read_run_config
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "sketch"
+OUTPUT_NAME = "face"
+FP32_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How a run becomes an ONNX file."""
+
+    fp16: bool = False  # float16 weights and compute; inputs and outputs stay float32
+    opset: int = 17  # ONNX opset
+    parity_images: int = 8  # test sketches for the ONNX-vs-TensorFlow check
+    tolerance: float = FP32_TOLERANCE  # max |ONNX - TF| allowed for fp32
+
+
+@dataclass
+class ExportReport:
+    """What ``export`` wrote and measured."""
+
+    model: str
+    sidecar: str
+    precision: str
+    max_error: float  # max |ONNX - TF(training=False)| over the parity sketches
+    parity_images: int
+    steps: int
+    seconds: float
+
+
+def load_generator(run_dir: str | Path) -> tuple[tf.keras.Model, dict, int, str]:
+    """The run's generator with its latest weights: (model, run config, step, checkpoint path)."""
+    run = Path(run_dir)
+    config = read_run_config(run)
+    latest = tf.train.latest_checkpoint(str(run / CHECKPOINTS))
+    if latest is None:
+        raise Face2FaceError(f"{run}: no checkpoint in {run / CHECKPOINTS}; train first")
+    generator = pix2pix.build_generator(config["resolved"]["size"], config["options"]["ngf"])
+    step = tf.Variable(0, dtype=tf.int64)
+    ckpt = tf.train.Checkpoint(generator=generator, step=step)
+    try:
+        ckpt.restore(latest).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as exc:
+        raise Face2FaceError(f"{latest}: does not match the generator described in config.json ({exc})") from None
+    return generator, config, int(step.numpy()), latest
+
+
+def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = ExportConfig()) -> ExportReport:
+    """Export the run's generator; fails (and leaves no model file) if parity does not hold."""
+    started = time.perf_counter()
+    model_path = Path(model_path)
+    if model_path.suffix != ".onnx":
+        raise Face2FaceError(f"{model_path}: the model file must end in .onnx")
+    generator, run_config, steps, checkpoint = load_generator(run_dir)
+    data = Path(run_config["data"])
+    size = run_config["resolved"]["size"]
+    sketches = _parity_sketches(data, config.parity_images, size)
+    reference = np.asarray(generator(sketches, training=False), dtype=np.float32)
+
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = model_path.with_name(f".{model_path.name}.part")
+    try:
+        proto = to_onnx(generator, size, config.opset)
+        precision = "fp32"
+        if config.fp16:
+            proto = to_fp16(proto)
+            precision = "fp16"
+        onnx.save(proto, str(tmp))
+        max_error = float(np.abs(run_onnx(tmp, sketches) - reference).max())
+        if precision == "fp32" and not max_error <= config.tolerance:
+            raise Face2FaceError(f"export parity failed: max |ONNX - TensorFlow| = {max_error:.3g} > "
+                                 f"{config.tolerance:g} on {len(sketches)} test sketches; no model written")
+        log.info("parity (%s): max |ONNX - TF| = %.3g on %d sketches", precision, max_error, len(sketches))
+        info = model_info(data, size, run_config["options"]["ngf"], steps, precision)
+        os.replace(tmp, model_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    sidecar = write_sidecar(model_path, info)
+    seconds = time.perf_counter() - started
+    log.info("exported %s (step %d, %s) in %.1f s", checkpoint, steps, precision, seconds)
+    return ExportReport(str(model_path), str(sidecar), precision, max_error, len(sketches), steps, seconds)
+
+
+def to_onnx(generator: tf.keras.Model, size: int, opset: int = 17) -> onnx.ModelProto:
+    """The generator in inference mode as ONNX, static ``[1, size, size, 3]`` I/O named sketch/face."""
+    spec = (tf.TensorSpec((1, size, size, 3), tf.float32, name=INPUT_NAME),)
+
+    @tf.function(input_signature=spec)
+    def infer(sketch):
+        return {OUTPUT_NAME: generator(sketch, training=False)}
+
+    proto, _ = tf2onnx.convert.from_function(infer, input_signature=spec, opset=opset)
+    _rename_io(proto)
+    return proto
+
+
+def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """float16 weights and compute with float32 inputs and outputs."""
+    try:
+        from onnxconverter_common.float16 import convert_float_to_float16
+    except ImportError:  # onnxruntime ships the same converter
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    return convert_float_to_float16(proto, keep_io_types=True)
+
+
+def run_onnx(path: str | Path, sketches: np.ndarray) -> np.ndarray:
+    """Run an exported generator image by image on the CPU: ``[N, s, s, 3]`` -> ``[N, s, s, 3]``."""
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: s[None]})[0] for s in sketches])
+
+
+def model_info(data: Path, size: int, ngf: int, steps: int, precision: str) -> ModelInfo:
+    """The sidecar's content: contract, landmark template of the train split, dataset fingerprint."""
+    manifest = read_manifest(data)
+    try:
+        points = np.asarray(json.loads((data / "train" / "landmarks.json").read_text())["points"], np.float64)
+    except (OSError, ValueError, KeyError) as exc:
+        raise Face2FaceError(f"{data}: unreadable train/landmarks.json ({exc})") from None
+    if points.ndim != 3 or points.shape[1:] != (68, 2) or not len(points):
+        raise Face2FaceError(f"{data}/train/landmarks.json: expected N x 68 x 2 points, got {points.shape}")
+    template = np.round(points.mean(axis=0), 3).tolist()
+    return ModelInfo(
+        size=size, ngf=ngf, steps=steps, template=template,
+        context=float(manifest.get("options", {}).get("context", 1.0)),
+        normalization="batch-moving-average", precision=precision,
+        dataset_fingerprint=dataset_fingerprint(data),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+
+
+def dataset_fingerprint(data: str | Path) -> str:
+    """sha256 over the manifest's bytes and the sorted relative paths of every pair image."""
+    data = Path(data)
+    digest = hashlib.sha256((data / MANIFEST).read_bytes())
+    for path in sorted(p.relative_to(data).as_posix() for p in data.glob("*/*/*.png")):
+        digest.update(path.encode() + b"\n")
+    return digest.hexdigest()
+
+
+def _parity_sketches(data: Path, count: int, size: int) -> np.ndarray:
+    try:
+        split = check_split(data, "test", check_sizes=False)
+    except Face2FaceError:
+        split = check_split(data, "train", check_sizes=False)
+    paths = split.inputs()
+    picks = np.linspace(0, len(paths) - 1, min(count, len(paths))).round().astype(int)
+    images = [cv2.imread(paths[i], cv2.IMREAD_COLOR) for i in picks]
+    if any(im is None or im.shape != (size, size, 3) for im in images):
+        raise Face2FaceError(f"{split.root}: test sketches missing or not {size}x{size}")
+    return np.stack([cv2.cvtColor(im, cv2.COLOR_BGR2RGB) for im in images]).astype(np.float32) / 127.5 - 1.0
+
+
+def _rename_io(proto: onnx.ModelProto) -> None:
+    """Name the graph's single input ``sketch`` and output ``face`` (tf2onnx adds suffixes)."""
+    graph = proto.graph
+    renames = {graph.input[0].name: INPUT_NAME, graph.output[0].name: OUTPUT_NAME}
+    for value in (graph.input[0], graph.output[0]):
+        value.name = renames[value.name]
+    for node in graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]

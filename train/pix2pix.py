@@ -1,0 +1,203 @@
+"""pix2pix (Isola et al. 2017): U-Net generator, 70x70 PatchGAN discriminator, losses, train step.
+
+Layout follows the authors' reference code: encoder ``C64-C128-C256-C512-C512-C512-C512-C512``
+(4x4, stride 2, LeakyReLU 0.2, batch norm except on the first and the innermost layer), decoder
+``CD512-CD512-CD512-C512-C256-C128-C64`` (ReLU, batch norm, dropout 0.5 on the first three) with
+skip connections, then a 4x4 transposed convolution to 3 channels and tanh. Depth follows the
+image size (256 -> 8 downsamplings, 128 -> 7, 64 -> 6, 512 -> 9). Weights ~ N(0, 0.02).
+
+Images are ``float32 [B, size, size, 3]``, RGB, values in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+LAMBDA_L1 = 100.0
+BN_MOMENTUM = 0.9  # torch's momentum 0.1
+BN_EPSILON = 1e-5
+
+
+def _init() -> keras.initializers.Initializer:
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+class BatchNorm(layers.BatchNormalization):
+    """Batch norm that can be frozen: ``frozen`` = always use the moving statistics.
+
+    Freezing keeps ``gamma``/``beta`` trainable (unlike ``trainable = False``); the settling phase
+    trains the generator through exactly the graph that is exported.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("momentum", BN_MOMENTUM)
+        kwargs.setdefault("epsilon", BN_EPSILON)
+        kwargs.setdefault("gamma_initializer", keras.initializers.RandomNormal(1.0, 0.02))
+        super().__init__(**kwargs)
+        self.frozen = False
+
+    def call(self, inputs, training=None, mask=None):
+        return super().call(inputs, training=bool(training) and not self.frozen, mask=mask)
+
+
+class Dropout(layers.Dropout):
+    """Dropout that can be switched off even in training mode (``enabled = False``)."""
+
+    def __init__(self, rate: float, **kwargs) -> None:
+        super().__init__(rate, **kwargs)
+        self.enabled = True
+
+    def call(self, inputs, training=None):
+        return super().call(inputs, training=bool(training) and self.enabled)
+
+
+def generator_depth(size: int) -> int:
+    """Number of stride-2 downsamplings for a square input of ``size`` px (down to 1x1)."""
+    depth = int(round(math.log2(size))) if size > 0 else 0
+    if size < 16 or 2**depth != size:
+        raise ValueError(f"image size must be a power of two >= 16, got {size}")
+    return depth
+
+
+def build_generator(size: int = 256, ngf: int = 64, name: str = "generator") -> keras.Model:
+    """U-Net generator: ``[B, size, size, 3]`` sketch in [-1, 1] -> photo in [-1, 1]."""
+    depth = generator_depth(size)
+    widths = [ngf * min(2**i, 8) for i in range(depth)]
+    inputs = keras.Input((size, size, 3), name="sketch")
+    x = layers.Conv2D(widths[0], 4, 2, "same", kernel_initializer=_init(), name="down0")(inputs)
+    skips = [x]
+    for i, width in enumerate(widths[1:], start=1):
+        innermost = i == depth - 1
+        x = layers.LeakyReLU(0.2)(x)
+        x = layers.Conv2D(width, 4, 2, "same", use_bias=innermost, kernel_initializer=_init(),
+                          name=f"down{i}")(x)
+        if not innermost:  # the 1x1 bottleneck has no norm (as in the reference code)
+            x = BatchNorm(name=f"down{i}_bn")(x)
+        skips.append(x)
+    skips.pop()  # the innermost output is x itself
+    for j, skip in enumerate(reversed(skips)):
+        width = widths[len(skips) - 1 - j]
+        x = layers.ReLU()(x)
+        x = layers.Conv2DTranspose(width, 4, 2, "same", use_bias=False, kernel_initializer=_init(),
+                                   name=f"up{j}")(x)
+        x = BatchNorm(name=f"up{j}_bn")(x)
+        if j < 3:
+            x = Dropout(0.5, name=f"up{j}_dropout")(x)
+        x = layers.Concatenate(name=f"skip{j}")([x, skip])
+    x = layers.ReLU()(x)
+    x = layers.Conv2DTranspose(3, 4, 2, "same", kernel_initializer=_init(), name="up_out")(x)
+    outputs = layers.Activation("tanh", dtype="float32", name="face")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_discriminator(size: int = 256, ndf: int = 64, name: str = "discriminator") -> keras.Model:
+    """70x70 PatchGAN on ``concat(sketch, image)``: ``[B, size/8 - 2, size/8 - 2, 1]`` logits."""
+    sketch = keras.Input((size, size, 3), name="sketch")
+    image = keras.Input((size, size, 3), name="image")
+    x = layers.Concatenate()([sketch, image])
+    for i, (width, stride) in enumerate(((ndf, 2), (ndf * 2, 2), (ndf * 4, 2), (ndf * 8, 1))):
+        x = layers.ZeroPadding2D(1)(x)
+        x = layers.Conv2D(width, 4, stride, use_bias=i == 0, kernel_initializer=_init(), name=f"d{i}")(x)
+        if i > 0:
+            x = BatchNorm(name=f"d{i}_bn")(x)
+        x = layers.LeakyReLU(0.2)(x)
+    x = layers.ZeroPadding2D(1)(x)
+    logits = layers.Conv2D(1, 4, 1, kernel_initializer=_init(), dtype="float32", name="logits")(x)
+    return keras.Model([sketch, image], logits, name=name)
+
+
+def batch_norms(model: keras.Model) -> list[BatchNorm]:
+    """The model's batch-norm layers, in graph order."""
+    return [layer for layer in model.layers if isinstance(layer, BatchNorm)]
+
+
+def set_inference_normalization(model: keras.Model, settled: bool) -> None:
+    """``settled``: batch norm uses moving statistics and dropout is off, even when training."""
+    for layer in model.layers:
+        if isinstance(layer, BatchNorm):
+            layer.frozen = settled
+        elif isinstance(layer, Dropout):
+            layer.enabled = not settled
+
+
+def _bce(labels_like: tf.Tensor, logits: tf.Tensor, value: float) -> tf.Tensor:
+    """Per-example mean sigmoid cross-entropy against a constant label."""
+    loss = tf.nn.sigmoid_cross_entropy_with_logits(tf.fill(tf.shape(labels_like), value), logits)
+    return tf.reduce_mean(loss, axis=[1, 2, 3])
+
+
+class Pix2Pix(keras.Model):
+    """The conditional GAN: ``train_step((sketch, photo))`` updates D and G once each.
+
+    Losses (pix2pix vocabulary): ``G_GAN`` + ``lambda_l1`` x ``G_L1`` for the generator,
+    ``D_real + D_fake`` for the discriminator (sigmoid cross-entropy on logits).
+    Per-example losses are averaged over the *global* batch so ``tf.distribute`` replicas sum
+    correctly.
+    """
+
+    def __init__(self, size: int = 256, ngf: int = 64, ndf: int = 64, lambda_l1: float = LAMBDA_L1,
+                 global_batch_size: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.generator = build_generator(size, ngf)
+        self.discriminator = build_discriminator(size, ndf)
+        self.lambda_l1 = lambda_l1
+        self.global_batch_size = global_batch_size
+        self.names = ("G_GAN", "G_L1", "D_real", "D_fake")
+        self.loss_metrics = {n: keras.metrics.Mean(name=n) for n in self.names}
+
+    def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer) -> None:
+        """Attach the two optimizers and create their slots (so checkpoints restore them)."""
+        super().compile()
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables)
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return list(self.loss_metrics.values())
+
+    def call(self, sketch, training=False):
+        return self.generator(sketch, training=training)
+
+    def _mean(self, per_example: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(per_example) / self.global_batch_size
+
+    def train_step(self, data) -> dict[str, tf.Tensor]:
+        sketch, photo = data
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake = self.generator(sketch, training=True)
+            real_logits = self.discriminator([sketch, photo], training=True)
+            fake_logits = self.discriminator([sketch, fake], training=True)
+            g_gan = self._mean(_bce(fake_logits, fake_logits, 1.0))
+            g_l1 = self._mean(tf.reduce_mean(tf.abs(photo - tf.cast(fake, photo.dtype)), axis=[1, 2, 3]))
+            d_real = self._mean(_bce(real_logits, real_logits, 1.0))
+            d_fake = self._mean(_bce(fake_logits, fake_logits, 0.0))
+            g_loss = g_gan + self.lambda_l1 * g_l1
+            d_loss = d_real + d_fake
+            # Loss scaling under mixed precision; apply_gradients unscales (identity otherwise).
+            g_scaled = self.g_optimizer.scale_loss(g_loss)
+            d_scaled = self.d_optimizer.scale_loss(d_loss)
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        g_grads = g_tape.gradient(g_scaled, g_vars)
+        d_grads = d_tape.gradient(d_scaled, d_vars)
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
+        self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+        values = dict(zip(self.names, (g_gan, g_l1, d_real, d_fake)))
+        for name, value in values.items():
+            self.loss_metrics[name].update_state(value)
+        return values
+
+
+def make_optimizer(learning_rate: float = 2e-4, beta_1: float = 0.5, mixed_precision: bool = False,
+                   name: str | None = None) -> keras.optimizers.Optimizer:
+    """Adam as in the paper; wrapped for dynamic loss scaling under mixed precision."""
+    optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=0.999, name=name)
+    if mixed_precision:
+        optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer, name=name)
+    return optimizer

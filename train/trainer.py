@@ -1,0 +1,363 @@
+"""The training loop: strategy, checkpoints, resume, signals, TensorBoard, samples, settling.
+
+A run folder holds ``config.json`` (resolved options and what differs from the defaults),
+``checkpoints/`` (``tf.train.CheckpointManager``), ``logs/`` (TensorBoard) and ``samples/``.
+
+Normalisation: training follows the paper (batch statistics). The last ``settle_fraction`` of
+the steps *settles* the generator: batch-norm statistics are re-estimated over the training set
+(population mean and variance, dropout off), then frozen, and training continues through exactly
+the graph that is exported (moving statistics, no dropout). Inference is then deterministic and
+batch norm folds into the convolutions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Callable, Literal
+
+import cv2
+import keras
+import numpy as np
+import tensorflow as tf
+
+from face2face.errors import Face2FaceError
+from face2face.train import pix2pix
+from face2face.train.data import Split, check_split, make_dataset
+
+log = logging.getLogger(__name__)
+
+CONFIG = "config.json"
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a generator is trained (the CLI builds it; ``config.json`` records it)."""
+
+    steps: int | None = None  # total steps; None = from epochs
+    epochs: float | None = None  # passes over the train split when steps is None (None = 200, the paper's)
+    batch_size: int = 1  # global batch (the paper: 1)
+    ngf: int = 64  # generator width (64 = the paper, 32 = faster)
+    ndf: int = 64  # discriminator width
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    lambda_l1: float = pix2pix.LAMBDA_L1
+    settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)
+    checkpoint_every: int = 1000  # steps between checkpoints
+    sample_every: int = 500  # steps between sample grids / TensorBoard images
+    log_every: int = 50  # steps between TensorBoard scalars
+    keep_checkpoints: int = 3
+    samples: int = 4  # test pairs in each sample grid
+    strategy: Literal["auto", "default", "mirrored", "multiworker"] = "auto"
+    mixed_precision: bool = False  # float16 compute (GPU only)
+    xla: bool | None = None  # None = on when a GPU is used
+    seed: int = 0
+    resume: bool = False
+
+
+@dataclass
+class TrainResult:
+    """What a call to ``train`` did."""
+
+    step: int  # steps done in total
+    total_steps: int
+    interrupted: bool  # stopped by SIGINT/SIGTERM (checkpoint saved)
+    signal: int | None
+    steps_per_second: float  # after the first (tracing) step
+    checkpoint: str | None  # latest checkpoint path
+
+
+def resolve_steps(config: TrainConfig, train_pairs: int) -> int:
+    """Total training steps from ``steps`` or ``epochs``."""
+    if config.steps is not None:
+        return config.steps
+    per_epoch = max(1, train_pairs // config.batch_size)
+    return max(1, math.ceil((config.epochs if config.epochs is not None else 200) * per_epoch))
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """``tf.distribute`` strategy by name; ``auto``: multi-worker with TF_CONFIG, mirrored on 2+ GPUs."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if name == "auto":
+        name = "multiworker" if os.environ.get("TF_CONFIG") else "mirrored" if len(gpus) > 1 else "default"
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise Face2FaceError("--strategy multiworker needs TF_CONFIG describing the cluster")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def build(config: TrainConfig, size: int, global_batch: int) -> pix2pix.Pix2Pix:
+    """The GAN with both optimisers, built and compiled (call inside the strategy's scope)."""
+    model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch)
+    model.compile(
+        pix2pix.make_optimizer(config.learning_rate, config.beta_1, config.mixed_precision, "g_adam"),
+        pix2pix.make_optimizer(config.learning_rate, config.beta_1, config.mixed_precision, "d_adam"),
+    )
+    return model
+
+
+def make_checkpoint(model: pix2pix.Pix2Pix) -> tuple[tf.train.Checkpoint, tf.Variable, tf.Variable]:
+    """Checkpoint of both networks, both optimisers, the step and whether BN was settled."""
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    settled = tf.Variable(False, trainable=False, name="settled")
+    ckpt = tf.train.Checkpoint(generator=model.generator, discriminator=model.discriminator,
+                               g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer,
+                               step=step, settled=settled)
+    return ckpt, step, settled
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """A run's ``config.json``, or a one-line error."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise Face2FaceError(f"{run_dir}: no {CONFIG}; not a training run folder (see `face2face train`)")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise Face2FaceError(f"{path}: unreadable ({exc})") from None
+
+
+def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = TrainConfig(),
+          progress: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Train pix2pix on a dataset folder into a run folder; ``progress(step, total, losses)``."""
+    _check_config(config)
+    run = Path(run_dir)
+    train_split = check_split(data_dir, "train")
+    try:
+        test_split = check_split(data_dir, "test")
+    except Face2FaceError:
+        log.warning("%s: no usable test split; samples come from the train split", data_dir)
+        test_split = train_split
+    manager_dir = run / CHECKPOINTS
+    if not config.resume and tf.train.latest_checkpoint(str(manager_dir)):
+        raise Face2FaceError(f"{run}: already holds a run; pass --resume to continue it or choose another folder")
+    if config.resume:
+        _check_resumable(run, train_split.size, config)
+
+    if config.mixed_precision:
+        if not tf.config.list_physical_devices("GPU"):
+            raise Face2FaceError("--mixed-precision needs a GPU (float16 is slower than float32 on CPU)")
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config.strategy)
+    use_gpu = bool(tf.config.list_physical_devices("GPU"))
+    xla = use_gpu if config.xla is None else config.xla
+    total = resolve_steps(config, len(train_split.names))
+    settle_steps = int(round(total * config.settle_fraction))
+    with strategy.scope():
+        model = build(config, train_split.size, config.batch_size)
+        ckpt, step_var, settled = make_checkpoint(model)
+    chief = _is_chief(strategy)
+    # Non-chief workers write to a private folder (MultiWorkerMirroredStrategy saves on all workers).
+    ckpt_dir = manager_dir if chief else run / f".worker-{strategy.cluster_resolver.task_id}"
+    manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=config.keep_checkpoints)
+    if config.resume and manager.latest_checkpoint:
+        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        log.info("resumed %s at step %d", manager.latest_checkpoint, int(step_var.numpy()))
+    start = int(step_var.numpy())
+    if chief:
+        _write_config(run, data_dir, config, total=total, settle_steps=settle_steps, size=train_split.size,
+                      strategy=strategy, xla=xla, train_pairs=len(train_split.names))
+
+    def dataset(skip: int):
+        ds = make_dataset(train_split, config.batch_size, True, config.seed, repeat=True, skip_batches=skip)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return iter(strategy.experimental_distribute_dataset(ds.with_options(options)))
+
+    batches = dataset(start)
+    step_fn = _step_function(model, strategy, xla)
+    if bool(settled.numpy()):
+        pix2pix.set_inference_normalization(model.generator, True)
+    writer = tf.summary.create_file_writer(str(run / "logs")) if chief else tf.summary.create_noop_writer()
+    samples = _sample_batch(test_split, config.samples)
+    stop = _SignalFlag()
+    step, rate, started = start, 0.0, None
+    try:
+        with stop:
+            while step < total and stop.signum is None:
+                if settle_steps and step >= total - settle_steps and not bool(settled.numpy()):
+                    settle(model.generator, train_split, config.batch_size)
+                    settled.assign(True)
+                    step_fn = _step_function(model, strategy, xla)  # retrace: BN frozen, dropout off
+                losses = {k: float(v) for k, v in step_fn(next(batches)).items()}
+                step += 1
+                step_var.assign(step)
+                if started is None:
+                    started = (time.perf_counter(), step)  # the first step includes tracing
+                elif step > started[1]:
+                    rate = (step - started[1]) / (time.perf_counter() - started[0])
+                if progress:
+                    progress(step, total, losses)
+                if step % config.log_every == 0 or step == total:
+                    _log_scalars(writer, model, step)
+                if step % config.sample_every == 0 or step == total:
+                    _write_samples(writer, run, model.generator, samples, step, chief)
+                if step % config.checkpoint_every == 0 and step < total:
+                    manager.save(checkpoint_number=step)
+    finally:
+        # Always leave the latest weights behind: end of training, a signal, or an error.
+        if step > start or not manager.latest_checkpoint:
+            manager.save(checkpoint_number=step)
+        writer.flush()
+    if stop.signum is not None:
+        log.info("stopped by signal %d at step %d; checkpoint saved", stop.signum, step)
+    return TrainResult(step, total, stop.signum is not None, stop.signum, rate, manager.latest_checkpoint)
+
+
+def settle(generator, split: Split, batch_size: int = 1) -> None:
+    """Re-estimate every batch norm's statistics over ``split`` (no jitter, dropout off), then freeze.
+
+    Each layer's population statistics combine the per-batch ones: mean = E[m_b] and
+    variance = E[v_b] + Var[m_b] (law of total variance), as the frozen layer will see them.
+    """
+    norms = pix2pix.batch_norms(generator)
+    pix2pix.set_inference_normalization(generator, False)
+    for layer in generator.layers:
+        if isinstance(layer, pix2pix.Dropout):
+            layer.enabled = False
+    probe = keras.Model(generator.inputs, [bn.input for bn in norms])
+
+    @tf.function
+    def moments(x):
+        feats = probe(x, training=True)
+        return [tf.nn.moments(tf.cast(f, tf.float32), axes=[0, 1, 2]) for f in feats]
+
+    means = [[] for _ in norms]
+    variances = [[] for _ in norms]
+    for sketch, _ in make_dataset(split, batch_size, training=False):
+        for i, (m, v) in enumerate(moments(sketch)):
+            means[i].append(m.numpy())
+            variances[i].append(v.numpy())
+    for bn, m, v in zip(norms, means, variances):
+        m, v = np.stack(m), np.stack(v)
+        bn.moving_mean.assign(m.mean(axis=0))
+        bn.moving_variance.assign(v.mean(axis=0) + m.var(axis=0))
+    pix2pix.set_inference_normalization(generator, True)
+    log.info("settled %d batch-norm layers over %d %s pairs", len(norms), len(split.names), split.name)
+
+
+def _step_function(model, strategy, xla: bool):
+    inner = tf.function(model.train_step, jit_compile=xla)
+    reduce = tf.distribute.ReduceOp.SUM  # per-replica losses are already divided by the global batch
+
+    @tf.function
+    def step(batch):
+        values = strategy.run(inner, args=(batch,))
+        return {k: strategy.reduce(reduce, v, axis=None) for k, v in values.items()}
+
+    return step
+
+
+class _SignalFlag:
+    """Within ``with``: SIGINT/SIGTERM set ``signum`` instead of killing the loop."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in ("chief", None) or (
+        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def _check_config(config: TrainConfig) -> None:
+    if config.steps is not None and config.epochs is not None:
+        raise Face2FaceError("give --steps or --epochs, not both")
+    for name in ("batch_size", "ngf", "ndf", "checkpoint_every", "sample_every", "log_every", "keep_checkpoints"):
+        if getattr(config, name) < 1:
+            raise Face2FaceError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    if (config.steps is not None and config.steps < 1) or (config.epochs is not None and config.epochs <= 0):
+        raise Face2FaceError("--steps / --epochs must be positive")
+    if not 0.0 <= config.settle_fraction < 1.0:
+        raise Face2FaceError(f"--settle-fraction must be in [0, 1), got {config.settle_fraction}")
+
+
+def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
+    if not tf.train.latest_checkpoint(str(run / CHECKPOINTS)):
+        raise Face2FaceError(f"{run}: nothing to resume (no checkpoint in {run / CHECKPOINTS})")
+    saved = read_run_config(run)
+    for key, now in (("size", size), ("ngf", config.ngf), ("ndf", config.ndf)):
+        before = saved["resolved"]["size"] if key == "size" else saved["options"][key]
+        if before != now:
+            raise Face2FaceError(f"{run}: cannot resume with {key} {now}; the run was trained with {before}")
+
+
+def _write_config(run: Path, data_dir, config: TrainConfig, **resolved) -> None:
+    strategy = resolved.pop("strategy")
+    defaults = TrainConfig()
+    changed = {f.name: getattr(config, f.name) for f in fields(config)
+               if getattr(config, f.name) != getattr(defaults, f.name)}
+    if changed:
+        log.info("options differing from the defaults: %s", ", ".join(f"{k}={v}" for k, v in changed.items()))
+    doc = {
+        "data": str(Path(data_dir).resolve()),
+        "options": asdict(config),
+        "changed": changed,
+        "resolved": {**resolved, "strategy": type(strategy).__name__,
+                     "replicas": strategy.num_replicas_in_sync,
+                     "devices": [d.name for d in tf.config.list_logical_devices() if d.device_type in ("GPU", "CPU")]},
+    }
+    run.mkdir(parents=True, exist_ok=True)
+    tmp = run / f".{CONFIG}.part"
+    tmp.write_text(json.dumps(doc, indent=2))
+    os.replace(tmp, run / CONFIG)
+
+
+def _log_scalars(writer, model, step: int) -> None:
+    with writer.as_default(step=step):
+        for name, metric in model.loss_metrics.items():
+            tf.summary.scalar(f"loss/{name}", metric.result())
+            metric.reset_state()
+
+
+def _sample_batch(split: Split, count: int) -> tuple[np.ndarray, np.ndarray]:
+    picks = np.linspace(0, len(split.names) - 1, min(count, len(split.names))).round().astype(int)
+    sketches, photos = [], []
+    for i in picks:
+        for paths, out in ((split.inputs(), sketches), (split.targets(), photos)):
+            out.append(cv2.cvtColor(cv2.imread(paths[i]), cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)
+    return np.stack(sketches), np.stack(photos)
+
+
+def _write_samples(writer, run: Path, generator, samples, step: int, chief: bool) -> None:
+    """(sketch | output | photo) rows, output from the exported graph (``training=False``)."""
+    sketches, photos = samples
+    outputs = np.asarray(generator(sketches, training=False), dtype=np.float32)
+    rows = np.concatenate([sketches, outputs, photos], axis=2)  # [n, size, 3*size, 3]
+    rows = np.clip((rows + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    with writer.as_default(step=step):
+        tf.summary.image("samples/sketch|output|photo", rows, max_outputs=len(rows))
+    if chief:
+        (run / "samples").mkdir(parents=True, exist_ok=True)
+        grid = cv2.cvtColor(np.concatenate(list(rows), axis=0), cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(run / "samples" / f"step_{step:07d}.png"), grid)
