@@ -32,7 +32,7 @@ class Square:
 def face_square(points: np.ndarray, context: float = 1.0) -> Square:
     """A crop square from the landmarks that holds the face with some context around it.
 
-    Follows the FFHQ alignment rule (centre a tenth of the way from the eyes to the mouth
+    Follows the FFHQ alignment rule (centre a fifth of the way from the eyes to the mouth
     corners; size from the larger of the eye-to-eye and eye-to-mouth distances), which leans on
     the eyes and mouth corners rather than the jaw and lips, so it barely moves when the mouth
     opens or the brows rise. ``context`` scales the side (1.0 = forehead to chin plus a margin).
@@ -42,9 +42,9 @@ def face_square(points: np.ndarray, context: float = 1.0) -> Square:
     eye_avg = (eye_l + eye_r) / 2
     mouth_avg = (points[MOUTH_CORNERS[0]] + points[MOUTH_CORNERS[1]]) / 2
     eye_to_mouth = mouth_avg - eye_avg
-    centre = eye_avg + 0.1 * eye_to_mouth
+    centre = eye_avg + 0.2 * eye_to_mouth
     half = max(np.hypot(*(eye_r - eye_l)) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
-    return Square(float(centre[0]), float(centre[1]), float(1.8 * half * context))
+    return Square(float(centre[0]), float(centre[1]), float(2.0 * half * context))
 
 
 def smooth_square(previous: Square | None, current: Square, alpha: float) -> Square:

@@ -40,13 +40,22 @@ class VideoSource:
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = count if count > 0 and not self.is_camera else None
 
-    def read(self) -> np.ndarray | None:
-        """The next frame, or None at the end of the stream."""
+    def read(self, out: np.ndarray | None = None) -> np.ndarray | None:
+        """The next frame (decoded into ``out`` when given and of the right shape), or None at the end."""
         if self._first is not None:
             frame, self._first = self._first, None
+            if out is not None and out.shape == frame.shape:
+                out[:] = frame
+                return out
             return frame
-        ok, frame = self.capture.read()
+        ok, frame = self.capture.read(out) if out is not None else self.capture.read()
         return frame if ok else None
+
+    def rewind(self) -> None:
+        """Start a video file again from its first frame."""
+        if self.is_camera:
+            raise Face2FaceError(f"camera {self.spec}: cannot rewind a camera")
+        self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
 
     def grab(self) -> bool:
         """Skip one frame without decoding it into an image; False at the end."""

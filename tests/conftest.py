@@ -34,3 +34,26 @@ def analyzer():
     from face2face.faces import FaceAnalyzer
 
     return FaceAnalyzer()
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """A 64 px dataset of 40 pairs prepared from a real clip (lp_d19: steady, glasses)."""
+    from face2face.train.prepare import PrepareConfig, prepare
+
+    out = tmp_path_factory.mktemp("data") / "d19"
+    prepare([str(VIDEOS / "lp_d19.mp4")], out, PrepareConfig(size=64, max_pairs=40))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_dataset, tmp_path_factory) -> Path:
+    """A tiny generator (64 px, ngf 8) trained enough steps on ``tiny_dataset`` to tell sketches apart."""
+    from face2face.train.export import export
+    from face2face.train.trainer import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("model")
+    train(tiny_dataset, root / "run", TrainConfig(steps=200, ngf=8, ndf=8, sample_every=1000, checkpoint_every=1000))
+    model = root / "tiny.onnx"
+    export(root / "run", model)
+    return model

@@ -1,0 +1,107 @@
+"""Frame capture on its own thread where the newest frame wins; stale frames are dropped."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+
+from face2face.errors import Face2FaceError
+from face2face.video import VideoSource
+
+log = logging.getLogger(__name__)
+
+
+class LatestFrameCapture:
+    """Reads a source on a background thread into three reused buffers (triple buffering).
+
+    ``get()`` returns the newest frame not yet returned, with the time it was captured; frames
+    overwritten before anyone took them are counted in ``dropped``. A file source can be paced
+    at ``pace_fps`` to behave like a camera, and looped for long benchmarks.
+    """
+
+    def __init__(self, source: VideoSource, pace_fps: float | None = None, loop: bool = False,
+                 start_timeout: float = 5.0) -> None:
+        self.source = source
+        self.pace_fps = pace_fps
+        self.loop = loop
+        shape = (source.height, source.width, 3)
+        self._buffers = [np.empty(shape, np.uint8) for _ in range(3)]
+        self._latest: int | None = None  # buffer holding the newest unread frame
+        self._reading: int | None = None  # buffer the consumer holds
+        self._stamp = 0.0
+        self._cond = threading.Condition()
+        self._ended = False
+        self._stop = threading.Event()
+        self.captured = 0
+        self.dropped = 0
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread.start()
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._latest is not None or self._ended, start_timeout):
+                self.close()
+                raise Face2FaceError(f"{source.spec}: no frame within {start_timeout:.0f} s of starting")
+
+    def _run(self) -> None:
+        period = 1.0 / self.pace_fps if self.pace_fps else 0.0
+        next_due = time.perf_counter()
+        while not self._stop.is_set():
+            with self._cond:
+                target = next(i for i in range(3) if i != self._latest and i != self._reading)
+            frame = self.source.read(out=self._buffers[target])
+            if frame is None and self.loop and self.captured:
+                self.source.rewind()
+                frame = self.source.read(out=self._buffers[target])
+            if frame is None:
+                break
+            if frame is not self._buffers[target]:  # the decoder could not write in place
+                self._buffers[target][:] = frame
+            if period:
+                next_due += period
+                delay = next_due - time.perf_counter()
+                if delay > 0:
+                    self._stop.wait(delay)
+                else:
+                    next_due = time.perf_counter()
+            with self._cond:
+                if self._latest is not None:
+                    self.dropped += 1
+                self._latest = target
+                self._stamp = time.perf_counter()
+                self.captured += 1
+                self._cond.notify_all()
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def get(self, timeout: float = 2.0) -> tuple[np.ndarray, float] | None:
+        """The newest unread frame and its capture time (``perf_counter``); None at the end.
+
+        The frame stays valid until the next ``get``. Raises if the source stalls for
+        ``timeout`` seconds (a camera that stopped delivering frames).
+        """
+        with self._cond:
+            self._reading = None
+            if not self._cond.wait_for(lambda: self._latest is not None or self._ended, timeout):
+                raise Face2FaceError(f"{self.source.spec}: no new frame for {timeout:.0f} s; the camera stopped delivering frames")
+            if self._latest is None:
+                return None
+            self._reading, self._latest = self._latest, None
+            return self._buffers[self._reading], self._stamp
+
+    def close(self) -> None:
+        """Stop the thread (idempotent); the source is left to its owner."""
+        self._stop.set()
+        with self._cond:
+            self._reading = None
+            self._cond.notify_all()
+        self._thread.join(timeout=2.0)
+
+    def __enter__(self) -> "LatestFrameCapture":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,233 @@
+"""Per-frame puppeteering (track -> smooth -> retarget -> sketch -> generate -> compose) and the
+loops that drive it: live (capture thread, newest frame wins) and offline (every frame)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable, Iterable
+
+import numpy as np
+
+from face2face.faces import FaceAnalyzer, FaceTracker, TrackerConfig
+from face2face.geometry import face_square
+from face2face.sketch import draw_sketch
+from face2face.runtime.capture import LatestFrameCapture
+from face2face.runtime.compose import Composer, Layout
+from face2face.runtime.generator import Generator
+from face2face.runtime.retarget import RetargetConfig, Retargeter
+from face2face.runtime.sinks import Sink
+from face2face.runtime.smooth import OneEuroConfig, OneEuroFilter
+
+log = logging.getLogger(__name__)
+
+STAGES = ("capture", "track", "sketch", "generate", "compose", "sink")
+
+
+@dataclass(frozen=True)
+class PuppetConfig:
+    """How driver frames become output frames."""
+
+    layout: Layout = "face"
+    width: int = 640  # output frame size, px
+    height: int = 480
+    retarget: RetargetConfig = field(default_factory=RetargetConfig)
+    smoothing: OneEuroConfig = field(default_factory=OneEuroConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    hold_seconds: float = 0.5  # after the face is lost, keep the last output this long
+
+
+class StageTimes:
+    """Per-frame stage durations and latencies in preallocated arrays (seconds)."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.stages = np.zeros((capacity, len(STAGES)))
+        self.latency = np.zeros(capacity)
+        self.count = 0
+
+    def add(self, row: np.ndarray, latency: float) -> None:
+        """Record one frame (dropped silently once full)."""
+        if self.count < len(self.latency):
+            self.stages[self.count] = row
+            self.latency[self.count] = latency
+            self.count += 1
+
+    def summary(self, skip: int = 0) -> dict:
+        """Percentiles in ms over the recorded frames after the first ``skip``."""
+        stages, latency = self.stages[skip : self.count] * 1e3, self.latency[skip : self.count] * 1e3
+        if not len(latency):
+            return {"latency_ms": {}, "stages_ms": {}}
+        pct = lambda a, q: round(float(np.percentile(a, q)), 2)  # noqa: E731
+        return {
+            "latency_ms": {"p50": pct(latency, 50), "p95": pct(latency, 95), "p99": pct(latency, 99)},
+            "stages_ms": {name: {"p50": pct(stages[:, i], 50), "p95": pct(stages[:, i], 95)} for i, name in enumerate(STAGES)},
+        }
+
+
+class Puppeteer:
+    """Turns driver frames into output frames; one instance per driver stream."""
+
+    def __init__(self, generator: Generator, analyzer: FaceAnalyzer, config: PuppetConfig = PuppetConfig()) -> None:
+        info = generator.info
+        self.generator = generator
+        self.config = config
+        self.size = info.size
+        self.tracker = FaceTracker(analyzer, config.tracker)
+        self.filter = OneEuroFilter(config.smoothing)
+        self.retargeter = Retargeter(info.template_array(), info.size, replace(config.retarget, context=info.context))
+        self.composer = Composer(config.layout, config.width, config.height)
+        self.sketch = np.zeros((self.size, self.size, 3), np.uint8)
+        self.neutral_sketch = draw_sketch(info.template_array(), self.size)
+        self.neutral_face = generator(self.neutral_sketch).copy()
+        self.last_face = self.neutral_face.copy()
+        self._last_seen = -np.inf
+        self.faces_found = 0
+        self.frames = 0
+
+    def process(self, frame: np.ndarray, t: float, times: np.ndarray) -> np.ndarray:
+        """The output frame for a driver frame at time ``t`` (s); stage durations go into ``times``."""
+        clock = time.perf_counter
+        t0 = clock()
+        points = self.tracker.update(frame)
+        t1 = clock()
+        self.frames += 1
+        square = None
+        if points is not None:
+            self.faces_found += 1
+            square = face_square(points, self.retargeter.config.context)
+            smoothed = self.filter(points, t, square.side)
+            draw_sketch(self.retargeter(smoothed), self.size, out=self.sketch)
+            t2 = clock()
+            face = self.generator(self.sketch)
+            np.copyto(self.last_face, face)
+            self._last_seen = t
+        else:  # never show the driver: hold the last output briefly, then the neutral target
+            self.filter.reset()
+            recent = t - self._last_seen <= self.config.hold_seconds
+            face = self.last_face if recent else self.neutral_face
+            if not recent:
+                np.copyto(self.sketch, self.neutral_sketch)
+            t2 = clock()
+        t3 = clock()
+        out = self.composer.compose(frame, self.sketch, face, square)
+        t4 = clock()
+        times[1:5] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        return out
+
+    def command(self, name: str) -> None:
+        """Apply a user command from a sink (``neutral`` or ``sketch``)."""
+        if name == "neutral":
+            self.retargeter.recapture_neutral()
+            log.info("capturing the neutral face: look straight ahead, relaxed")
+        elif name == "sketch":
+            self.composer.show_sketch = not self.composer.show_sketch
+
+
+@dataclass
+class RunResult:
+    """What a loop did."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    dropped: int = 0
+    captured: int = 0
+    stopped_by: str = "end"  # end | quit | interrupt | limit
+
+
+def send_all(sinks: Iterable[Sink], out: np.ndarray, puppeteer: Puppeteer) -> bool:
+    """Send a frame to every sink and apply their commands; False when one asks to quit."""
+    keep_going = True
+    for sink in sinks:
+        sink.send(out)
+        command = sink.poll()
+        if command == "quit":
+            keep_going = False
+        elif command:
+            puppeteer.command(command)
+    return keep_going
+
+
+def run_live(
+    capture: LatestFrameCapture,
+    puppeteer: Puppeteer,
+    sinks: list[Sink],
+    times: StageTimes,
+    max_frames: int | None = None,
+    on_second: Callable[[float, float], None] | None = None,
+    stall_timeout: float = 2.0,
+) -> RunResult:
+    """Process the newest frame each time until the source ends, a sink quits, Ctrl-C or ``max_frames``.
+
+    Latency runs from the frame's capture to the end of the last sink's ``send``.
+    ``on_second(fps, latency_ms)`` gets an EMA frame rate at most once a second.
+    """
+    result = RunResult()
+    row = np.zeros(len(STAGES))
+    clock = time.perf_counter
+    started = last_report = clock()
+    fps_ema, latency_ema = 0.0, 0.0
+    previous_end = started
+    try:
+        while max_frames is None or result.frames < max_frames:
+            waiting = clock()
+            got = capture.get(stall_timeout)
+            if got is None:
+                break
+            frame, captured_at = got
+            row[0] = clock() - waiting
+            out = puppeteer.process(frame, captured_at, row)
+            sent = clock()
+            keep_going = send_all(sinks, out, puppeteer)
+            done = clock()
+            row[5] = done - sent
+            times.add(row, done - captured_at)
+            result.frames += 1
+            fps_ema += 0.1 * (1.0 / max(done - previous_end, 1e-6) - fps_ema)
+            latency_ema += 0.1 * ((done - captured_at) * 1e3 - latency_ema)
+            previous_end = done
+            if done - last_report >= 1.0:
+                last_report = done
+                for sink in sinks:
+                    sink.show_stats(fps_ema, latency_ema)
+                if on_second:
+                    on_second(fps_ema, latency_ema)
+            if not keep_going:
+                result.stopped_by = "quit"
+                break
+        else:
+            result.stopped_by = "limit"
+    except KeyboardInterrupt:
+        result.stopped_by = "interrupt"
+    result.seconds = clock() - started
+    result.dropped, result.captured = capture.dropped, capture.captured
+    return result
+
+
+def run_offline(
+    frames: Iterable[np.ndarray],
+    fps: float,
+    puppeteer: Puppeteer,
+    sinks: list[Sink],
+    times: StageTimes,
+    on_frame: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Process every frame of a video in order, timing the filter by the video's own clock."""
+    result = RunResult()
+    row = np.zeros(len(STAGES))
+    clock = time.perf_counter
+    started = clock()
+    for index, frame in enumerate(frames):
+        begin = clock()
+        out = puppeteer.process(frame, index / fps, row)
+        sent = clock()
+        send_all(sinks, out, puppeteer)
+        done = clock()
+        row[0], row[5] = 0.0, done - sent
+        times.add(row, done - begin)
+        result.frames += 1
+        if on_frame:
+            on_frame(result.frames)
+    result.seconds = clock() - started
+    result.captured = result.frames
+    return result

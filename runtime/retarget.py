@@ -1,0 +1,77 @@
+"""Driver landmarks (frame pixels) -> landmarks in the generator's crop (what the sketch draws).
+
+- ``absolute``: the driver's own points in a crop of the driver's face, framed as in training.
+- ``aligned``: the driver's points moved by a similarity (scale, roll, shift) onto the
+  target's landmark template, so size and position match the training data.
+- ``relative``: the target's template plus the driver's change from their own neutral face,
+  both measured in the template's frame, so the driver's face shape does not leak in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from face2face.geometry import Square, apply_affine, face_square, similarity_fit, smooth_square
+
+Mode = Literal["absolute", "aligned", "relative"]
+MODES: tuple[str, ...] = ("absolute", "aligned", "relative")
+
+# Points that move little with expression: brow inner ends, nose, eye corners. Fitting the
+# pose on these keeps a yawn or a smile from being read as a change of head size or roll.
+RIGID = np.array([21, 22, 27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])
+
+
+@dataclass(frozen=True)
+class RetargetConfig:
+    """How the driver is mapped onto the target."""
+
+    mode: Mode = "relative"
+    neutral_frames: int = 10  # frames averaged into the driver's neutral face
+    context: float = 1.0  # crop framing for ``absolute`` (the model's, from its sidecar)
+    size_smoothing: float = 0.3  # crop size smoothing for ``absolute`` (as in preparation)
+
+
+def align(points: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """``points`` moved by the similarity that best fits their rigid points onto the template's."""
+    return apply_affine(points, similarity_fit(points[RIGID], template[RIGID]))
+
+
+class Retargeter:
+    """Stateful mapping of driver landmarks to crop landmarks for one driver."""
+
+    def __init__(self, template: np.ndarray, size: int, config: RetargetConfig = RetargetConfig()) -> None:
+        if config.mode not in MODES:
+            raise ValueError(f"unknown retarget mode {config.mode!r}")
+        self.template = np.asarray(template, np.float32)
+        self.size = size
+        self.config = config
+        self._neutral_sum = np.zeros((68, 2), np.float64)
+        self._neutral_count = 0
+        self.neutral: np.ndarray | None = None  # driver's neutral face, template frame
+        self.square: Square | None = None  # last ``absolute`` crop
+
+    def recapture_neutral(self) -> None:
+        """Measure the driver's neutral face again over the next frames."""
+        self._neutral_sum[:] = 0.0
+        self._neutral_count = 0
+        self.neutral = None
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """Crop landmarks (``float32 (68, 2)``) for driver landmarks in frame pixels."""
+        mode = self.config.mode
+        if mode == "absolute":
+            self.square = smooth_square(self.square, face_square(points, self.config.context), self.config.size_smoothing)
+            return apply_affine(points, self.square.transform(self.size))
+        aligned = align(points, self.template)
+        if mode == "aligned":
+            return aligned
+        if self.neutral is None:
+            self._neutral_sum += aligned
+            self._neutral_count += 1
+            if self._neutral_count >= self.config.neutral_frames:
+                self.neutral = (self._neutral_sum / self._neutral_count).astype(np.float32)
+            return self.template.copy()
+        return self.template + (aligned - self.neutral)

@@ -1,0 +1,180 @@
+"""Where output frames go, chosen by name from a registry: virtual camera, window, file, null."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from face2face.errors import Face2FaceError
+from face2face.video import VideoWriter
+
+
+@dataclass(frozen=True)
+class SinkConfig:
+    """What every sink is told at start-up."""
+
+    width: int
+    height: int
+    fps: float
+    path: str | None = None  # ``file``: the mp4 to write
+    device: str | None = None  # ``virtual``: e.g. /dev/video10 (None = the first free one)
+    backend: str | None = None  # ``virtual``: pyvirtualcam backend (v4l2loopback, obs, unitycapture)
+
+
+class Sink:
+    """Receives ``HxWx3 uint8 BGR`` frames of the configured size; a context manager."""
+
+    name = "sink"
+    paces = False  # True when ``send`` blocks to keep the output's frame rate
+
+    def send(self, frame: np.ndarray) -> None:
+        """Deliver one frame."""
+
+    def poll(self) -> str | None:
+        """A user command from this sink (``quit``, ``neutral``, ``sketch``), if any."""
+        return None
+
+    def show_stats(self, fps: float, latency_ms: float) -> None:
+        """Figures to display, if the sink displays anything."""
+
+    def close(self) -> None:
+        """Release what the sink holds (idempotent)."""
+
+    def __enter__(self) -> "Sink":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close()
+
+
+_REGISTRY: dict[str, Callable[[SinkConfig], Sink]] = {}
+
+
+def register_sink(name: str, factory: Callable[[SinkConfig], Sink]) -> None:
+    """Make a sink available under ``name``."""
+    _REGISTRY[name] = factory
+
+
+def sink_names() -> list[str]:
+    """Names of the registered sinks."""
+    return list(_REGISTRY)
+
+
+def create_sink(name: str, config: SinkConfig) -> Sink:
+    """Open the sink called ``name``."""
+    if name not in _REGISTRY:
+        raise Face2FaceError(f"unknown sink {name!r}; choose from {', '.join(_REGISTRY)}")
+    return _REGISTRY[name](config)
+
+
+class NullSink(Sink):
+    """Discards frames (benchmarks)."""
+
+    name = "null"
+
+    def __init__(self, config: SinkConfig) -> None:
+        self.frames = 0
+
+    def send(self, frame: np.ndarray) -> None:
+        self.frames += 1
+
+
+class FileSink(Sink):
+    """Writes an mp4 that appears only when the run ends cleanly."""
+
+    name = "file"
+
+    def __init__(self, config: SinkConfig) -> None:
+        if not config.path:
+            raise Face2FaceError("the file sink needs an output path")
+        self.writer = VideoWriter(config.path, config.width, config.height, config.fps)
+
+    def send(self, frame: np.ndarray) -> None:
+        self.writer.write(frame)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    def __exit__(self, exc_type, *exc) -> None:
+        self.writer.abort() if exc_type else self.writer.close()
+
+
+VIRTUAL_CAMERA_HELP = {
+    "linux": "load v4l2loopback: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=face2face",
+    "other": "install OBS Studio and start its virtual camera once",
+}
+
+
+class VirtualCameraSink(Sink):
+    """pyvirtualcam: frames appear as a webcam in Zoom, Meet, Teams or OBS."""
+
+    name = "virtual"
+    paces = True
+
+    def __init__(self, config: SinkConfig) -> None:
+        import pyvirtualcam
+
+        try:
+            self.camera = pyvirtualcam.Camera(
+                config.width, config.height, config.fps, fmt=pyvirtualcam.PixelFormat.BGR,
+                device=config.device, backend=config.backend,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            where = config.device or "virtual camera"
+            fix = VIRTUAL_CAMERA_HELP["linux" if sys.platform.startswith("linux") else "other"]
+            raise Face2FaceError(f"{where}: cannot open ({str(exc).splitlines()[0]}); {fix}") from None
+        self.device = self.camera.device
+
+    def send(self, frame: np.ndarray) -> None:
+        self.camera.send(frame)
+        self.camera.sleep_until_next_frame()
+
+    def close(self) -> None:
+        self.camera.close()
+
+
+class WindowSink(Sink):
+    """A preview window with fps and latency; keys: q quits, c re-captures neutral, s sketch."""
+
+    name = "window"
+    KEYS = {ord("q"): "quit", 27: "quit", ord("c"): "neutral", ord("s"): "sketch"}
+
+    def __init__(self, config: SinkConfig) -> None:
+        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise Face2FaceError("--preview: no display (DISPLAY is not set); drop --preview or run in a desktop session")
+        self.title = "face2face (q quit, c neutral, s sketch)"
+        self._shown = np.empty((config.height, config.width, 3), np.uint8)  # frame + text
+        self._text = ""
+        self._open = True
+        cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE)
+        self._key = -1
+
+    def show_stats(self, fps: float, latency_ms: float) -> None:
+        self._text = f"{fps:4.1f} fps  {latency_ms:4.0f} ms"
+
+    def send(self, frame: np.ndarray) -> None:
+        np.copyto(self._shown, frame)
+        if self._text:
+            cv2.putText(self._shown, self._text, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2, cv2.LINE_AA)
+        cv2.imshow(self.title, self._shown)
+        self._key = cv2.waitKey(1) & 0xFF
+
+    def poll(self) -> str | None:
+        key, self._key = self._key, -1
+        return self.KEYS.get(key)
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            cv2.destroyWindow(self.title)
+
+
+register_sink("virtual", VirtualCameraSink)
+register_sink("window", WindowSink)
+register_sink("file", FileSink)
+register_sink("null", NullSink)

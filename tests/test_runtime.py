@@ -1,0 +1,223 @@
+"""The runtime on a real (tiny) exported generator and real driving videos."""
+
+import json
+import time
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pyvirtualcam
+from pyvirtualcam.util import encode_fourcc
+import pytest
+
+from face2face.cli import main
+from face2face.errors import Face2FaceError
+from face2face.faces import FaceTracker, TrackerConfig
+from face2face.modelfile import read_sidecar, sidecar_path
+from face2face.runtime.capture import LatestFrameCapture
+from face2face.runtime.generator import CPU, CUDA, Generator, choose_provider
+from face2face.runtime.retarget import RetargetConfig
+from face2face.runtime.pipeline import Puppeteer, PuppetConfig, StageTimes, run_live
+from face2face.runtime.sinks import SinkConfig, create_sink, sink_names
+from face2face.video import VideoSource
+
+from conftest import IMAGES, VIDEOS
+
+
+@pytest.fixture(scope="module")
+def generator(tiny_model) -> Generator:
+    return Generator(tiny_model, provider="cpu")
+
+
+def test_generator_maps_bgr_sketch_to_bgr_face_like_the_raw_session(generator, tiny_model, tiny_dataset):
+    sketch = cv2.imread(str(sorted((tiny_dataset / "test" / "input").glob("*.png"))[0]))
+    face = generator(sketch).copy()
+    assert face.shape == sketch.shape and face.dtype == np.uint8
+    session = ort.InferenceSession(str(tiny_model), providers=[CPU])
+    rgb = sketch[:, :, ::-1].astype(np.float32)[None] / 127.5 - 1.0
+    expected = session.run(None, {"sketch": rgb})[0][0]
+    expected_bgr = np.clip((expected + 1.0) * 127.5, 0, 255)[:, :, ::-1]
+    assert np.abs(face.astype(np.float32) - expected_bgr).max() <= 1.0
+
+
+def test_provider_choice_is_explained():
+    assert choose_provider("cpu", [CUDA, CPU]).provider == CPU
+    auto = choose_provider("auto", [CPU])
+    assert auto.provider == CPU and "no CUDA support" in auto.message()
+    with pytest.raises(Face2FaceError, match="--provider cuda"):
+        choose_provider("cuda", [CPU])
+
+
+def test_bad_model_files_get_one_line_errors(tmp_path, tiny_model, capsys):
+    not_onnx = tmp_path / "junk.onnx"
+    not_onnx.write_text("hello")
+    sidecar_path(not_onnx).write_text(sidecar_path(tiny_model).read_text())
+    no_sidecar = tmp_path / "bare.onnx"
+    no_sidecar.write_bytes(tiny_model.read_bytes())
+    wrong_size = tmp_path / "wrong.onnx"
+    wrong_size.write_bytes(tiny_model.read_bytes())
+    info = json.loads(sidecar_path(tiny_model).read_text())
+    sidecar_path(wrong_size).write_text(json.dumps({**info, "size": 128}))
+    cases = [(tmp_path / "missing.onnx", "no sidecar"), (not_onnx, "not a loadable ONNX"),
+             (no_sidecar, "not a face2face generator"), (wrong_size, "!= [1, 128, 128, 3]")]
+    for model, message in cases:
+        assert main(["bench", "--model", str(model), "--source", str(VIDEOS / "lp_d18.mp4")]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_reenact_writes_every_frame_at_the_requested_size(tiny_model, tmp_path):
+    out = tmp_path / "out.mp4"
+    assert main(["reenact", "--model", str(tiny_model), "--source", str(VIDEOS / "lp_d18.mp4"), "-o", str(out),
+                 "--layout", "side-by-side", "--width", "300", "--height", "100"]) == 0
+    with VideoSource(str(out)) as video, VideoSource(str(VIDEOS / "lp_d18.mp4")) as driver:
+        assert (video.width, video.height) == (300, 100)
+        assert sum(1 for _ in video) == sum(1 for _ in driver) == 216
+
+
+def test_bench_json_has_every_field(tiny_model, tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--model", str(tiny_model), "--source", str(VIDEOS / "lp_s18.mp4"),
+                 "--frames", "40", "--warmup", "5", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    for key in ("provider", "model", "source", "frames", "fps", "latency_ms", "stages_ms", "dropped", "detector_runs"):
+        assert key in report
+    assert report["frames"] == 40 and report["fps"] > 0
+    assert set(report["stages_ms"]) == {"capture", "track", "sketch", "generate", "compose", "sink"}
+    assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"] <= report["latency_ms"]["p99"]
+    assert report["detector_runs"] <= 4  # the tracker, not the detector, follows the face (detected in warm-up)
+
+
+class SlowGenerator:
+    """The real generator plus a fixed delay: a model too slow for the camera."""
+
+    def __init__(self, generator: Generator, delay: float) -> None:
+        self.generator, self.delay, self.info = generator, delay, generator.info
+
+    def __call__(self, sketch):
+        time.sleep(self.delay)
+        return self.generator(sketch)
+
+
+def test_slow_generator_drops_stale_frames_and_latency_stays_bounded(generator, analyzer):
+    puppeteer = Puppeteer(SlowGenerator(generator, 0.1), analyzer, PuppetConfig())
+    null = create_sink("null", SinkConfig(640, 480, 30))
+    times = StageTimes()
+    with VideoSource(str(VIDEOS / "lp_d18.mp4")) as video, LatestFrameCapture(video, pace_fps=30.0) as capture:
+        result = run_live(capture, puppeteer, [null], times, max_frames=15)
+    assert result.frames == 15 and null.frames == 15
+    assert result.dropped >= 15  # ~2 of every 3 camera frames arrive while the generator works
+    latency = times.latency[: times.count]
+    assert latency.max() < 0.1 + 2 / 30 + 0.1  # one generator run + a frame interval + slack, never a backlog
+
+
+def test_tracker_notices_the_face_is_gone(analyzer):
+    tracker = FaceTracker(analyzer, TrackerConfig(verify_every=5))
+    with VideoSource(str(VIDEOS / "lp_d18.mp4")) as video:
+        found = [tracker.update(video.read()) is not None for _ in range(20)]
+        frame = video.read()
+    assert all(found) and tracker.detector_runs == 1
+    empty = cv2.resize(cv2.imread(str(IMAGES / "coffee.png")), frame.shape[1::-1])
+    lost_after = next(i for i in range(10) if tracker.update(empty) is None)
+    assert lost_after < 5
+    assert tracker.update(frame) is not None  # and finds it again
+
+
+def test_frames_without_a_face_never_show_the_driver(generator, analyzer):
+    config = PuppetConfig(width=64, height=64, hold_seconds=0.2, tracker=TrackerConfig(verify_every=1),
+                          retarget=RetargetConfig(mode="absolute"))
+    puppeteer = Puppeteer(generator, analyzer, config)
+    row = np.zeros(6)
+    with VideoSource(str(VIDEOS / "lp_d18.mp4")) as video:
+        faces = [video.read() for _ in range(3)]
+    empty = cv2.resize(cv2.imread(str(IMAGES / "coffee.png")), faces[0].shape[1::-1])
+    for i, frame in enumerate(faces):
+        last = puppeteer.process(frame, i / 30, row).copy()
+    assert not np.array_equal(last, cv2.resize(puppeteer.neutral_face, (64, 64)))
+    held = puppeteer.process(empty, 3 / 30, row).copy()  # within hold_seconds: the last output
+    assert np.array_equal(held, last)
+    neutral = puppeteer.process(empty, 1.0, row).copy()  # later: the target's neutral face
+    assert np.array_equal(neutral, cv2.resize(puppeteer.neutral_face, (64, 64)))
+    assert puppeteer.faces_found == 3
+
+
+def test_every_sink_is_in_the_registry():
+    assert set(sink_names()) == {"virtual", "window", "file", "null"}
+
+
+def test_file_sink_writes_a_readable_video_only_on_clean_close(tmp_path):
+    path = tmp_path / "rec.mp4"
+    frame = np.full((48, 64, 3), (0, 128, 255), np.uint8)
+    with create_sink("file", SinkConfig(64, 48, 30, path=str(path))) as sink:
+        for _ in range(5):
+            sink.send(frame)
+        assert not path.exists()  # still being written under a temporary name
+    with VideoSource(str(path)) as video:
+        frames = list(video)
+    assert len(frames) == 5 and abs(frames[0].astype(int) - frame).mean() < 8  # BGR order kept
+    with pytest.raises(RuntimeError), create_sink("file", SinkConfig(64, 48, 30, path=str(tmp_path / "x.mp4"))) as sink:
+        sink.send(frame)
+        raise RuntimeError("crash mid-recording")
+    assert list(tmp_path.glob("x*")) == [] and list(tmp_path.glob(".x*")) == []
+
+
+class RecordingBackend:
+    """Stand-in for the v4l2loopback device (no kernel module here), behind pyvirtualcam's backend API."""
+
+    frames: list = []
+    fourcc: int | None = None
+
+    def __init__(self, *, width, height, fps, fourcc, device, **kw):
+        self.size = (width, height)
+        RecordingBackend.fourcc = fourcc
+
+    def device(self):
+        return "/dev/video-test"
+
+    def native_fourcc(self):
+        return None
+
+    def send(self, frame):
+        RecordingBackend.frames.append(frame.copy())
+
+    def close(self):
+        pass
+
+
+def test_virtual_sink_sends_bgr_frames_through_pyvirtualcam():
+    pyvirtualcam.register_backend("recording", RecordingBackend)
+    RecordingBackend.frames.clear()
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[..., 2] = 255  # red in BGR
+    with create_sink("virtual", SinkConfig(64, 48, 30, backend="recording")) as sink:
+        assert sink.paces and sink.device == "/dev/video-test"
+        sink.send(frame)
+    assert len(RecordingBackend.frames) == 1
+    assert RecordingBackend.fourcc == encode_fourcc(pyvirtualcam.PixelFormat.BGR.value)  # no conversion on our side
+    assert RecordingBackend.frames[0].reshape(48, 64, 3)[0, 0].tolist() == [0, 0, 255]
+
+
+def test_missing_virtual_camera_explains_the_fix():
+    with pytest.raises(Face2FaceError, match="modprobe v4l2loopback"):
+        create_sink("virtual", SinkConfig(64, 48, 30, backend="v4l2loopback"))
+
+
+def test_window_sink_without_display_says_so(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(Face2FaceError, match="no display"):
+        create_sink("window", SinkConfig(64, 48, 30))
+
+
+def test_camera_that_does_not_open_is_named(capsys, tiny_model):
+    assert main(["live", "--model", str(tiny_model), "--camera", "42", "--record", "/tmp/never.mp4"]) == 1
+    err = capsys.readouterr().err
+    assert "camera 42" in err and "--camera" in err
+
+
+def test_live_from_a_file_records_and_stops_at_the_end(tiny_model, tmp_path):
+    out = tmp_path / "live.mp4"
+    assert main(["live", "--model", str(tiny_model), "--source", str(VIDEOS / "lp_d19.mp4"),
+                 "--record", str(out), "--frames", "20", "--width", "128", "--height", "96"]) == 0
+    with VideoSource(str(out)) as video:
+        assert (video.width, video.height) == (128, 96) and sum(1 for _ in video) == 20
