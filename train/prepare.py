@@ -4,7 +4,8 @@ Layout written under the output folder::
 
     train/input/*.png   sketches          test/input/*.png
     train/target/*.png  face crops        test/target/*.png
-    train/landmarks.json  test/landmarks.json   68 points per pair, crop pixels
+    train/landmarks.json  test/landmarks.json   per pair: 68 points in crop pixels and the
+                        crop square (cx, cy, side) in source-frame pixels
     manifest.json       written last: its presence marks a complete dataset
 """
 
@@ -95,6 +96,7 @@ def prepare(
         (staging / kind).mkdir(parents=True)
     total = sum((s.frame_count or 0) // config.every for s in sources) or None
     points: dict[str, np.ndarray] = {}
+    squares: dict[str, list[float]] = {}
     stats: list[SourceStats] = []
     done = 0
     started = time.perf_counter()
@@ -108,10 +110,11 @@ def prepare(
                 pair = _pair(analyzer, frame, config, s)
                 if pair is not None:
                     name = f"{index:02d}_{frame_index:06d}"
-                    sketch, face, crop_points = pair
+                    sketch, face, crop_points, square = pair
                     _write_png(staging / "input" / f"{name}.png", sketch)
                     _write_png(staging / "target" / f"{name}.png", face)
                     points[name] = crop_points
+                    squares[name] = [square.cx, square.cy, square.side]
                     s.kept.append(name)
                 if progress:
                     progress(done, total)
@@ -125,7 +128,7 @@ def prepare(
             )
         if config.max_pairs and len(points) >= config.max_pairs:
             break
-    manifest = _finish(out, staging, stats, points, config, time.perf_counter() - started)
+    manifest = _finish(out, staging, stats, points, squares, config, time.perf_counter() - started)
     return manifest
 
 
@@ -198,7 +201,7 @@ def _pair(analyzer: FaceAnalyzer, frame: np.ndarray, config: PrepareConfig, s: S
     s.last_square = square
     face = crop(frame, square, config.size)
     crop_points = apply_affine(points, square.transform(config.size))
-    return draw_sketch(crop_points, config.size), face, crop_points
+    return draw_sketch(crop_points, config.size), face, crop_points, square
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
@@ -206,7 +209,7 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         raise Face2FaceError(f"{path}: cannot write (disk full or no permission?)")
 
 
-def _finish(out, staging, stats, points, config, seconds) -> dict:
+def _finish(out, staging, stats, points, squares, config, seconds) -> dict:
     """Move staged pairs into train/test by time, write landmarks, then the manifest."""
     split_of: dict[str, str] = {}
     for s in stats:
@@ -220,7 +223,11 @@ def _finish(out, staging, stats, points, config, seconds) -> dict:
             (out / split / kind).mkdir(parents=True)
             for name in names:
                 (staging / kind / f"{name}.png").rename(out / split / kind / f"{name}.png")
-        landmarks = {"names": names, "points": [np.round(points[n], 3).tolist() for n in names]}
+        landmarks = {
+            "names": names,
+            "points": [points[n].tolist() for n in names],  # exact float32 values
+            "squares": [[round(v, 3) for v in squares[n]] for n in names],
+        }
         (out / split / "landmarks.json").write_text(json.dumps(landmarks))
     shutil.rmtree(staging)
     dropped = {k: sum(s.dropped[k] for s in stats) for k in stats[0].dropped}
