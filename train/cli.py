@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -21,6 +22,7 @@ def add_commands(commands) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in DIR")
     add_detector_option(p)
     p.set_defaults(handler=_prepare)
+    add_quickstart(commands)
 
     p = commands.add_parser("train", help="train the pix2pix generator on a dataset folder")
     p.add_argument("data", metavar="DATA", help="dataset folder made by `face2face prepare`")
@@ -30,6 +32,7 @@ def add_commands(commands) -> None:
     length.add_argument("--epochs", type=float, help="passes over the train split (default 200, as the paper)")
     p.add_argument("--batch-size", type=int, default=1, help="global batch size (default 1, as the paper)")
     p.add_argument("--ngf", type=int, default=64, help="generator width (64 = the paper, 32 = faster)")
+    p.add_argument("--ndf", type=int, default=64, help="discriminator width (default 64, as the paper)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=1000, metavar="N", help="steps between checkpoints")
     p.add_argument("--sample-every", type=int, default=500, metavar="N", help="steps between sample grids")
@@ -58,6 +61,48 @@ def add_commands(commands) -> None:
     p.set_defaults(handler=_evaluate)
 
 
+def add_quickstart(commands) -> None:
+    """Register ``quickstart``: prepare, train, export and evaluate in one resumable command."""
+    from face2face.cli import add_detector_option
+
+    p = commands.add_parser("quickstart", help="from a target video to a live-ready model in one command")
+    p.add_argument("video", metavar="TARGET.mp4")
+    p.add_argument("-o", "--output", default="face2face-work", metavar="WORKDIR",
+                   help="working folder: data/, run/, model.onnx (default face2face-work)")
+    p.add_argument("--steps", type=int, help="training steps (default: 6000 on CPU, 40000 on GPU)")
+    p.add_argument("--ngf", type=int, help="generator width (default: 32 on CPU, 64 on GPU)")
+    p.add_argument("--every", type=int, default=1, help="keep every N-th frame (default 1)")
+    add_detector_option(p)
+    p.set_defaults(handler=_quickstart)
+
+
+def _quickstart(args: argparse.Namespace) -> int:
+    from face2face.train.evaluate import format_table
+    from face2face.train.quickstart import QuickstartConfig, live_command, quickstart
+
+    config = QuickstartConfig(steps=args.steps, ngf=args.ngf, every=args.every, detector=args.detector)
+    bar = tqdm(desc="train", unit="step", dynamic_ncols=True)
+
+    def progress(step: int, total: int, losses: dict[str, float]) -> None:
+        if bar.total != total:
+            bar.total = total
+            bar.n = bar.last_print_n = step - 1
+        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        bar.update(step - bar.n)
+
+    try:
+        with bar:
+            report = quickstart(args.video, args.output, config, announce=print, train_progress=progress)
+    except KeyboardInterrupt:
+        print("stopped; run the same command again to continue where it stopped")
+        return 130
+    print(format_table(report))
+    model = Path(args.output) / "model.onnx"
+    print(f"\nnext: {live_command(model)}")
+    print(f"  or, on a video file: face2face live --model {model} --source DRIVER.mp4 --record out.mp4")
+    return 0
+
+
 def _prepare(args: argparse.Namespace) -> int:
     from face2face.train.prepare import PrepareConfig, prepare
 
@@ -83,7 +128,7 @@ def _train(args: argparse.Namespace) -> int:
     from face2face.train.trainer import TrainConfig, train
 
     config = TrainConfig(
-        steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, ngf=args.ngf,
+        steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         settle_fraction=args.settle_fraction, strategy=args.strategy,
         mixed_precision=args.mixed_precision, seed=args.seed, resume=args.resume,

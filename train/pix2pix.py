@@ -30,7 +30,9 @@ class BatchNorm(layers.BatchNormalization):
     """Batch norm that can be frozen: ``frozen`` = always use the moving statistics.
 
     Freezing keeps ``gamma``/``beta`` trainable (unlike ``trainable = False``); the settling phase
-    trains the generator through exactly the graph that is exported.
+    trains the generator through exactly the graph that is exported. ``per_image`` normalises each
+    image by its own statistics (what the paper's test-time batch norm does at batch 1), without
+    touching the moving statistics; it exists to measure that alternative.
     """
 
     def __init__(self, **kwargs) -> None:
@@ -39,8 +41,12 @@ class BatchNorm(layers.BatchNormalization):
         kwargs.setdefault("gamma_initializer", keras.initializers.RandomNormal(1.0, 0.02))
         super().__init__(**kwargs)
         self.frozen = False
+        self.per_image = False
 
     def call(self, inputs, training=None, mask=None):
+        if self.per_image:
+            mean, variance = tf.nn.moments(inputs, axes=[1, 2], keepdims=True)
+            return tf.nn.batch_normalization(inputs, mean, variance, self.beta, self.gamma, self.epsilon)
         return super().call(inputs, training=bool(training) and not self.frozen, mask=mask)
 
 

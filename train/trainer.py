@@ -166,7 +166,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
         log.info("resumed %s at step %d", manager.latest_checkpoint, int(step_var.numpy()))
     start = int(step_var.numpy())
     if chief:
-        _write_config(run, data_dir, config, total=total, settle_steps=settle_steps, size=train_split.size,
+        _write_config(run, data_dir, config, total_steps=total, settle_steps=settle_steps, size=train_split.size,
                       strategy=strategy, xla=xla, train_pairs=len(train_split.names))
 
     def dataset(skip: int):

@@ -1,0 +1,74 @@
+"""`evaluate` on real data with onnxruntime: metrics, JSON fields, grid; AKD on a known output."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from face2face.modelfile import ModelInfo, write_sidecar
+from face2face.train.evaluate import evaluate, psnr, ssim
+from train_fixtures import tiny_dataset, tiny_run  # noqa: F401
+
+FIELDS = {"model", "data", "split", "detector", "model_steps", "model_size", "model_ngf", "precision", "pairs",
+          "l1", "psnr", "ssim", "face_rate", "faces_found", "photo_faces_found", "akd", "akd_pairs",
+          "ssim_mode", "seconds", "per_pair", "config"}
+
+
+def test_ssim_and_psnr_behave():
+    rng = np.random.default_rng(0)
+    a = cv2.GaussianBlur(rng.uniform(0, 1, (64, 64, 3)), (7, 7), 2)
+    noisy = np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
+    assert ssim(a, a) == pytest.approx(1.0)
+    assert 0.0 < ssim(a, noisy) < 0.99 and ssim(a, noisy) == pytest.approx(ssim(noisy, a))
+    assert psnr(a, noisy) == pytest.approx(10 * np.log10(1 / np.mean((a - noisy) ** 2)))
+    assert ssim(a, np.clip(a + rng.normal(0, 0.2, a.shape), 0, 1)) < ssim(a, noisy)
+
+
+def test_evaluate_a_trained_model(tiny_run, tiny_dataset, tmp_path, analyzer):
+    pytest.importorskip("tensorflow")
+    from face2face.train.export import export
+
+    model = tmp_path / "face.onnx"
+    export(tiny_run, model)
+    report = evaluate(model, tiny_dataset, json_path=tmp_path / "r.json", grid_path=tmp_path / "g.png",
+                      analyzer=analyzer)
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert set(saved) == FIELDS and saved["pairs"] == report["pairs"] == 8
+    assert 0.0 < saved["l1"] < 0.5 and 5.0 < saved["psnr"] < 40.0 and -1.0 < saved["ssim"] < 1.0
+    assert 0.0 <= saved["face_rate"] <= 1.0 and saved["photo_faces_found"] >= 6
+    assert saved["akd"] is None or saved["akd"] >= 0.0
+    assert len(saved["per_pair"]) == 8 and saved["model_steps"] > 0
+    grid = cv2.imread(str(tmp_path / "g.png"))
+    assert grid.shape == (8 * 64, 3 * 64, 3)
+
+
+def _constant_model(path, image_bgr: np.ndarray) -> None:
+    """An ONNX 'generator' that always returns one real photo (sketch * 0 + photo)."""
+    photo = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB).astype(np.float32)[None] / 127.5 - 1.0
+    size = photo.shape[1]
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["sketch", "zero"], ["blank"]), helper.make_node("Add", ["blank", "photo"], ["face"])],
+        "constant", [helper.make_tensor_value_info("sketch", TensorProto.FLOAT, [1, size, size, 3])],
+        [helper.make_tensor_value_info("face", TensorProto.FLOAT, [1, size, size, 3])],
+        [numpy_helper.from_array(np.zeros((1,), np.float32), "zero"), numpy_helper.from_array(photo, "photo")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
+    write_sidecar(path, ModelInfo(size=size, ngf=0, steps=0, template=np.zeros((68, 2)).tolist()))
+
+
+def test_akd_is_zero_on_the_real_photo_and_grows_with_misplacement(tiny_dataset, tmp_path, analyzer):
+    names = sorted(p.stem for p in (tiny_dataset / "test" / "target").glob("*.png"))
+    first = cv2.imread(str(tiny_dataset / "test" / "target" / f"{names[0]}.png"))
+    _constant_model(tmp_path / "const.onnx", first)
+    report = evaluate(tmp_path / "const.onnx", tiny_dataset, analyzer=analyzer)
+    pair = report["per_pair"][0]
+    assert pair["face_found"] and pair["l1"] == pytest.approx(0.0, abs=1e-3) and pair["akd"] == pytest.approx(0.0, abs=1e-3)
+    assert report["face_rate"] == 1.0 and report["akd_pairs"] == report["photo_faces_found"]
+    shifted = np.roll(first, 6, axis=1)  # the same face 6 px to the right
+    _constant_model(tmp_path / "shift.onnx", shifted)
+    moved = evaluate(tmp_path / "shift.onnx", tiny_dataset, analyzer=analyzer)["per_pair"][0]
+    assert moved["akd"] is not None and 3.0 < moved["akd"] < 9.0

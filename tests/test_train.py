@@ -1,0 +1,216 @@
+"""pix2pix networks, the data pipeline, the trainer (overfit, resume, signals, settling) on real data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from face2face.errors import Face2FaceError  # noqa: E402
+from face2face.sketch import draw_sketch  # noqa: E402
+from face2face.train import pix2pix  # noqa: E402
+from face2face.train.data import check_split, jitter, make_dataset  # noqa: E402
+from face2face.train.trainer import TrainConfig, build, make_checkpoint, settle, train  # noqa: E402
+from train_fixtures import tiny_dataset, tiny_run  # noqa: E402,F401
+
+
+def _params(model) -> int:
+    return sum(int(np.prod(v.shape)) for v in model.trainable_variables)
+
+
+def test_full_size_networks_have_the_papers_size_and_shapes():
+    g = pix2pix.build_generator(256, 64)
+    d = pix2pix.build_discriminator(256, 64)
+    assert abs(_params(g) - 54.41e6) < 0.05e6  # the paper's unet_256: 54.4 M
+    assert abs(_params(d) - 2.7687e6) < 0.001e6  # 70x70 PatchGAN: 2.77 M
+    assert g.output_shape == (None, 256, 256, 3)
+    assert d.output_shape == (None, 30, 30, 1)
+    downs = [layer for layer in g.layers if layer.name.startswith("down") and not layer.name.endswith("_bn")]
+    assert [layer.filters for layer in downs] == [64, 128, 256, 512, 512, 512, 512, 512]
+    assert sum(isinstance(layer, pix2pix.Dropout) for layer in g.layers) == 3
+    assert g.layers[-1].output.shape[1:] == (256, 256, 3)
+
+
+@pytest.mark.parametrize("size,depth", [(64, 6), (128, 7), (512, 9)])
+def test_generator_depth_follows_size(size, depth):
+    g = pix2pix.build_generator(size, 4)
+    assert pix2pix.generator_depth(size) == depth
+    assert sum(layer.name.startswith("down") and not layer.name.endswith("_bn") for layer in g.layers) == depth
+    assert g.output_shape == (None, size, size, 3)
+    assert pix2pix.build_discriminator(size, 4).output_shape == (None, size // 8 - 2, size // 8 - 2, 1)
+
+
+def test_jitter_is_identical_on_both_images_and_seeded():
+    x = tf.random.stateless_uniform((64, 64, 3), (1, 2), -1, 1)
+    a, b = jitter(x, x, tf.constant([3, 4], tf.int64), 64)
+    assert a.shape == (64, 64, 3)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    again, _ = jitter(x, x, tf.constant([3, 4], tf.int64), 64)
+    np.testing.assert_array_equal(a.numpy(), again.numpy())
+
+
+def test_mirrored_sketch_is_the_sketch_of_the_mirrored_face(tiny_dataset):
+    points = np.asarray(json.loads((tiny_dataset / "train" / "landmarks.json").read_text())["points"][0])
+    mirrored = points.copy()
+    mirrored[:, 0] = 63 - mirrored[:, 0]  # cv2 draws with pixel centres at integer coordinates
+    a = draw_sketch(points, 64)[:, ::-1].astype(int)
+    b = draw_sketch(mirrored, 64).astype(int)
+    # Same colours on both sides: only anti-aliasing rounding differs (a colour swap would not).
+    assert np.abs(a - b).mean() < 0.05 * a.mean()
+
+
+def test_pipeline_is_reproducible_and_in_range(tiny_dataset):
+    split = check_split(tiny_dataset, "train")
+    first = [s.numpy() for s, _ in make_dataset(split, 2, True, seed=5).take(3)]
+    second = [s.numpy() for s, _ in make_dataset(split, 2, True, seed=5).take(3)]
+    other = [s.numpy() for s, _ in make_dataset(split, 2, True, seed=6).take(3)]
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, c) for a, c in zip(first, other))
+    assert first[0].shape == (2, 64, 64, 3) and first[0].min() >= -1.0 and first[0].max() <= 1.0
+
+
+def _subset(src, dst, names):
+    for split in ("train", "test"):
+        for kind in ("input", "target"):
+            (dst / split / kind).mkdir(parents=True)
+            for name in names:
+                shutil.copy(src / "train" / kind / f"{name}.png", dst / split / kind / f"{name}.png")
+    shutil.copy(src / "train" / "landmarks.json", dst / "train" / "landmarks.json")
+    shutil.copy(src / "manifest.json", dst / "manifest.json")
+
+
+def test_losses_fall_when_a_few_pairs_are_overfitted(tiny_dataset, tmp_path):
+    names = check_split(tiny_dataset, "train").names[:4]
+    data = tmp_path / "four"
+    _subset(tiny_dataset, data, names)
+    history = []
+    train(data, tmp_path / "run", TrainConfig(steps=120, ngf=16, ndf=16, settle_fraction=0.0,
+                                              learning_rate=1e-3, sample_every=1000),
+          progress=lambda step, total, losses: history.append(losses))
+    early = {k: np.mean([h[k] for h in history[:10]]) for k in history[0]}
+    late = {k: np.mean([h[k] for h in history[-10:]]) for k in history[0]}
+    assert late["G_L1"] < 0.6 * early["G_L1"], (early, late)
+    # The generator's objective falls; the adversarial terms trade places and need not fall.
+    assert late["G_GAN"] + 100 * late["G_L1"] < 0.7 * (early["G_GAN"] + 100 * early["G_L1"]), (early, late)
+    assert all(np.isfinite(v) for h in history for v in h.values())
+
+
+def test_resume_continues_at_the_saved_step_with_the_same_optimizer_state(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    config = TrainConfig(steps=6, ngf=8, ndf=8, settle_fraction=0.0, sample_every=1000)
+    train(tiny_dataset, run, config)
+    saved = tf.train.load_checkpoint(str(run / "checkpoints" / "ckpt-6"))
+    assert saved.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 6
+    # What the trainer restores: both optimisers' iterations and Adam moments, exactly.
+    model = build(config, 64, 1)
+    ckpt, step, _ = make_checkpoint(model)
+    ckpt.restore(str(run / "checkpoints" / "ckpt-6")).assert_existing_objects_matched()
+    assert int(step.numpy()) == 6
+    for name, optimizer in (("g_optimizer", model.g_optimizer), ("d_optimizer", model.d_optimizer)):
+        assert int(optimizer.iterations.numpy()) == 6
+        moments = [v for v in optimizer.variables if len(v.shape) == 4]
+        assert moments and any(np.abs(v.numpy()).max() > 0 for v in moments)
+        compared = 0
+        for i, v in enumerate(optimizer.variables):  # iterations is stored once, under _iterations
+            key = f"{name}/_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE"
+            if saved.has_tensor(key):
+                np.testing.assert_array_equal(v.numpy(), saved.get_tensor(key))
+                compared += 1
+        assert compared >= 2 * len(moments) // 2 + len(moments)  # every first and second moment
+    with pytest.raises(Face2FaceError, match="--resume"):
+        train(tiny_dataset, run, config)
+    result = train(tiny_dataset, run, TrainConfig(**{**config.__dict__, "steps": 9, "resume": True}))
+    assert result.step == 9
+    after = tf.train.load_checkpoint(result.checkpoint)
+    assert after.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 9
+    assert after.get_tensor("g_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 9
+    assert after.get_tensor("d_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 9
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_leaves_a_loadable_checkpoint(tiny_dataset, tmp_path, signum):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-c", "import sys; from face2face.cli import main; sys.exit(main())",
+           "train", str(tiny_dataset), "-o", str(run), "--steps", "100000", "--ngf", "8", "--ndf", "8",
+           "--checkpoint-every", "100000", "--sample-every", "3"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "samples" / "step_0000003.png").exists():  # it is stepping
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err
+    assert "checkpoint" in out and "Traceback" not in err
+    from face2face.train.export import load_generator
+
+    generator, _, step, path = load_generator(run)
+    assert step >= 3 and path.endswith(f"ckpt-{step}")
+    assert generator.output_shape == (None, 64, 64, 3)
+
+
+def test_settling_re_estimates_statistics_and_matches_the_exported_graph(tiny_dataset):
+    split = check_split(tiny_dataset, "train")
+    g = pix2pix.build_generator(64, 8)
+    settle(g, split)
+    bn = pix2pix.batch_norms(g)[0]
+    probe = tf.keras.Model(g.inputs, bn.input)
+    feats = np.concatenate([probe(s, training=True).numpy() for s, _ in make_dataset(split, 1, False)])
+    np.testing.assert_allclose(bn.moving_mean.numpy(), feats.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), feats.var(axis=(0, 1, 2)), rtol=1e-3, atol=1e-6)
+    x = next(iter(make_dataset(split, 1, False)))[0]
+    # Settled training graph == exported graph: frozen statistics, no dropout, deterministic.
+    np.testing.assert_array_equal(g(x, training=True).numpy(), g(x, training=False).numpy())
+    pix2pix.set_inference_normalization(g, False)
+    assert not np.allclose(g(x, training=True).numpy(), g(x, training=False).numpy(), atol=1e-3)
+
+
+def test_training_writes_config_samples_and_logs(tiny_run):
+    doc = json.loads((tiny_run / "config.json").read_text())
+    assert doc["options"]["ngf"] == 8 and doc["resolved"]["total_steps"] == 30
+    assert doc["changed"]["steps"] == 30 and "batch_size" not in doc["changed"]
+    assert doc["resolved"]["settle_steps"] == 3
+    assert sorted(p.name for p in (tiny_run / "samples").glob("*.png")) == ["step_0000015.png", "step_0000030.png"]
+    assert any((tiny_run / "logs").iterdir())
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tiny_run / "checkpoints")))
+    assert reader.get_tensor("settled/.ATTRIBUTES/VARIABLE_VALUE")
+
+
+def _broken(tiny_dataset, tmp_path, kind):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    name = check_split(tiny_dataset, "train").names[0]
+    if kind == "no manifest":
+        (data / "manifest.json").unlink()
+    elif kind == "empty":
+        shutil.rmtree(data / "train")
+    elif kind == "input without target":
+        (data / "train" / "target" / f"{name}.png").unlink()
+    elif kind == "mixed sizes":
+        import cv2
+
+        path = data / "train" / "target" / f"{name}.png"
+        cv2.imwrite(str(path), cv2.resize(cv2.imread(str(path)), (32, 32)))
+    return data
+
+
+@pytest.mark.parametrize("kind", ["missing", "no manifest", "empty", "input without target", "mixed sizes"])
+def test_bad_dataset_folders_get_a_one_line_error_before_training(tiny_dataset, tmp_path, kind, capsys):
+    data = tmp_path / "nowhere" if kind == "missing" else _broken(tiny_dataset, tmp_path, kind)
+    with pytest.raises(Face2FaceError) as info:
+        train(data, tmp_path / "run", TrainConfig(steps=2, ngf=8, ndf=8))
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "run").exists()
+    from face2face.cli import main
+
+    assert main(["train", str(data), "-o", str(tmp_path / "run2"), "--steps", "2"]) == 1
+    assert capsys.readouterr().err.count("\n") == 1
