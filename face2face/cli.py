@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -18,12 +19,16 @@ log = logging.getLogger("face2face")
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 user error, 130 interrupted)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s",
     )
+    if not args.verbose:
+        for noisy in ("tf2onnx", "tensorflow", "absl"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return int(args.handler(args) or 0)
     except Face2FaceError as exc:
@@ -39,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     from face2face.runtime import cli as runtime_cli
     from face2face.train import cli as train_cli
 
-    parser = argparse.ArgumentParser(prog="face2face", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="face2face", description="Learn a target face from a video, then drive it live from a webcam."
+    )
     parser.add_argument("--version", action="version", version=f"face2face {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
