@@ -72,6 +72,7 @@ def add_quickstart(commands) -> None:
     p.add_argument("--steps", type=int, help="training steps (default: 6000 on CPU, 40000 on GPU)")
     p.add_argument("--ngf", type=int, help="generator width (default: 32 on CPU, 64 on GPU)")
     p.add_argument("--every", type=int, default=1, help="keep every N-th frame (default 1)")
+    p.add_argument("--size", type=int, default=256, help="crop and generator size in px (default 256)")
     add_detector_option(p)
     p.set_defaults(handler=_quickstart)
 
@@ -80,7 +81,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     from face2face.train.evaluate import format_table
     from face2face.train.quickstart import QuickstartConfig, live_command, quickstart
 
-    config = QuickstartConfig(steps=args.steps, ngf=args.ngf, every=args.every, detector=args.detector)
+    config = QuickstartConfig(steps=args.steps, ngf=args.ngf, every=args.every, size=args.size, detector=args.detector)
     bar = tqdm(desc="train", unit="step", dynamic_ncols=True)
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:

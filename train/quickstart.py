@@ -33,6 +33,7 @@ class QuickstartConfig:
     steps: int | None = None
     ngf: int | None = None
     every: int = 1  # keep every N-th frame of the target video
+    size: int = 256  # crop and generator size, px
     detector: str = "ssd"
 
 
@@ -61,6 +62,7 @@ def make_plan(video: str, config: QuickstartConfig, gpu: bool) -> Plan:
     with VideoSource(video) as source:
         frames = (source.frame_count or 0) // config.every
     per_step = SECONDS_PER_STEP.get((device, ngf), SECONDS_PER_STEP[(device, 64)] * (ngf / 64) ** 2)
+    per_step *= (config.size / 256) ** 2
     seconds = frames / PREPARE_FPS + steps * per_step + 60 + 0.2 * frames * 0.1
     return Plan(device, ngf, steps, frames, seconds)
 
@@ -96,7 +98,7 @@ def quickstart(
         announce(f"1/4 dataset: {data} is complete, kept")
     else:
         announce(f"1/4 dataset: preparing {data}")
-        prepare([video], data, PrepareConfig(every=config.every, detector=config.detector))
+        prepare([video], data, PrepareConfig(every=config.every, size=config.size, detector=config.detector))
 
     resume = bool(tf.train.latest_checkpoint(str(run / CHECKPOINTS)))
     announce(f"2/4 training: {'resuming' if resume else 'starting'} {run}")
