@@ -77,11 +77,8 @@ def add_quickstart(commands) -> None:
     p.set_defaults(handler=_quickstart)
 
 
-def _quickstart(args: argparse.Namespace) -> int:
-    from face2face.train.evaluate import format_table
-    from face2face.train.quickstart import QuickstartConfig, live_command, quickstart
-
-    config = QuickstartConfig(steps=args.steps, ngf=args.ngf, every=args.every, size=args.size, detector=args.detector)
+def _training_bar():
+    """A progress bar with step/s and the four losses, and the callback that feeds it."""
     bar = tqdm(desc="train", unit="step", dynamic_ncols=True)
 
     def progress(step: int, total: int, losses: dict[str, float]) -> None:
@@ -91,6 +88,15 @@ def _quickstart(args: argparse.Namespace) -> int:
         bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
         bar.update(step - bar.n)
 
+    return bar, progress
+
+
+def _quickstart(args: argparse.Namespace) -> int:
+    from face2face.train.evaluate import format_table
+    from face2face.train.quickstart import QuickstartConfig, live_command, quickstart
+
+    config = QuickstartConfig(steps=args.steps, ngf=args.ngf, every=args.every, size=args.size, detector=args.detector)
+    bar, progress = _training_bar()
     try:
         with bar:
             report = quickstart(args.video, args.output, config, announce=print, train_progress=progress)
@@ -134,15 +140,7 @@ def _train(args: argparse.Namespace) -> int:
         settle_fraction=args.settle_fraction, strategy=args.strategy,
         mixed_precision=args.mixed_precision, seed=args.seed, resume=args.resume,
     )
-    bar = tqdm(desc="train", unit="step", dynamic_ncols=True)
-
-    def progress(step: int, total: int, losses: dict[str, float]) -> None:
-        if bar.total != total:
-            bar.total = total
-            bar.n = bar.last_print_n = step - 1
-        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-        bar.update(step - bar.n)
-
+    bar, progress = _training_bar()
     with bar:
         result = train(args.data, args.output, config, progress=progress)
     where = result.checkpoint or args.output
