@@ -73,6 +73,15 @@ ASSETS: dict[str, Asset] = {
             compression="bz2",
             packaged=("face_recognition_models", "models/shape_predictor_68_face_landmarks.dat"),
         ),
+        Asset(
+            name="face-descriptor",
+            filename="dlib_face_recognition_resnet_model_v1.dat",
+            description="dlib ResNet face descriptor (identity distance in evaluations)",
+            url="http://dlib.net/files/dlib_face_recognition_resnet_model_v1.dat.bz2",
+            sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+            compression="bz2",
+            packaged=("face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat"),
+        ),
     )
 }
 

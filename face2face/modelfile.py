@@ -36,6 +36,7 @@ class ModelInfo:
     output_name: str = "face"
     normalization: str = "batch-moving-average"  # how the exported graph normalises activations
     precision: str = "fp32"  # fp32 | fp16
+    fallback: str = ""  # fp16 models: the fp32 model file beside this one, used if outputs turn non-finite
     dataset_fingerprint: str = ""  # sha256 over the dataset's manifest and file names
     created: str = ""  # ISO 8601
     format: str = FORMAT

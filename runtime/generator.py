@@ -113,13 +113,21 @@ class Generator:
         warmup: int = 2,
     ) -> None:
         self.info: ModelInfo = read_sidecar(model)
+        self.model = Path(model)
+        self._provider_request, self._threads = provider, threads
         if session is None:
             session, choice = open_session(model, provider, threads)
         else:
             choice = ProviderChoice(session.get_providers()[0])
-        self.session = session
-        self.provider = choice.provider
         log.info(choice.message())
+        self._start(session, choice.provider)
+        for _ in range(warmup):
+            self(np.zeros((self.info.size, self.info.size, 3), np.uint8))
+
+    def _start(self, session, provider: str) -> None:
+        """Adopt a session: check its contract, make the buffers and the I/O binding."""
+        self.session = session
+        self.provider = provider
         self._check_contract()
         size = self.info.size
         self._rgb = np.empty((size, size, 3), np.uint8)
@@ -128,8 +136,15 @@ class Generator:
         self._output = np.empty((1, size, size, 3), self._output_dtype)
         self._face = np.empty((size, size, 3), np.uint8)
         self._binding = self._bind()
-        for _ in range(warmup):
-            self(np.zeros((size, size, 3), np.uint8))
+        self._check_finite = self.info.precision == "fp16" and bool(self.info.fallback)
+
+    def _fall_back_to_fp32(self) -> None:
+        """Replace an fp16 session whose outputs turned non-finite by the fp32 model beside it."""
+        path = self.model.with_name(self.info.fallback)
+        log.warning("fp16 generator gave non-finite outputs; switching to %s", path.name)
+        session, choice = open_session(path, self._provider_request, self._threads)
+        self.info.precision = "fp32"
+        self._start(session, choice.provider)
 
     def _check_contract(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -156,14 +171,19 @@ class Generator:
         binding.bind_output(self._output_name, "cpu", 0, self._output_dtype, list(self._output.shape), self._output.ctypes.data)
         return binding
 
+    def _run(self) -> np.ndarray:
+        if self._binding is not None:
+            self.session.run_with_iobinding(self._binding)
+            return self._output
+        return self.session.run([self._output_name], {self._input_name: self._input.astype(self._input_dtype)})[0]
+
     def __call__(self, sketch: np.ndarray) -> np.ndarray:
         cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB, dst=self._rgb)
         np.take(self._to_unit, self._rgb, out=self._input[0])
-        if self._binding is not None:
-            self.session.run_with_iobinding(self._binding)
-            output = self._output
-        else:
-            output = self.session.run([self._output_name], {self._input_name: self._input.astype(self._input_dtype)})[0]
+        output = self._run()
+        if self._check_finite and not np.isfinite(output).all():
+            self._fall_back_to_fp32()
+            output = self._run()
         # tanh output in [-1, 1] -> [0, 255]; convertScaleAbs saturates and rounds to uint8
         cv2.convertScaleAbs(output[0].astype(np.float32, copy=False), self._face, alpha=127.5, beta=127.5)
         cv2.cvtColor(self._face, cv2.COLOR_RGB2BGR, dst=self._face)

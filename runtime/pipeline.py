@@ -78,6 +78,7 @@ class Puppeteer:
         self.retargeter = Retargeter(info.template_array(), info.size, replace(config.retarget, context=info.context))
         self.composer = Composer(config.layout, config.width, config.height)
         self.sketch = np.zeros((self.size, self.size, 3), np.uint8)
+        self.points: np.ndarray | None = None  # crop landmarks of the last sketch drawn from a face
         self.neutral_sketch = draw_sketch(info.template_array(), self.size)
         self.neutral_face = generator(self.neutral_sketch).copy()
         self.last_face = self.neutral_face.copy()
@@ -97,7 +98,8 @@ class Puppeteer:
             self.faces_found += 1
             square = face_square(points, self.retargeter.config.context)
             smoothed = self.filter(points, t, square.side)
-            draw_sketch(self.retargeter(smoothed), self.size, out=self.sketch)
+            self.points = self.retargeter(smoothed)
+            draw_sketch(self.points, self.size, out=self.sketch)
             t2 = clock()
             face = self.generator(self.sketch)
             np.copyto(self.last_face, face)
@@ -108,6 +110,7 @@ class Puppeteer:
             face = self.last_face if recent else self.neutral_face
             if not recent:
                 np.copyto(self.sketch, self.neutral_sketch)
+            self.points = None
             t2 = clock()
         t3 = clock()
         out = self.composer.compose(frame, self.sketch, face, square)

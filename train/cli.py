@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from tqdm import tqdm
@@ -57,6 +58,9 @@ def add_commands(commands) -> None:
     p.add_argument("--split", default="test", choices=("train", "test"))
     p.add_argument("--json", metavar="OUT", help="write every figure as JSON")
     p.add_argument("--grid", metavar="OUT.png", help="write (sketch | output | photo) rows")
+    p.add_argument("--driver", metavar="VIDEO", help="instead: another person drives the model; "
+                   "face rate, identity and expression per retarget mode")
+    p.add_argument("--frames", type=int, default=150, help="driver frames per mode with --driver (default 150)")
     add_detector_option(p)
     p.set_defaults(handler=_evaluate)
 
@@ -162,9 +166,17 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from face2face.train.evaluate import EvaluateConfig, evaluate, format_table
+    if args.driver:
+        from face2face.train.crossdrive import CrossDriveConfig, cross_drive, format_cross_drive
 
-    report = evaluate(args.model, args.data, EvaluateConfig(split=args.split, detector=args.detector),
-                      json_path=args.json, grid_path=args.grid)
-    print(format_table(report))
+        report = cross_drive(args.model, args.data, args.driver, CrossDriveConfig(frames=args.frames))
+        print(format_cross_drive(report))
+    else:
+        from face2face.train.evaluate import EvaluateConfig, evaluate, format_table
+
+        report = evaluate(args.model, args.data, EvaluateConfig(split=args.split, detector=args.detector),
+                          grid_path=args.grid)
+        print(format_table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

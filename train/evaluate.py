@@ -16,11 +16,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 
 from face2face.errors import Face2FaceError
 from face2face.faces import FaceAnalyzer
-from face2face.modelfile import ModelInfo, read_sidecar
+from face2face.modelfile import ModelInfo
+from face2face.runtime.generator import Generator
 from face2face.train.prepare import MANIFEST
 
 log = logging.getLogger(__name__)
@@ -33,22 +33,6 @@ class EvaluateConfig:
     split: str = "test"  # dataset split
     detector: str = "ssd"  # face detector for face rate and AKD
     grid_rows: int = 16  # at most this many (sketch | output | photo) rows in the grid, evenly spaced
-
-
-class OnnxGenerator:
-    """Minimal CPU wrapper: ``HxWx3 uint8 BGR`` sketch -> ``HxWx3 uint8 BGR`` face."""
-
-    def __init__(self, model_path: str | Path) -> None:
-        self.info: ModelInfo = read_sidecar(model_path)
-        self.session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
-        self.input_name = self.session.get_inputs()[0].name
-        self.size = self.info.size
-
-    def __call__(self, sketch_bgr: np.ndarray) -> np.ndarray:
-        x = cv2.cvtColor(sketch_bgr, cv2.COLOR_BGR2RGB).astype(np.float32)[None] / 127.5 - 1.0
-        y = self.session.run(None, {self.input_name: x})[0][0]
-        rgb = np.clip((y + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
-        return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -90,7 +74,8 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
         raise Face2FaceError(f"{data}: not a complete dataset (no {MANIFEST}; run `face2face prepare`)")
     if not Path(model_path).is_file():
         raise Face2FaceError(f"{model_path}: no such model file")
-    generator = OnnxGenerator(model_path)
+    generator = Generator(model_path)
+    size = generator.info.size
     folder = data / config.split
     names = sorted(p.stem for p in (folder / "input").glob("*.png"))
     if not names:
@@ -103,10 +88,10 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
         photo = cv2.imread(str(folder / "target" / f"{name}.png"), cv2.IMREAD_COLOR)
         if sketch is None or photo is None:
             raise Face2FaceError(f"{folder}: pair {name} is missing its input or target image")
-        if sketch.shape[:2] != (generator.size, generator.size) or photo.shape != sketch.shape:
+        if sketch.shape[:2] != (size, size) or photo.shape != sketch.shape:
             raise Face2FaceError(f"{folder}/input/{name}.png: {sketch.shape[:2]} != model size "
-                                 f"({generator.size}, {generator.size})")
-        output = generator(sketch)
+                                 f"({size}, {size})")
+        output = generator(sketch).copy()
         a, b = output.astype(np.float64) / 255.0, photo.astype(np.float64) / 255.0
         out_points, photo_points = _landmarks(analyzer, output), _landmarks(analyzer, photo)
         akd = None

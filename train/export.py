@@ -93,8 +93,10 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
     tmp = model_path.with_name(f".{model_path.name}.part")
     try:
         proto = to_onnx(generator, size, config.opset)
-        precision = "fp32"
+        precision, fallback = "fp32", ""
         if config.fp16:
+            fallback = f"{model_path.stem}.fp32.onnx"
+            onnx.save(proto, str(model_path.with_name(fallback)))  # used where fp16 misbehaves
             proto = to_fp16(proto)
             precision = "fp16"
         onnx.save(proto, str(tmp))
@@ -104,6 +106,7 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
                                  f"{config.tolerance:g} on {len(sketches)} test sketches; no model written")
         log.info("parity (%s): max |ONNX - TF| = %.3g on %d sketches", precision, max_error, len(sketches))
         info = model_info(data, size, run_config["options"]["ngf"], steps, precision)
+        info.fallback = fallback
         os.replace(tmp, model_path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -117,7 +120,7 @@ def to_onnx(generator: tf.keras.Model, size: int, opset: int = 17) -> onnx.Model
     """The generator in inference mode as ONNX, static ``[1, size, size, 3]`` I/O named sketch/face."""
     spec = (tf.TensorSpec((1, size, size, 3), tf.float32, name=INPUT_NAME),)
 
-    @tf.function(input_signature=spec)
+    @tf.function(input_signature=spec, autograph=False)
     def infer(sketch):
         return {OUTPUT_NAME: generator(sketch, training=False)}
 
