@@ -81,18 +81,31 @@ def add_quickstart(commands) -> None:
     p.set_defaults(handler=_quickstart)
 
 
+class _TrainingBar:
+    """A progress bar with step/s and the four losses, made at the first step (so a bad dataset
+    prints only its one-line error); ``with`` closes it."""
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def __call__(self, step: int, total: int, losses: dict[str, float]) -> None:
+        if self.bar is None:
+            self.bar = tqdm(desc="train", unit="step", total=total, initial=step - 1, dynamic_ncols=True)
+        self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+        self.bar.update(step - self.bar.n)
+
+    def __enter__(self) -> "_TrainingBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _training_bar():
-    """A progress bar with step/s and the four losses, and the callback that feeds it."""
-    bar = tqdm(desc="train", unit="step", dynamic_ncols=True)
-
-    def progress(step: int, total: int, losses: dict[str, float]) -> None:
-        if bar.total != total:
-            bar.total = total
-            bar.n = bar.last_print_n = step - 1
-        bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-        bar.update(step - bar.n)
-
-    return bar, progress
+    """The bar (a context manager) and the ``progress(step, total, losses)`` callback that feeds it."""
+    bar = _TrainingBar()
+    return bar, bar
 
 
 def _quickstart(args: argparse.Namespace) -> int:
