@@ -36,24 +36,35 @@ def analyzer():
     return FaceAnalyzer()
 
 
+TINY_SIZE = 64  # px: tiny models keep the suite fast
+TINY_STEPS = 30
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
-    """A 64 px dataset of 40 pairs prepared from a real clip (lp_d19: steady, glasses)."""
+    """A 64 px dataset of 40 real pairs (32 train + 8 test) from lp_d19 (steady, glasses)."""
     from face2face.train.prepare import PrepareConfig, prepare
 
     out = tmp_path_factory.mktemp("data") / "d19"
-    prepare([str(VIDEOS / "lp_d19.mp4")], out, PrepareConfig(size=64, max_pairs=40))
+    prepare([str(VIDEOS / "lp_d19.mp4")], out, PrepareConfig(size=TINY_SIZE, max_pairs=40))
     return out
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tiny_dataset, tmp_path_factory) -> Path:
-    """A tiny generator (64 px, ngf 8) trained enough steps on ``tiny_dataset`` to tell sketches apart."""
-    from face2face.train.export import export
+def tiny_run(tiny_dataset, tmp_path_factory) -> Path:
+    """A 30-step ngf 8 / ndf 8 training run (settling included) on ``tiny_dataset``."""
     from face2face.train.trainer import TrainConfig, train
 
-    root = tmp_path_factory.mktemp("model")
-    train(tiny_dataset, root / "run", TrainConfig(steps=200, ngf=8, ndf=8, sample_every=1000, checkpoint_every=1000))
-    model = root / "tiny.onnx"
-    export(root / "run", model)
+    run = tmp_path_factory.mktemp("run") / "tiny"
+    train(tiny_dataset, run, TrainConfig(steps=TINY_STEPS, ngf=8, ndf=8, checkpoint_every=10, sample_every=15))
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_run, tmp_path_factory) -> Path:
+    """``tiny_run`` exported to ONNX with its sidecar."""
+    from face2face.train.export import export
+
+    model = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    export(tiny_run, model)
     return model

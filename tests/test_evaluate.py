@@ -12,7 +12,6 @@ from onnx import TensorProto, helper, numpy_helper
 
 from face2face.modelfile import ModelInfo, write_sidecar
 from face2face.train.evaluate import evaluate, psnr, ssim
-from train_fixtures import tiny_dataset, tiny_run  # noqa: F401
 
 FIELDS = {"model", "data", "split", "detector", "model_steps", "model_size", "model_ngf", "precision", "pairs",
           "l1", "psnr", "ssim", "face_rate", "faces_found", "photo_faces_found", "akd", "akd_pairs",

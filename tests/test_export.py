@@ -14,7 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 from face2face.errors import Face2FaceError  # noqa: E402
 from face2face.modelfile import ModelInfo, read_sidecar  # noqa: E402
 from face2face.train.export import ExportConfig, _parity_sketches, export, load_generator  # noqa: E402
-from train_fixtures import STEPS, tiny_dataset, tiny_run  # noqa: E402,F401
+from conftest import TINY_STEPS as STEPS  # noqa: E402
 
 
 def test_export_parity_contract_and_sidecar(tiny_run, tiny_dataset, tmp_path):

@@ -221,3 +221,27 @@ def test_live_from_a_file_records_and_stops_at_the_end(tiny_model, tmp_path):
                  "--record", str(out), "--frames", "20", "--width", "128", "--height", "96"]) == 0
     with VideoSource(str(out)) as video:
         assert (video.width, video.height) == (128, 96) and sum(1 for _ in video) == 20
+
+
+def test_fp16_model_falls_back_to_fp32_when_its_outputs_turn_non_finite(tiny_run, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+
+    from face2face.train.export import ExportConfig, export
+
+    half = tmp_path / "half.onnx"
+    export(tiny_run, half, ExportConfig(fp16=True))
+    proto = onnx.load(str(half))
+    kernel = next(i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16 and len(i.dims) == 4)
+    weights = numpy_helper.to_array(kernel).copy()
+    weights.flat[0] = np.float32(7e4)  # a weight beyond float16's range (65504) becomes inf
+    kernel.CopyFrom(numpy_helper.from_array(weights.astype(np.float16), kernel.name))
+    onnx.save(proto, str(half))
+    raw = ort.InferenceSession(str(half), providers=[CPU]).run(None, {"sketch": np.zeros((1, 64, 64, 3), np.float32)})[0]
+    assert not np.isfinite(raw).all()  # the premise: this fp16 model overflows
+    generator = Generator(half, provider="cpu")
+    assert generator.info.precision == "fp32"
+    reference = Generator(tmp_path / "half.onnx", provider="cpu", session=ort.InferenceSession(
+        str(tmp_path / "half.fp32.onnx"), providers=[CPU]))
+    sketch = np.zeros((64, 64, 3), np.uint8)
+    assert np.array_equal(generator(sketch), reference(sketch))

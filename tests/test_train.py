@@ -19,7 +19,6 @@ from face2face.sketch import draw_sketch  # noqa: E402
 from face2face.train import pix2pix  # noqa: E402
 from face2face.train.data import check_split, jitter, make_dataset  # noqa: E402
 from face2face.train.trainer import TrainConfig, build, make_checkpoint, settle, train  # noqa: E402
-from train_fixtures import tiny_dataset, tiny_run  # noqa: E402,F401
 
 
 def _params(model) -> int:
