@@ -234,8 +234,8 @@ def test_fp16_model_falls_back_to_fp32_when_its_outputs_turn_non_finite(tiny_run
     proto = onnx.load(str(half))
     kernel = next(i for i in proto.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16 and len(i.dims) == 4)
     weights = numpy_helper.to_array(kernel).copy()
-    weights.flat[0] = np.float32(7e4)  # a weight beyond float16's range (65504) becomes inf
-    kernel.CopyFrom(numpy_helper.from_array(weights.astype(np.float16), kernel.name))
+    weights.flat[0] = np.inf  # what a weight beyond float16's range (65504) becomes
+    kernel.CopyFrom(numpy_helper.from_array(weights, kernel.name))
     onnx.save(proto, str(half))
     raw = ort.InferenceSession(str(half), providers=[CPU]).run(None, {"sketch": np.zeros((1, 64, 64, 3), np.float32)})[0]
     assert not np.isfinite(raw).all()  # the premise: this fp16 model overflows
