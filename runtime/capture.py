@@ -14,6 +14,10 @@ from face2face.video import VideoSource
 log = logging.getLogger(__name__)
 
 
+class SourceStalled(Face2FaceError):
+    """The source stopped delivering frames (a camera unplugged or frozen)."""
+
+
 class LatestFrameCapture:
     """Reads a source on a background thread into three reused buffers (triple buffering).
 
@@ -86,7 +90,7 @@ class LatestFrameCapture:
         with self._cond:
             self._reading = None
             if not self._cond.wait_for(lambda: self._latest is not None or self._ended, timeout):
-                raise Face2FaceError(f"{self.source.spec}: no new frame for {timeout:.0f} s; the camera stopped delivering frames")
+                raise SourceStalled(f"{self.source.spec}: no new frame for {timeout:.0f} s; the camera stopped delivering frames")
             if self._latest is None:
                 return None
             self._reading, self._latest = self._latest, None

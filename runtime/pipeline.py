@@ -13,7 +13,7 @@ import numpy as np
 from face2face.faces import FaceAnalyzer, FaceTracker, TrackerConfig
 from face2face.geometry import face_square
 from face2face.sketch import draw_sketch
-from face2face.runtime.capture import LatestFrameCapture
+from face2face.runtime.capture import LatestFrameCapture, SourceStalled
 from face2face.runtime.compose import Composer, Layout
 from face2face.runtime.generator import Generator
 from face2face.runtime.retarget import RetargetConfig, Retargeter
@@ -135,7 +135,7 @@ class RunResult:
     seconds: float = 0.0
     dropped: int = 0
     captured: int = 0
-    stopped_by: str = "end"  # end | quit | interrupt | limit
+    stopped_by: str = "end"  # end | quit | interrupt | limit | stalled
 
 
 def send_all(sinks: Iterable[Sink], out: np.ndarray, puppeteer: Puppeteer) -> bool:
@@ -202,6 +202,9 @@ def run_live(
             result.stopped_by = "limit"
     except KeyboardInterrupt:
         result.stopped_by = "interrupt"
+    except SourceStalled as exc:  # stop cleanly: recordings are finished, not thrown away
+        log.warning("%s", exc)
+        result.stopped_by = "stalled"
     result.seconds = clock() - started
     result.dropped, result.captured = capture.dropped, capture.captured
     return result

@@ -245,3 +245,35 @@ def test_fp16_model_falls_back_to_fp32_when_its_outputs_turn_non_finite(tiny_run
         str(tmp_path / "half.fp32.onnx"), providers=[CPU]))
     sketch = np.zeros((64, 64, 3), np.uint8)
     assert np.array_equal(generator(sketch), reference(sketch))
+
+
+class StallingCamera:
+    """A webcam stand-in (no camera here) with VideoSource's interface: real frames, then silence."""
+
+    def __init__(self, video: VideoSource, frames: int) -> None:
+        import threading
+
+        self.video, self.left, self.spec = video, frames, "camera 0"
+        self.width, self.height, self.fps = video.width, video.height, video.fps
+        self.unplugged = threading.Event()
+
+    def read(self, out=None):
+        if self.left == 0:
+            self.unplugged.wait(10)  # a frozen driver: read() blocks
+            return None
+        self.left -= 1
+        return self.video.read(out)
+
+
+def test_camera_that_stops_delivering_ends_the_loop_and_keeps_the_recording(generator, analyzer, tmp_path):
+    path = tmp_path / "rec.mp4"
+    with VideoSource(str(VIDEOS / "lp_d18.mp4")) as video:
+        camera = StallingCamera(video, frames=8)
+        with create_sink("file", SinkConfig(64, 64, 30, path=str(path))) as sink, \
+                LatestFrameCapture(camera, pace_fps=30.0) as capture:
+            puppeteer = Puppeteer(generator, analyzer, PuppetConfig(width=64, height=64))
+            result = run_live(capture, puppeteer, [sink], StageTimes(), stall_timeout=0.5)
+        camera.unplugged.set()
+    assert result.stopped_by == "stalled" and 1 <= result.frames <= 8
+    with VideoSource(str(path)) as recorded:
+        assert sum(1 for _ in recorded) == result.frames
