@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from dataclasses import dataclass
 
+import cv2
+import dlib
+import numpy as np
 import onnxruntime as ort
 
 from face2face.faces import FaceAnalyzer
@@ -13,6 +17,7 @@ from face2face.runtime.capture import LatestFrameCapture
 from face2face.runtime.generator import Generator
 from face2face.runtime.pipeline import Puppeteer, PuppetConfig, StageTimes, run_live
 from face2face.runtime.sinks import NullSink, SinkConfig
+from face2face.sketch import PARTS
 from face2face.video import VideoSource
 
 
@@ -25,11 +30,54 @@ class BenchConfig:
     camera_fps: float = 60.0  # the video is delivered at this rate, looping, like a 60 fps webcam
 
 
+class SeedLoop:
+    """The seed's per-frame method, as a baseline: what face2face-demo's webcam script does.
+
+    Every frame: downscale x1/4, dlib HOG detection (upsample 1), 68 landmarks, polylines on a
+    black frame, centre crop resized to the model size, generator; no tracking, no smoothing.
+    """
+
+    def __init__(self, generator: Generator, analyzer: FaceAnalyzer) -> None:
+        self.generator, self.predictor = generator, analyzer.predictor.predictor
+        self.detector = dlib.get_frontal_face_detector()
+        self.size = generator.info.size
+        self.tracker = self  # detector_runs, as the tracker reports it
+        self.detector_runs = 0
+        self.faces_found = 0
+
+    def process(self, frame: np.ndarray, t: float, times: np.ndarray) -> np.ndarray:
+        clock = time.perf_counter
+        t0 = clock()
+        small = cv2.resize(frame, None, fx=0.25, fy=0.25)
+        gray = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+        faces = self.detector(gray, 1)
+        self.detector_runs += 1
+        shapes = [np.array([(p.x, p.y) for p in self.predictor(gray, f).parts()], np.float32) * 4 for f in faces]
+        t1 = clock()
+        h, w = frame.shape[:2]
+        side = min(h, w)
+        black = np.zeros((h, w, 3), np.uint8)
+        for points in shapes:
+            self.faces_found += 1
+            for _, start, stop, closed, _colour in PARTS:  # the seed: white polylines, 3 px, full frame
+                cv2.polylines(black, [points[start:stop].astype(np.int32)], closed, (255, 255, 255), 3)
+        crop = black[(h - side) // 2 : (h + side) // 2, (w - side) // 2 : (w + side) // 2]
+        sketch = cv2.resize(crop, (self.size, self.size))
+        t2 = clock()
+        out = self.generator(sketch)
+        t3 = clock()
+        times[1:5] = (t1 - t0, t2 - t1, t3 - t2, 0.0)
+        return out
+
+
 def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnalyzer,
-              puppet: PuppetConfig, config: BenchConfig = BenchConfig()) -> dict:
-    """Run the live loop into a null sink; returns the figures as a JSON-ready dict."""
+              puppet: PuppetConfig, config: BenchConfig = BenchConfig(), seed: bool = False) -> dict:
+    """Run the live loop into a null sink; returns the figures as a JSON-ready dict.
+
+    ``seed=True`` runs the seed's per-frame method instead (the baseline).
+    """
     times = StageTimes(config.warmup + config.frames)
-    puppeteer = Puppeteer(generator, analyzer, puppet)
+    puppeteer = SeedLoop(generator, analyzer) if seed else Puppeteer(generator, analyzer, puppet)
     sink = NullSink(SinkConfig(puppet.width, puppet.height, config.camera_fps))
     with VideoSource(source) as video, LatestFrameCapture(video, pace_fps=config.camera_fps, loop=True) as capture:
         run_live(capture, puppeteer, [sink], times, max_frames=config.warmup)
@@ -52,6 +100,7 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
         "captured": result.captured - captured_before,
         "detector_runs": puppeteer.tracker.detector_runs - runs_before,
         "faces_found": puppeteer.faces_found,
+        "method": "seed baseline" if seed else "face2face",
         "layout": puppet.layout,
         "retarget": puppet.retarget.mode,
         "output_size": [puppet.width, puppet.height],
@@ -73,4 +122,9 @@ def format_table(report: dict) -> str:
         lines.append(f"{name:10s} {s['p50']:8.2f} {s['p95']:8.2f}")
     lat = report["latency_ms"]
     lines.append(f"{'latency':10s} {lat['p50']:8.2f} {lat['p95']:8.2f}   p99 {lat['p99']:.2f} (capture -> sent)")
+    if "baseline" in report:
+        base = report["baseline"]
+        lines.append(f"seed baseline, same model and clip: {base['fps']:.1f} fps, latency p50 "
+                     f"{base['latency_ms']['p50']:.2f} ms, p95 {base['latency_ms']['p95']:.2f} ms, "
+                     f"detector runs {base['detector_runs']}")
     return "\n".join(lines)

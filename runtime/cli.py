@@ -53,6 +53,8 @@ def add_commands(commands) -> None:
     p.add_argument("--width", type=int, default=640)
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
+    p.add_argument("--baseline", action="store_true",
+                   help="also run the seed's per-frame method (HOG every frame) on the same model and clip")
     add_detector_option(p)
     p.set_defaults(handler=_bench)
 
@@ -152,8 +154,11 @@ def _bench(args) -> int:
     from face2face.runtime.bench import BenchConfig, format_table, run_bench
 
     generator, analyzer = _engine(args)
-    report = run_bench(args.model, args.source, generator, analyzer, _config(args, args.width, args.height),
-                       BenchConfig(frames=args.frames, warmup=args.warmup, camera_fps=args.camera_fps))
+    config = _config(args, args.width, args.height)
+    bench = BenchConfig(frames=args.frames, warmup=args.warmup, camera_fps=args.camera_fps)
+    report = run_bench(args.model, args.source, generator, analyzer, config, bench)
+    if args.baseline:
+        report["baseline"] = run_bench(args.model, args.source, generator, analyzer, config, bench, seed=True)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -78,7 +78,7 @@ def test_reenact_writes_every_frame_at_the_requested_size(tiny_model, tmp_path):
 def test_bench_json_has_every_field(tiny_model, tmp_path):
     out = tmp_path / "bench.json"
     assert main(["bench", "--model", str(tiny_model), "--source", str(VIDEOS / "lp_s18.mp4"),
-                 "--frames", "40", "--warmup", "5", "--json", str(out)]) == 0
+                 "--frames", "40", "--warmup", "5", "--json", str(out), "--baseline"]) == 0
     report = json.loads(out.read_text())
     for key in ("provider", "model", "source", "frames", "fps", "latency_ms", "stages_ms", "dropped", "detector_runs"):
         assert key in report
@@ -86,6 +86,8 @@ def test_bench_json_has_every_field(tiny_model, tmp_path):
     assert set(report["stages_ms"]) == {"capture", "track", "sketch", "generate", "compose", "sink"}
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"] <= report["latency_ms"]["p99"]
     assert report["detector_runs"] <= 4  # the tracker, not the detector, follows the face (detected in warm-up)
+    baseline = report["baseline"]  # the seed's method: a detector run on every frame
+    assert baseline["method"] == "seed baseline" and baseline["detector_runs"] == baseline["frames"] == 40
 
 
 class SlowGenerator:
