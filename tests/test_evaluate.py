@@ -15,7 +15,7 @@ from face2face.train.evaluate import evaluate, psnr, ssim
 
 FIELDS = {"model", "data", "split", "detector", "model_steps", "model_size", "model_ngf", "precision", "pairs",
           "l1", "psnr", "ssim", "face_rate", "faces_found", "photo_faces_found", "akd", "akd_pairs",
-          "ssim_mode", "seconds", "per_pair", "config"}
+          "identity", "ssim_mode", "seconds", "per_pair", "config"}
 
 
 def test_ssim_and_psnr_behave():
@@ -28,13 +28,8 @@ def test_ssim_and_psnr_behave():
     assert ssim(a, np.clip(a + rng.normal(0, 0.2, a.shape), 0, 1)) < ssim(a, noisy)
 
 
-def test_evaluate_a_trained_model(tiny_run, tiny_dataset, tmp_path, analyzer):
-    pytest.importorskip("tensorflow")
-    from face2face.train.export import export
-
-    model = tmp_path / "face.onnx"
-    export(tiny_run, model)
-    report = evaluate(model, tiny_dataset, json_path=tmp_path / "r.json", grid_path=tmp_path / "g.png",
+def test_evaluate_a_trained_model(tiny_model, tiny_dataset, tmp_path, analyzer):
+    report = evaluate(tiny_model, tiny_dataset, json_path=tmp_path / "r.json", grid_path=tmp_path / "g.png",
                       analyzer=analyzer)
     saved = json.loads((tmp_path / "r.json").read_text())
     assert set(saved) == FIELDS and saved["pairs"] == report["pairs"] == 8
@@ -66,6 +61,8 @@ def test_akd_is_zero_on_the_real_photo_and_grows_with_misplacement(tiny_dataset,
     report = evaluate(tmp_path / "const.onnx", tiny_dataset, analyzer=analyzer)
     pair = report["per_pair"][0]
     assert pair["face_found"] and pair["l1"] == pytest.approx(0.0, abs=1e-3) and pair["akd"] == pytest.approx(0.0, abs=1e-3)
+    assert pair["identity"] == pytest.approx(0.0, abs=1e-3)  # the photo itself: the same person
+    assert max(p["identity"] for p in report["per_pair"] if p["identity"] is not None) > pair["identity"]
     assert report["face_rate"] == 1.0 and report["akd_pairs"] == report["photo_faces_found"]
     shifted = np.roll(first, 6, axis=1)  # the same face 6 px to the right
     _constant_model(tmp_path / "shift.onnx", shifted)

@@ -2,8 +2,9 @@
 
 Per pair: L1 and PSNR on pixels in [0, 1], SSIM (Wang et al. 2004: 11x11 Gaussian window,
 sigma 1.5, K1 0.01, K2 0.03, valid region, computed per RGB channel and averaged), whether a face
-is found on the output, and AKD: mean distance (px) between the 68 landmarks found on the output
-and on the real photo by the same detector + landmark pipeline.
+is found on the output, AKD: mean distance (px) between the 68 landmarks found on the output
+and on the real photo by the same detector + landmark pipeline, and identity: distance between
+dlib's face descriptors of the output and the photo (below 0.6 reads as the same person).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from face2face.errors import Face2FaceError
 from face2face.faces import FaceAnalyzer
+from face2face.identity import FaceIdentity, distance
 from face2face.modelfile import ModelInfo
 from face2face.runtime.generator import Generator
 from face2face.train.prepare import MANIFEST
@@ -81,6 +83,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
     if not names:
         raise Face2FaceError(f"{folder}: no pairs to evaluate")
     analyzer = analyzer or FaceAnalyzer(config.detector)
+    identity = FaceIdentity()
     rows, per_pair, started = [], [], time.perf_counter()
     grid_picks = set(np.linspace(0, len(names) - 1, min(config.grid_rows, len(names))).round().astype(int))
     for index, name in enumerate(names):
@@ -94,12 +97,13 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
         output = generator(sketch).copy()
         a, b = output.astype(np.float64) / 255.0, photo.astype(np.float64) / 255.0
         out_points, photo_points = _landmarks(analyzer, output), _landmarks(analyzer, photo)
-        akd = None
+        akd = identity_distance = None
         if out_points is not None and photo_points is not None:
             akd = float(np.linalg.norm(out_points - photo_points, axis=1).mean())
+            identity_distance = distance(identity.descriptor(output, out_points), identity.descriptor(photo, photo_points))
         per_pair.append({"name": name, "l1": float(np.abs(a - b).mean()), "psnr": psnr(a, b), "ssim": ssim(a, b),
                          "face_found": out_points is not None, "photo_face_found": photo_points is not None,
-                         "akd": akd})
+                         "akd": akd, "identity": identity_distance})
         if index in grid_picks:
             rows.append(np.concatenate([sketch, output, photo], axis=1))
     report = _summarise(per_pair, model_path, data, config, generator.info, time.perf_counter() - started)
@@ -113,6 +117,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
 def _summarise(per_pair: list[dict], model_path, data: Path, config: EvaluateConfig, info: ModelInfo,
                seconds: float) -> dict:
     akds = [p["akd"] for p in per_pair if p["akd"] is not None]
+    identities = [p["identity"] for p in per_pair if p["identity"] is not None]
     n = len(per_pair)
     return {
         "model": str(model_path), "data": str(data), "split": config.split, "detector": config.detector,
@@ -126,6 +131,7 @@ def _summarise(per_pair: list[dict], model_path, data: Path, config: EvaluateCon
         "photo_faces_found": sum(p["photo_face_found"] for p in per_pair),
         "akd": float(np.mean(akds)) if akds else None,
         "akd_pairs": len(akds),
+        "identity": float(np.mean(identities)) if identities else None,
         "ssim_mode": "per RGB channel, 11x11 Gaussian sigma 1.5, valid region",
         "seconds": round(seconds, 2),
         "per_pair": per_pair,
@@ -143,5 +149,7 @@ def format_table(report: dict) -> str:
         f"  SSIM       {report['ssim']:.4f}",
         f"  face rate  {100 * report['face_rate']:.1f}% ({report['faces_found']}/{report['pairs']})",
         f"  AKD        {akd}",
+        f"  identity   {'n/a' if report['identity'] is None else format(report['identity'], '.3f')} "
+        "(dlib descriptor distance to the real photo; < 0.6 = same person)",
     ]
     return "\n".join(lines)
