@@ -112,15 +112,14 @@ class FaceTracker:
         if not detections:
             self._points = None
             return None
-        if self._points is not None:
+        chosen = max(detections, key=lambda d: d.box[2] * d.box[3])
+        if self._points is not None:  # keep following the same person if they are still there
             tracked = dlib_square_from_landmarks(self._points)
-            for d in detections:
-                x, y, w, h = d.box
-                if abs(x + w / 2 - tracked.cx) < tracked.side / 2 and abs(y + h / 2 - tracked.cy) < tracked.side / 2:
-                    self._points = self.analyzer.predictor.predict(frame, dlib_rect(tracked))
-                    return self._points
-        largest = max(detections, key=lambda d: d.box[2] * d.box[3])
-        self._points = self.analyzer.landmarks(frame, largest)
+            near = [d for d in detections if abs(d.box[0] + d.box[2] / 2 - tracked.cx) < tracked.side / 2
+                    and abs(d.box[1] + d.box[3] / 2 - tracked.cy) < tracked.side / 2]
+            chosen = near[0] if near else chosen
+        # Start again from the detection: the old track may be what failed the checks.
+        self._points = self.analyzer.landmarks(frame, chosen)
         return self._points
 
     def _plausible(self, points: np.ndarray, shape: tuple[int, ...]) -> bool:
