@@ -71,6 +71,9 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = threads or (os.cpu_count() or 1)
     options.log_severity_level = 3
+    # Idle worker threads sleep instead of spinning: the capture thread and the tracker share
+    # the cores (measured: +1.5 fps through the live loop on 2 cores).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 

@@ -18,12 +18,12 @@ from face2face.video import VideoSource
 
 log = logging.getLogger(__name__)
 
-# Seconds per training step at 256 px, batch 1, measured on a 2-core CPU; a GPU figure is a
-# conservative guess for a mid-range card.
-SECONDS_PER_STEP = {("cpu", 32): 0.16, ("cpu", 64): 0.65, ("gpu", 32): 0.02, ("gpu", 64): 0.04}
+# Seconds per training step at 256 px, batch 1, measured on a 2-core CPU (scripts/train_speed.py);
+# the GPU figures are a conservative guess for a mid-range card, not a measurement.
+SECONDS_PER_STEP = {("cpu", 32): 0.35, ("cpu", 64): 0.76, ("gpu", 32): 0.02, ("gpu", 64): 0.04}
 # Defaults: a usable model in well under an hour on a CPU-only laptop, a better one on a GPU.
 DEFAULTS = {"cpu": {"ngf": 32, "steps": 6000}, "gpu": {"ngf": 64, "steps": 40000}}
-PREPARE_FPS = 25.0  # frames/s of `prepare` with the SSD detector on a 2-core CPU
+PREPARE_FPS = 30.0  # frames/s of `prepare` with the SSD detector on a 2-core CPU
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,9 @@ def make_plan(video: str, config: QuickstartConfig, gpu: bool) -> Plan:
         frames = (source.frame_count or 0) // config.every
     per_step = SECONDS_PER_STEP.get((device, ngf), SECONDS_PER_STEP[(device, 64)] * (ngf / 64) ** 2)
     per_step *= (config.size / 256) ** 2
-    seconds = frames / PREPARE_FPS + steps * per_step + 60 + 0.2 * frames * 0.1
+    train_pairs, test_pairs = 0.8 * frames, 0.2 * frames
+    settle = train_pairs * per_step / 3  # one forward pass per train pair, ~1/3 of a step
+    seconds = frames / PREPARE_FPS + steps * per_step + settle + 30 + test_pairs * 0.3  # + export, evaluate
     return Plan(device, ngf, steps, frames, seconds)
 
 
