@@ -83,12 +83,11 @@ class FaceTracker:
     def update(self, frame: np.ndarray) -> np.ndarray | None:
         """The tracked face's landmarks (``float32 (68, 2)``) in this frame, or None."""
         if self._points is not None and self._since_detection < self.config.redetect_every:
-            points = self.analyzer.predictor.predict(
-                frame, dlib_rect(dlib_square_from_landmarks(self._points))
-            )
+            previous = dlib_square_from_landmarks(self._points)
+            points = self.analyzer.predictor.predict(frame, dlib_rect(previous))
             self._since_detection += 1
             due = self._since_detection % self.config.verify_every == 0
-            if self._plausible(points, frame.shape) and (not due or self._verified(frame, points)):
+            if self._plausible(previous, points, frame.shape) and (not due or self._verified(frame, points)):
                 self._points = points
                 return points
         return self._detect(frame)
@@ -122,8 +121,8 @@ class FaceTracker:
         self._points = self.analyzer.landmarks(frame, chosen)
         return self._points
 
-    def _plausible(self, points: np.ndarray, shape: tuple[int, ...]) -> bool:
-        old = dlib_square_from_landmarks(self._points)
+    def _plausible(self, old, points: np.ndarray, shape: tuple[int, ...]) -> bool:
+        """Whether the new points are the same face a frame later: no jump, still in the frame."""
         new = dlib_square_from_landmarks(points)
         if abs(new.side / old.side - 1.0) > self.config.max_scale_change:
             return False
