@@ -10,9 +10,6 @@ from pathlib import Path
 
 log = logging.getLogger("face2face")
 
-MODES = ("absolute", "aligned", "relative")
-LAYOUTS = ("face", "side-by-side")
-
 
 def add_commands(commands) -> None:
     """Register ``live``, ``reenact`` and ``bench`` on the main parser."""
@@ -61,6 +58,8 @@ def add_commands(commands) -> None:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     from face2face.faces import TrackerConfig
+    from face2face.runtime.compose import LAYOUTS
+    from face2face.runtime.retarget import MODES
 
     p.add_argument("--model", required=True, metavar="M.onnx", help="exported generator (with its .json sidecar)")
     p.add_argument("--retarget", choices=MODES, default="relative", help="driver -> target mapping (default relative)")
