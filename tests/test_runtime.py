@@ -279,3 +279,45 @@ def test_camera_that_stops_delivering_ends_the_loop_and_keeps_the_recording(gene
     assert result.stopped_by == "stalled" and 1 <= result.frames <= 8
     with VideoSource(str(path)) as recorded:
         assert sum(1 for _ in recorded) == result.frames
+
+
+@pytest.fixture()
+def x_display(monkeypatch):
+    """A real X server (Xvfb) for the preview window; CI installs it (see .ci/run)."""
+    import shutil
+    import subprocess
+
+    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
+        pytest.skip("Xvfb and xdotool are not installed (apt-get install xvfb xdotool)")
+    server = subprocess.Popen(["Xvfb", ":77", "-screen", "0", "800x600x24"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    monkeypatch.setenv("DISPLAY", ":77")
+    yield ":77"
+    server.terminate()
+    server.wait()
+
+
+def test_window_sink_shows_frames_and_maps_keys(x_display):
+    import subprocess
+
+    frame = np.zeros((240, 320, 3), np.uint8)
+    with create_sink("window", SinkConfig(320, 240, 30)) as sink:
+        sink.show_stats(30.0, 12.0)
+        for _ in range(3):
+            sink.send(frame)
+        window = subprocess.run(["xdotool", "search", "--name", "face2face"], capture_output=True, text=True).stdout.split()
+        assert len(window) == 1
+        geometry = subprocess.run(["xdotool", "getwindowgeometry", window[0]], capture_output=True, text=True).stdout
+        width, height = (int(v) for v in geometry.split("Geometry:")[1].split("x"))
+        assert width >= 320 and height >= 240  # the frame, plus the toolkit's bars
+        commands = []
+        for key in ("c", "s", "q"):
+            subprocess.run(["xdotool", "key", "--window", window[0], key], stderr=subprocess.DEVNULL)
+            for _ in range(20):
+                sink.send(frame)
+                if (command := sink.poll()) is not None:
+                    commands.append(command)
+                    break
+        assert commands == ["neutral", "sketch", "quit"]
+        assert not frame.any()  # the fps text is drawn on the window's own copy, not the shared frame
