@@ -71,11 +71,6 @@ def apply_affine(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return (points @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
 
 
-def invert_affine(matrix: np.ndarray) -> np.ndarray:
-    """The inverse of a ``2x3`` affine matrix."""
-    return cv2.invertAffineTransform(matrix)
-
-
 def similarity_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The ``2x3`` similarity (scale, rotation, translation) that best maps ``src`` onto ``dst``.
 
