@@ -151,7 +151,7 @@ class WindowSink(Sink):
         self._shown = np.empty((config.height, config.width, 3), np.uint8)  # frame + text
         self._text = ""
         self._open = True
-        cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE)
+        cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no toolbar
         self._key = -1
 
     def show_stats(self, fps: float, latency_ms: float) -> None:
