@@ -100,7 +100,6 @@ class VideoWriter:
         if not self.writer.isOpened():
             self._tmp.unlink(missing_ok=True)
             raise Face2FaceError(f"{self.path}: cannot write an mp4 video here")
-        self.frames = 0
         self._open = True
 
     def write(self, frame: np.ndarray) -> None:
@@ -108,7 +107,6 @@ class VideoWriter:
         if frame.shape[1::-1] != self.size:
             raise Face2FaceError(f"unexpected frame size {frame.shape[1::-1]} != {self.size}")
         self.writer.write(frame)
-        self.frames += 1
 
     def close(self) -> None:
         """Finish the file and move it into place (idempotent)."""

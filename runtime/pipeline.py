@@ -81,10 +81,9 @@ class Puppeteer:
         self.points: np.ndarray | None = None  # crop landmarks of the last sketch drawn from a face
         self.neutral_sketch = draw_sketch(info.template_array(), self.size)
         self.neutral_face = generator(self.neutral_sketch).copy()
-        self.last_face = self.neutral_face.copy()
+        self.last_face = self.neutral_face  # the generator's buffer holds it until its next run
         self._last_seen = -np.inf
         self.faces_found = 0
-        self.frames = 0
 
     def process(self, frame: np.ndarray, t: float, times: np.ndarray) -> np.ndarray:
         """The output frame for a driver frame at time ``t`` (s); stage durations go into ``times``."""
@@ -92,7 +91,6 @@ class Puppeteer:
         t0 = clock()
         points = self.tracker.update(frame)
         t1 = clock()
-        self.frames += 1
         square = None
         if points is not None:
             self.faces_found += 1
@@ -101,8 +99,7 @@ class Puppeteer:
             self.points = self.retargeter(smoothed)
             draw_sketch(self.points, self.size, out=self.sketch)
             t2 = clock()
-            face = self.generator(self.sketch)
-            np.copyto(self.last_face, face)
+            face = self.last_face = self.generator(self.sketch)
             self._last_seen = t
         else:  # never show the driver: hold the last output briefly, then the neutral target
             self.filter.reset()
