@@ -41,7 +41,6 @@ class SeedLoop:
         self.generator, self.predictor = generator, analyzer.predictor.predictor
         self.detector = dlib.get_frontal_face_detector()
         self.size = generator.info.size
-        self.tracker = self  # detector_runs, as the tracker reports it
         self.detector_runs = 0
         self.faces_found = 0
 
@@ -81,7 +80,7 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
     sink = NullSink(SinkConfig(puppet.width, puppet.height, config.camera_fps))
     with VideoSource(source) as video, LatestFrameCapture(video, pace_fps=config.camera_fps, loop=True) as capture:
         run_live(capture, puppeteer, [sink], times, max_frames=config.warmup)
-        dropped_before, captured_before, runs_before = capture.dropped, capture.captured, puppeteer.tracker.detector_runs
+        dropped_before, captured_before, runs_before = capture.dropped, capture.captured, puppeteer.detector_runs
         result = run_live(capture, puppeteer, [sink], times, max_frames=config.frames)
         width, height = video.width, video.height
     frames = result.frames
@@ -98,7 +97,7 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
         **times.summary(skip=config.warmup),
         "dropped": result.dropped - dropped_before,
         "captured": result.captured - captured_before,
-        "detector_runs": puppeteer.tracker.detector_runs - runs_before,
+        "detector_runs": puppeteer.detector_runs - runs_before,
         "faces_found": puppeteer.faces_found,
         "method": "seed baseline" if seed else "face2face",
         "layout": puppet.layout,

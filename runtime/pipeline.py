@@ -115,6 +115,11 @@ class Puppeteer:
         times[1:5] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
         return out
 
+    @property
+    def detector_runs(self) -> int:
+        """How often the full face detector has run for this driver."""
+        return self.tracker.detector_runs
+
     def command(self, name: str) -> None:
         """Apply a user command from a sink (``neutral`` or ``sketch``)."""
         if name == "neutral":
