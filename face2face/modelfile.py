@@ -2,7 +2,8 @@
 
 The ONNX graph maps a sketch to a face: input and output ``float32 [1, size, size, 3]`` (NHWC),
 RGB, values in [-1, 1]. The sidecar describes that contract, how the training crops were framed,
-and the target's landmark template (mean 68 points in crop pixels).
+the target's landmark template (mean 68 points in crop pixels), and whether the sketches carry
+pupils (with the target's mean pupils, placed in the template's eyes).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class ModelInfo:
     steps: int  # training steps behind the weights
     template: list[list[float]]  # target's mean 68 landmarks in crop pixels, iBUG order
     context: float = 1.0  # crop framing used for the dataset (face2face.geometry.face_square)
+    pupils: bool = False  # sketches carry pupil dots (models from before pupils: False)
+    template_pupils: list[list[float]] | None = None  # target's mean pupils in the template's eyes, crop px
     layout: str = "NHWC"
     channels: str = "RGB"
     value_range: list[float] = field(default_factory=lambda: [-1.0, 1.0])
@@ -45,6 +48,10 @@ class ModelInfo:
     def template_array(self) -> np.ndarray:
         """The landmark template as ``float32 (68, 2)``."""
         return np.asarray(self.template, dtype=np.float32)
+
+    def template_pupils_array(self) -> np.ndarray | None:
+        """The template's pupils as ``float32 (2, 2)``, or None if the dataset had none."""
+        return None if self.template_pupils is None else np.asarray(self.template_pupils, dtype=np.float32)
 
 
 def sidecar_path(model_path: str | os.PathLike) -> Path:
@@ -82,4 +89,6 @@ def read_sidecar(model_path: str | os.PathLike) -> ModelInfo:
         raise Face2FaceError(f"{path}: incomplete sidecar ({exc})") from None
     if np.asarray(info.template).shape != (68, 2):
         raise Face2FaceError(f"{path}: landmark template must be 68x2")
+    if info.template_pupils is not None and np.asarray(info.template_pupils).shape != (2, 2):
+        raise Face2FaceError(f"{path}: template pupils must be 2x2")
     return info

@@ -18,6 +18,8 @@ PARTS: tuple[tuple[str, int, int, bool, tuple[int, int, int]], ...] = (
     ("inner_lips", 60, 68, True, (255, 0, 255)),
 )
 
+PUPIL_COLOUR = (255, 255, 0)  # BGR cyan: a filled dot per pupil, drawn when the model uses pupils
+
 # Fixed-point bits for sub-pixel drawing: points keep 1/16 px precision.
 _SHIFT = 4
 
@@ -27,8 +29,15 @@ def line_thickness(size: int) -> int:
     return max(1, round(size / 128))
 
 
-def draw_sketch(points: np.ndarray, size: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Draw 68 landmarks (``(68, 2)``, crop pixels) as coloured polylines on black.
+def pupil_radius(size: int) -> int:
+    """Radius of a pupil dot for a sketch of ``size`` pixels (3 px at 256: about the iris)."""
+    return max(1, round(size / 96))
+
+
+def draw_sketch(points: np.ndarray, size: int, out: np.ndarray | None = None,
+                pupils: np.ndarray | None = None) -> np.ndarray:
+    """Draw 68 landmarks (``(68, 2)``, crop pixels) as coloured polylines on black, and a dot
+    for each pupil of ``pupils`` (``(2, 2)``, NaN rows are skipped) when given.
 
     Returns a ``size x size x 3 uint8 BGR`` image; ``out``, if given, is cleared and reused.
     """
@@ -40,4 +49,10 @@ def draw_sketch(points: np.ndarray, size: int, out: np.ndarray | None = None) ->
     thickness = line_thickness(size)
     for _, start, stop, closed, colour in PARTS:
         cv2.polylines(out, [fixed[start:stop]], closed, colour, thickness, cv2.LINE_AA, _SHIFT)
+    if pupils is not None:
+        radius = pupil_radius(size) << _SHIFT
+        for x, y in np.asarray(pupils, np.float64):
+            if np.isfinite(x) and np.isfinite(y):
+                centre = (round(x * (1 << _SHIFT)), round(y * (1 << _SHIFT)))
+                cv2.circle(out, centre, radius, PUPIL_COLOUR, -1, cv2.LINE_AA, _SHIFT)
     return out

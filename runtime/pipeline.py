@@ -12,17 +12,20 @@ import numpy as np
 
 from face2face.faces import FaceAnalyzer, FaceTracker, TrackerConfig
 from face2face.geometry import face_square
+from face2face.pupils import find_pupils, to_eye_coordinates
 from face2face.sketch import draw_sketch
 from face2face.runtime.capture import LatestFrameCapture, SourceStalled
 from face2face.runtime.compose import Composer, Layout
 from face2face.runtime.generator import Generator
-from face2face.runtime.retarget import RetargetConfig, Retargeter
+from face2face.runtime.retarget import GazeMapper, RetargetConfig, Retargeter
 from face2face.runtime.sinks import Sink
 from face2face.runtime.smooth import OneEuroConfig, OneEuroFilter
 
 log = logging.getLogger(__name__)
 
 STAGES = ("capture", "track", "sketch", "generate", "compose", "sink")
+# Eye widths per face size: gaze (in eye widths) is filtered at speeds in face sizes per second.
+EYE_WIDTHS_PER_FACE = 12.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class PuppetConfig:
     smoothing: OneEuroConfig = field(default_factory=OneEuroConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     hold_seconds: float = 0.5  # after the face is lost, keep the last output this long
+    measure_gaze: bool = False  # follow the driver's pupils even if the model draws none
 
 
 class StageTimes:
@@ -75,11 +79,20 @@ class Puppeteer:
         self.size = info.size
         self.tracker = FaceTracker(analyzer, config.tracker)
         self.filter = OneEuroFilter(config.smoothing)
-        self.retargeter = Retargeter(info.template_array(), info.size, replace(config.retarget, context=info.context))
+        retarget = replace(config.retarget, context=info.context)
+        self.retargeter = Retargeter(info.template_array(), info.size, retarget)
+        template_pupils = info.template_pupils_array()
+        self.draw_pupils = info.pupils and template_pupils is not None
+        self.gaze: GazeMapper | None = None
+        if template_pupils is not None and (self.draw_pupils or config.measure_gaze):
+            self.gaze = GazeMapper(info.template_array(), template_pupils, retarget)
+        self.gaze_filter = OneEuroFilter(config.smoothing)
         self.composer = Composer(config.layout, config.width, config.height)
         self.sketch = np.zeros((self.size, self.size, 3), np.uint8)
         self.points: np.ndarray | None = None  # crop landmarks of the last sketch drawn from a face
-        self.neutral_sketch = draw_sketch(info.template_array(), self.size)
+        self.pupils: np.ndarray | None = None  # crop pupils asked of the generator (NaN: none)
+        self.neutral_sketch = draw_sketch(info.template_array(), self.size,
+                                          pupils=template_pupils if self.draw_pupils else None)
         self.neutral_face = generator(self.neutral_sketch).copy()
         self.last_face = self.neutral_face  # the generator's buffer holds it until its next run
         self._last_seen = -np.inf
@@ -90,6 +103,9 @@ class Puppeteer:
         clock = time.perf_counter
         t0 = clock()
         points = self.tracker.update(frame)
+        gaze = None
+        if points is not None and self.gaze is not None:
+            gaze = to_eye_coordinates(find_pupils(frame, points), points)
         t1 = clock()
         square = None
         if points is not None:
@@ -97,23 +113,34 @@ class Puppeteer:
             square = face_square(points, self.retargeter.config.context)
             smoothed = self.filter(points, t, square.side)
             self.points = self.retargeter(smoothed)
-            draw_sketch(self.points, self.size, out=self.sketch)
+            if gaze is not None:
+                self.pupils = self.gaze(self._smooth_gaze(gaze, t), self.points)
+            draw_sketch(self.points, self.size, out=self.sketch, pupils=self.pupils if self.draw_pupils else None)
             t2 = clock()
             face = self.last_face = self.generator(self.sketch)
             self._last_seen = t
         else:  # never show the driver: hold the last output briefly, then the neutral target
             self.filter.reset()
+            self.gaze_filter.reset()
             recent = t - self._last_seen <= self.config.hold_seconds
             face = self.last_face if recent else self.neutral_face
             if not recent:
                 np.copyto(self.sketch, self.neutral_sketch)
-            self.points = None
+            self.points = self.pupils = None
             t2 = clock()
         t3 = clock()
         out = self.composer.compose(frame, self.sketch, face, square)
         t4 = clock()
         times[1:5] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
         return out
+
+    def _smooth_gaze(self, gaze: np.ndarray, t: float) -> np.ndarray:
+        """One Euro filtered gaze; an eye without a pupil keeps its last value but stays NaN."""
+        shown = np.isfinite(gaze).all(axis=1)
+        last = self.gaze_filter.value
+        filled = np.where(shown[:, None], gaze, np.zeros((2, 2), np.float32) if last is None else last)
+        smoothed = self.gaze_filter(filled.astype(np.float32), t, EYE_WIDTHS_PER_FACE)
+        return np.where(shown[:, None], smoothed, np.nan).astype(np.float32)
 
     @property
     def detector_runs(self) -> int:
@@ -124,6 +151,8 @@ class Puppeteer:
         """Apply a user command from a sink (``neutral`` or ``sketch``)."""
         if name == "neutral":
             self.retargeter.recapture_neutral()
+            if self.gaze is not None:
+                self.gaze.recapture_neutral()
             log.info("capturing the neutral face: look straight ahead, relaxed")
         elif name == "sketch":
             self.composer.show_sketch = not self.composer.show_sketch

@@ -5,6 +5,10 @@
   target's landmark template, so size and position match the training data.
 - ``relative``: the target's template plus the driver's change from their own neutral face,
   both measured in the template's frame, so the driver's face shape does not leak in.
+
+Gaze goes the same way (``GazeMapper``): pupils are carried in eye coordinates (relative to the
+eye outline, ``face2face.pupils``); in ``relative`` mode the driver's change of gaze from their
+neutral face moves the target's own mean pupils.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Literal
 import numpy as np
 
 from face2face.geometry import Square, apply_affine, face_square, similarity_fit, smooth_square
+from face2face.pupils import from_eye_coordinates, to_eye_coordinates
 
 Mode = Literal["absolute", "aligned", "relative"]
 MODES: tuple[str, ...] = ("absolute", "aligned", "relative")
@@ -22,6 +27,9 @@ MODES: tuple[str, ...] = ("absolute", "aligned", "relative")
 # Points that move little with expression: brow inner ends, nose, eye corners. Fitting the
 # pose on these keeps a yawn or a smile from being read as a change of head size or roll.
 RIGID = np.array([21, 22, 27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])
+
+# Gaze kept inside the eye outline: eye coordinates (along, across), in eye widths.
+GAZE_LIMIT = np.array([0.35, 0.15], np.float32)
 
 
 @dataclass(frozen=True)
@@ -75,3 +83,42 @@ class Retargeter:
                 self.neutral = (self._neutral_sum / self._neutral_count).astype(np.float32)
             return self.template.copy()
         return self.template + (aligned - self.neutral)
+
+
+class GazeMapper:
+    """Driver gaze (``float32 (2, 2)`` eye coordinates, NaN for a closed or unsure eye) ->
+    pupils in the crop's eye outlines, NaN where the driver shows no pupil."""
+
+    def __init__(self, template: np.ndarray, template_pupils: np.ndarray, config: RetargetConfig = RetargetConfig()) -> None:
+        self.config = config
+        self.template_gaze = to_eye_coordinates(template_pupils, template)
+        self._sum = np.zeros((2, 2), np.float64)
+        self._seen = np.zeros(2, np.int64)
+        self._frames = 0
+        self.neutral: np.ndarray | None = None  # driver's neutral gaze
+
+    def recapture_neutral(self) -> None:
+        """Measure the driver's neutral gaze again over the next frames."""
+        self._sum[:] = 0.0
+        self._seen[:] = 0
+        self._frames = 0
+        self.neutral = None
+
+    def __call__(self, gaze: np.ndarray, crop_points: np.ndarray) -> np.ndarray:
+        """Pupils (crop pixels) in the eyes of ``crop_points`` for the driver's ``gaze``."""
+        shown = np.isfinite(gaze).all(axis=1)
+        uv = gaze
+        if self.config.mode == "relative":
+            if self.neutral is None:
+                self._sum[shown] += gaze[shown]
+                self._seen += shown
+                self._frames += 1
+                if self._frames >= self.config.neutral_frames:
+                    seen = self._seen[:, None] > 0
+                    self.neutral = np.where(seen, self._sum / np.maximum(self._seen[:, None], 1), self.template_gaze)
+                uv = self.template_gaze
+            else:
+                uv = self.template_gaze + (gaze - self.neutral)
+        pupils = from_eye_coordinates(np.clip(uv, -GAZE_LIMIT, GAZE_LIMIT), crop_points)
+        pupils[~shown] = np.nan
+        return pupils

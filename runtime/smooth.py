@@ -34,6 +34,11 @@ class OneEuroFilter:
         self._dx: np.ndarray | None = None
         self._t = 0.0
 
+    @property
+    def value(self) -> np.ndarray | None:
+        """The last filtered points (None before the first or after a reset)."""
+        return self._x
+
     def reset(self) -> None:
         """Forget the past (e.g. after the face was lost)."""
         self._x = None

@@ -12,10 +12,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 from face2face.modelfile import ModelInfo, write_sidecar
 from face2face.train.evaluate import evaluate, psnr, ssim
+from face2face.train.prepare import PrepareConfig, prepare
+
+from conftest import VIDEOS
 
 FIELDS = {"model", "data", "split", "detector", "model_steps", "model_size", "model_ngf", "precision", "pairs",
           "l1", "psnr", "ssim", "face_rate", "faces_found", "photo_faces_found", "akd", "akd_pairs",
-          "identity", "ssim_mode", "seconds", "per_pair", "config"}
+          "identity", "pupil_error_px", "pupil_error_p90_px", "pupil_eyes", "model_pupils", "ssim_mode", "seconds",
+          "per_pair", "config"}
 
 
 def test_ssim_and_psnr_behave():
@@ -68,3 +72,18 @@ def test_akd_is_zero_on_the_real_photo_and_grows_with_misplacement(tiny_dataset,
     _constant_model(tmp_path / "shift.onnx", shifted)
     moved = evaluate(tmp_path / "shift.onnx", tiny_dataset, analyzer=analyzer)["per_pair"][0]
     assert moved["akd"] is not None and 3.0 < moved["akd"] < 9.0
+
+
+def test_pupil_error_is_zero_on_the_real_photo_and_follows_a_shifted_iris(tmp_path, analyzer):
+    data = tmp_path / "d19"  # full size: irises are a few px wide at 64
+    prepare([str(VIDEOS / "lp_d19.mp4")], data, PrepareConfig(max_pairs=10, test_fraction=0.3))
+    names = sorted(p.stem for p in (data / "test" / "target").glob("*.png"))
+    first = cv2.imread(str(data / "test" / "target" / f"{names[0]}.png"))
+    _constant_model(tmp_path / "const.onnx", first)
+    report = evaluate(tmp_path / "const.onnx", data, analyzer=analyzer)
+    errors = report["per_pair"][0]["pupil_errors"]
+    assert [e for e in errors if e is not None] == [0.0, 0.0]  # both pupils, exactly where the photo has them
+    assert report["pupil_eyes"] >= 4 and report["pupil_error_p90_px"] >= report["pupil_error_px"] > 0.0
+    _constant_model(tmp_path / "shift.onnx", np.roll(first, 4, axis=1))  # the eyes 4 px to the right
+    moved = evaluate(tmp_path / "shift.onnx", data, analyzer=analyzer)["per_pair"][0]["pupil_errors"]
+    assert all(e is not None and 2.0 < e < 6.0 for e in moved)

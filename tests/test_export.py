@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import cv2
 import numpy as np
 import pytest
 
@@ -13,6 +14,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from face2face.errors import Face2FaceError  # noqa: E402
 from face2face.modelfile import ModelInfo, read_sidecar  # noqa: E402
+from face2face.pupils import EYES  # noqa: E402
 from face2face.train.export import ExportConfig, _parity_sketches, export, load_generator  # noqa: E402
 from conftest import TINY_STEPS as STEPS  # noqa: E402
 
@@ -46,6 +48,9 @@ def test_export_parity_contract_and_sidecar(tiny_run, tiny_dataset, tmp_path):
     assert info.context == manifest["options"]["context"]
     points = np.asarray(json.loads((tiny_dataset / "train" / "landmarks.json").read_text())["points"])
     np.testing.assert_allclose(info.template_array(), points.mean(axis=0), atol=1e-3)
+    assert info.pupils is manifest["options"]["pupils"] is True
+    for pupil, eye_slice in zip(info.template_pupils_array(), EYES):  # the mean gaze, inside the mean eyes
+        assert cv2.pointPolygonTest(info.template_array()[eye_slice].reshape(-1, 1, 2), tuple(map(float, pupil)), False) > 0
     assert re.fullmatch(r"[0-9a-f]{64}", info.dataset_fingerprint)
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", info.created)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from face2face.cli import main
-from face2face.faces import FaceAnalyzer, FaceTracker
+from face2face.faces import FaceTracker
 from face2face.detectors import DetectorConfig, clean_boxes, create_detector
 
 from conftest import DATA, IMAGES, VIDEOS

@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 
 from face2face.cli import main
 from face2face.identity import SAME_PERSON, FaceIdentity, distance

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from face2face.cli import main
-from face2face.train.prepare import PrepareConfig, prepare
+from face2face.pupils import EYES
+from face2face.sketch import PUPIL_COLOUR
+from face2face.train.prepare import PrepareConfig, prepare, read_landmarks
 
 from conftest import IMAGES, VIDEOS
 
@@ -58,6 +60,32 @@ def test_consecutive_crops_barely_move(d19):
 def test_crop_holds_the_whole_face(d19):
     points = np.array(json.loads((d19 / "test" / "landmarks.json").read_text())["points"])
     assert points.min() > 0.05 * 256 and points.max() < 0.95 * 256
+
+
+def _has_pupil_dots(sketch: np.ndarray) -> bool:
+    return bool((sketch == PUPIL_COLOUR).all(axis=2).any())
+
+
+def test_pupils_are_stored_inside_the_eyes_and_drawn(d19):
+    names, points, pupils = read_landmarks(d19 / "train")
+    seen = np.isfinite(pupils).all(axis=2)
+    assert seen.mean() > 0.7  # glasses: some eyes are unsure
+    for p, q, s in zip(points, pupils, seen):
+        for eye_slice, pupil, shown in zip(EYES, q, s):
+            if shown:
+                assert cv2.pointPolygonTest(p[eye_slice].reshape(-1, 1, 2), tuple(map(float, pupil)), False) >= 0
+    with_both = [n for n, s in zip(names, seen) if s.all()]
+    without = [n for n, s in zip(names, seen) if not s.any()]
+    assert all(_has_pupil_dots(cv2.imread(str(d19 / "train" / "input" / f"{n}.png"))) for n in with_both[:10])
+    assert not any(_has_pupil_dots(cv2.imread(str(d19 / "train" / "input" / f"{n}.png"))) for n in without[:10])
+
+
+def test_no_pupils_option_keeps_them_out_of_the_sketch_but_in_the_landmarks(tmp_path):
+    manifest = prepare([str(VIDEOS / "lp_d19.mp4")], tmp_path / "d", PrepareConfig(max_pairs=6, pupils=False))
+    assert manifest["options"]["pupils"] is False
+    _, _, pupils = read_landmarks(tmp_path / "d" / "train")
+    assert np.isfinite(pupils).any()
+    assert not any(_has_pupil_dots(cv2.imread(str(p))) for p in (tmp_path / "d").glob("*/input/*.png"))
 
 
 def test_every_and_max_pairs(tmp_path):

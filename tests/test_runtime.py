@@ -13,12 +13,14 @@ import pytest
 from face2face.cli import main
 from face2face.errors import Face2FaceError
 from face2face.faces import FaceTracker, TrackerConfig
-from face2face.modelfile import read_sidecar, sidecar_path
+from face2face.modelfile import sidecar_path
+from face2face.pupils import EYES
 from face2face.runtime.capture import LatestFrameCapture
 from face2face.runtime.generator import CPU, CUDA, Generator, choose_provider
 from face2face.runtime.retarget import RetargetConfig
 from face2face.runtime.pipeline import Puppeteer, PuppetConfig, StageTimes, run_live
 from face2face.runtime.sinks import SinkConfig, create_sink, sink_names
+from face2face.sketch import PUPIL_COLOUR
 from face2face.video import VideoSource
 
 from conftest import IMAGES, VIDEOS
@@ -141,6 +143,29 @@ def test_frames_without_a_face_never_show_the_driver(generator, analyzer):
     neutral = puppeteer.process(empty, 1.0, row).copy()  # later: the target's neutral face
     assert np.array_equal(neutral, cv2.resize(puppeteer.neutral_face, (64, 64)))
     assert puppeteer.faces_found == 3
+
+
+def test_pupil_model_follows_the_drivers_eyes_and_older_models_keep_working(tiny_model, analyzer, tmp_path):
+    with VideoSource(str(VIDEOS / "lp_d18.mp4")) as video:
+        frames = [video.read() for _ in range(4)]
+    config = PuppetConfig(width=64, height=64, retarget=RetargetConfig(mode="absolute"))
+    puppeteer = Puppeteer(Generator(tiny_model, provider="cpu"), analyzer, config)
+    row = np.zeros(6)
+    for i, frame in enumerate(frames):
+        puppeteer.process(frame, i / 30, row)
+    assert puppeteer.draw_pupils and np.isfinite(puppeteer.pupils).all()  # lp_d18 looks into the camera
+    for pupil, eye_slice in zip(puppeteer.pupils, EYES):
+        assert cv2.pointPolygonTest(puppeteer.points[eye_slice].reshape(-1, 1, 2), tuple(map(float, pupil)), False) >= 0
+    assert (puppeteer.sketch == PUPIL_COLOUR).all(axis=2).any()
+    old = tmp_path / "old.onnx"  # a model exported before pupils: its sidecar has no pupil fields
+    old.write_bytes(tiny_model.read_bytes())
+    info = json.loads(sidecar_path(tiny_model).read_text())
+    sidecar_path(old).write_text(json.dumps({k: v for k, v in info.items() if "pupils" not in k}))
+    puppeteer = Puppeteer(Generator(old, provider="cpu"), analyzer, config)
+    for i, frame in enumerate(frames):
+        out = puppeteer.process(frame, i / 30, row)
+    assert out.shape == (64, 64, 3) and puppeteer.points is not None and puppeteer.pupils is None
+    assert not (puppeteer.sketch == PUPIL_COLOUR).all(axis=2).any()
 
 
 def test_every_sink_is_in_the_registry():

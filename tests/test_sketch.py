@@ -5,12 +5,15 @@ import json
 import cv2
 import numpy as np
 
-from face2face.sketch import PARTS, draw_sketch
+from face2face.pupils import EYES
+from face2face.sketch import PARTS, PUPIL_COLOUR, draw_sketch
+from face2face.train.prepare import read_landmarks
 
 from conftest import DATA
 from pathlib import Path
 
 GOLDEN = Path(__file__).parent / "data" / "sketch_takeo_128.png"
+GOLDEN_PUPILS = Path(__file__).parent / "data" / "sketch_takeo_128_pupils.png"
 
 
 def _takeo_in_128() -> np.ndarray:
@@ -28,6 +31,30 @@ def test_sketch_matches_the_golden_image():
     assert np.array_equal(sketch, golden)
 
 
+def _takeo_pupils(points: np.ndarray) -> np.ndarray:
+    """Pupils a little off each eye's centre (as if looking to the side and up)."""
+    return np.stack([points[e].mean(axis=0) + [1.3, -0.4] for e in EYES]).astype(np.float32)
+
+
+def test_sketch_with_pupils_matches_its_golden_image():
+    points = _takeo_in_128()
+    sketch = draw_sketch(points, 128, pupils=_takeo_pupils(points))
+    assert np.array_equal(sketch, cv2.imread(str(GOLDEN_PUPILS)))
+    plain = draw_sketch(points, 128)
+    assert (sketch != plain).any(axis=2).sum() > 6  # a visible dot per eye, nothing else moved
+    assert np.array_equal(sketch[(sketch == plain).all(axis=2)], plain[(sketch == plain).all(axis=2)])
+
+
+def test_missing_pupil_is_not_drawn():
+    points = _takeo_in_128() * 2
+    pupils = _takeo_pupils(points)
+    one = pupils.copy()
+    one[1] = np.nan
+    assert np.array_equal(draw_sketch(points, 256, pupils=np.full((2, 2), np.nan)), draw_sketch(points, 256))
+    both, left_only = draw_sketch(points, 256, pupils=pupils), draw_sketch(points, 256, pupils=one)
+    assert (both == PUPIL_COLOUR).all(axis=2).sum() > (left_only == PUPIL_COLOUR).all(axis=2).sum() > 0
+
+
 def test_every_part_has_its_colour_and_background_is_black():
     sketch = draw_sketch(_takeo_in_128() * 2, 256)  # 2 px strokes: solid colour at their core
     colours = {tuple(c) for c in sketch.reshape(-1, 3)}
@@ -43,7 +70,9 @@ def test_reused_buffer_is_cleared():
 
 def test_dataset_inputs_are_the_live_sketch(tiny_dataset):
     """What ``prepare`` wrote is exactly what the live loop draws from the same landmarks."""
-    landmarks = json.loads((tiny_dataset / "train" / "landmarks.json").read_text())
-    for name, points in list(zip(landmarks["names"], landmarks["points"]))[:5]:
+    assert json.loads((tiny_dataset / "manifest.json").read_text())["options"]["pupils"]
+    names, points, pupils = read_landmarks(tiny_dataset / "train")
+    assert np.isfinite(pupils).all(axis=2).mean() > 0.5  # lp_d19 looks through glasses: most pupils found
+    for name, p, q in list(zip(names, points, pupils))[:5]:
         written = cv2.imread(str(tiny_dataset / "train" / "input" / f"{name}.png"))
-        assert np.array_equal(written, draw_sketch(np.array(points, np.float32), written.shape[0]))
+        assert np.array_equal(written, draw_sketch(p, written.shape[0], pupils=q))

@@ -21,6 +21,8 @@ def add_commands(commands) -> None:
     p.add_argument("--max-pairs", type=int, default=None, help="stop after this many pairs")
     p.add_argument("--test-fraction", type=float, default=0.2, help="last share of each video held out (default 0.2)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in DIR")
+    p.add_argument("--no-pupils", dest="pupils", action="store_false",
+                   help="sketches without pupils (the output's gaze then ignores the driver's)")
     add_detector_option(p)
     p.set_defaults(handler=_prepare)
     add_quickstart(commands)
@@ -77,6 +79,8 @@ def add_quickstart(commands) -> None:
     p.add_argument("--ngf", type=int, help="generator width (default: 32 on CPU, 64 on GPU)")
     p.add_argument("--every", type=int, default=1, help="keep every N-th frame (default 1)")
     p.add_argument("--size", type=int, default=256, help="crop and generator size in px (default 256)")
+    p.add_argument("--no-pupils", dest="pupils", action="store_false",
+                   help="sketches without pupils (the output's gaze then ignores the driver's)")
     add_detector_option(p)
     p.set_defaults(handler=_quickstart)
 
@@ -112,7 +116,8 @@ def _quickstart(args: argparse.Namespace) -> int:
     from face2face.train.evaluate import format_table
     from face2face.train.quickstart import QuickstartConfig, live_command, quickstart
 
-    config = QuickstartConfig(steps=args.steps, ngf=args.ngf, every=args.every, size=args.size, detector=args.detector)
+    config = QuickstartConfig(steps=args.steps, ngf=args.ngf, every=args.every, size=args.size, detector=args.detector,
+                              pupils=args.pupils)
     bar, progress = _training_bar()
     try:
         with bar:
@@ -132,7 +137,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
     config = PrepareConfig(
         every=args.every, size=args.size, max_pairs=args.max_pairs,
-        test_fraction=args.test_fraction, detector=args.detector, overwrite=args.overwrite,
+        test_fraction=args.test_fraction, detector=args.detector, pupils=args.pupils, overwrite=args.overwrite,
     )
     with tqdm(desc="prepare", unit="frame") as bar:
         def progress(done: int, total: int | None) -> None:

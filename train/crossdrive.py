@@ -6,25 +6,29 @@ loop (tracker, One Euro filter, retargeting, sketch, generator), and each output
 - identity: dlib descriptor distance from the output to the target's photos (low is good) and
   to the driver's own face (high is good); below 0.6 reads as the same person;
 - expression fidelity: mean px distance between the landmarks found on the output and the
-  landmarks the sketch asked for (how faithfully the requested expression is rendered).
+  landmarks the sketch asked for (how faithfully the requested expression is rendered);
+- gaze error: mean px distance between the pupils found on the output (inside the eye outlines
+  the sketch asked for) and the pupils the driver's gaze asks for, over eyes showing both. The
+  driver's gaze is followed for every model with a pupil template, so a model trained without
+  pupils shows how far its eyes stray from the driver's gaze.
 No TensorFlow here.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from face2face.errors import Face2FaceError
 from face2face.faces import FaceAnalyzer
 from face2face.identity import FaceIdentity, distance
+from face2face.pupils import find_pupils
 from face2face.runtime.generator import Generator
 from face2face.runtime.pipeline import Puppeteer, PuppetConfig
 from face2face.runtime.retarget import MODES, RetargetConfig
+from face2face.train.prepare import read_landmarks
 from face2face.video import VideoSource
 
 
@@ -63,8 +67,9 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
               "driver_to_target": _mean_distance(driver_faces, target), "modes": {}}
     row = np.zeros(6)
     for mode in config.modes:
-        puppet = Puppeteer(generator, analyzer, PuppetConfig(width=size, height=size, retarget=RetargetConfig(mode=mode)))
-        outputs, fidelity, found = [], [], 0
+        puppet = Puppeteer(generator, analyzer, PuppetConfig(width=size, height=size, retarget=RetargetConfig(mode=mode),
+                                                             measure_gaze=True))
+        outputs, fidelity, gaze, found = [], [], [], 0
         for index, frame in enumerate(frames):
             out = puppet.process(frame, index / fps, row)
             faces = analyzer.analyze(out)
@@ -74,26 +79,28 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
             outputs.append(identity.descriptor(out, faces[0].landmarks))
             if puppet.points is not None:
                 fidelity.append(float(np.linalg.norm(faces[0].landmarks - puppet.points, axis=1).mean()))
+            if puppet.pupils is not None:
+                errors = np.linalg.norm(find_pupils(out, puppet.points) - puppet.pupils, axis=1)
+                gaze.extend(float(e) for e in errors if np.isfinite(e))
         report["modes"][mode] = {
             "face_rate": found / max(len(frames), 1),
             "identity_to_target": _mean_distance(outputs, target),
             "identity_to_driver": _mean_distance(outputs, driver_faces),
             "expression_error_px": float(np.mean(fidelity)) if fidelity else None,
+            "gaze_error_px": float(np.mean(gaze)) if gaze else None,
+            "gaze_eyes": len(gaze),
         }
     return report
 
 
 def _target_descriptors(data: Path, identity: FaceIdentity, count: int) -> list[np.ndarray]:
     """Descriptors of evenly spaced train photos, from the landmarks stored with them."""
-    path = data / "train" / "landmarks.json"
-    if not path.is_file():
-        raise Face2FaceError(f"{data}: no train/landmarks.json; not a dataset made by `face2face prepare`")
-    landmarks = json.loads(path.read_text())
-    picks = np.linspace(0, len(landmarks["names"]) - 1, min(count, len(landmarks["names"]))).round().astype(int)
+    names, points, _ = read_landmarks(data / "train")
+    picks = np.linspace(0, len(names) - 1, min(count, len(names))).round().astype(int)
     out = []
     for i in picks:
-        photo = cv2.imread(str(data / "train" / "target" / f"{landmarks['names'][i]}.png"))
-        out.append(identity.descriptor(photo, np.asarray(landmarks["points"][i], np.float32)))
+        photo = cv2.imread(str(data / "train" / "target" / f"{names[i]}.png"))
+        out.append(identity.descriptor(photo, points[i]))
     return out
 
 
@@ -102,8 +109,10 @@ def format_cross_drive(report: dict) -> str:
     fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
     lines = [f"{report['model']} driven by {report['driver']} ({report['frames']} frames); "
              f"driver's own face to target: {fmt(report['driver_to_target'], '.3f')}",
-             f"{'mode':10s} {'face rate':>9s} {'id->target':>10s} {'id->driver':>10s} {'expr err px':>11s}"]
+             f"{'mode':10s} {'face rate':>9s} {'id->target':>10s} {'id->driver':>10s} {'expr err px':>11s} "
+             f"{'gaze err px':>11s}"]
     for mode, m in report["modes"].items():
         lines.append(f"{mode:10s} {100 * m['face_rate']:8.1f}% {fmt(m['identity_to_target'], '10.3f')} "
-                     f"{fmt(m['identity_to_driver'], '10.3f')} {fmt(m['expression_error_px'], '11.2f')}")
+                     f"{fmt(m['identity_to_driver'], '10.3f')} {fmt(m['expression_error_px'], '11.2f')} "
+                     f"{fmt(m['gaze_error_px'], '11.2f')}")
     return "\n".join(lines)

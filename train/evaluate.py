@@ -4,7 +4,9 @@ Per pair: L1 and PSNR on pixels in [0, 1], SSIM (Wang et al. 2004: 11x11 Gaussia
 sigma 1.5, K1 0.01, K2 0.03, valid region, computed per RGB channel and averaged), whether a face
 is found on the output, AKD: mean distance (px) between the 68 landmarks found on the output
 and on the real photo by the same detector + landmark pipeline, and identity: distance between
-dlib's face descriptors of the output and the photo (below 0.6 reads as the same person).
+dlib's face descriptors of the output and the photo (below 0.6 reads as the same person), and
+pupil error: distance (px) between the pupils found on the output and on the photo, both inside
+the photo's eye outlines, over the eyes where both show a pupil.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from face2face.errors import Face2FaceError
 from face2face.faces import FaceAnalyzer
 from face2face.identity import FaceIdentity, distance
 from face2face.modelfile import ModelInfo
+from face2face.pupils import find_pupils
 from face2face.runtime.generator import Generator
-from face2face.train.prepare import MANIFEST
+from face2face.train.prepare import MANIFEST, read_landmarks
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
     generator = Generator(model_path)
     size = generator.info.size
     folder = data / config.split
-    names = sorted(p.stem for p in (folder / "input").glob("*.png"))
+    names, points, _ = read_landmarks(folder)
     if not names:
         raise Face2FaceError(f"{folder}: no pairs to evaluate")
     analyzer = analyzer or FaceAnalyzer(config.detector)
@@ -101,9 +104,11 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
         if out_points is not None and photo_points is not None:
             akd = float(np.linalg.norm(out_points - photo_points, axis=1).mean())
             identity_distance = distance(identity.descriptor(output, out_points), identity.descriptor(photo, photo_points))
+        pupil_errors = np.linalg.norm(find_pupils(output, points[index]) - find_pupils(photo, points[index]), axis=1)
         per_pair.append({"name": name, "l1": float(np.abs(a - b).mean()), "psnr": psnr(a, b), "ssim": ssim(a, b),
                          "face_found": out_points is not None, "photo_face_found": photo_points is not None,
-                         "akd": akd, "identity": identity_distance})
+                         "akd": akd, "identity": identity_distance,
+                         "pupil_errors": [None if np.isnan(e) else float(e) for e in pupil_errors]})
         if index in grid_picks:
             rows.append(np.concatenate([sketch, output, photo], axis=1))
     report = _summarise(per_pair, model_path, data, config, generator.info, time.perf_counter() - started)
@@ -118,6 +123,7 @@ def _summarise(per_pair: list[dict], model_path, data: Path, config: EvaluateCon
                seconds: float) -> dict:
     akds = [p["akd"] for p in per_pair if p["akd"] is not None]
     identities = [p["identity"] for p in per_pair if p["identity"] is not None]
+    pupils = [e for p in per_pair for e in p["pupil_errors"] if e is not None]
     n = len(per_pair)
     return {
         "model": str(model_path), "data": str(data), "split": config.split, "detector": config.detector,
@@ -132,6 +138,10 @@ def _summarise(per_pair: list[dict], model_path, data: Path, config: EvaluateCon
         "akd": float(np.mean(akds)) if akds else None,
         "akd_pairs": len(akds),
         "identity": float(np.mean(identities)) if identities else None,
+        "pupil_error_px": float(np.mean(pupils)) if pupils else None,
+        "pupil_error_p90_px": float(np.percentile(pupils, 90)) if pupils else None,
+        "pupil_eyes": len(pupils),
+        "model_pupils": info.pupils,
         "ssim_mode": "per RGB channel, 11x11 Gaussian sigma 1.5, valid region",
         "seconds": round(seconds, 2),
         "per_pair": per_pair,
@@ -142,6 +152,8 @@ def _summarise(per_pair: list[dict], model_path, data: Path, config: EvaluateCon
 def format_table(report: dict) -> str:
     """A short human-readable summary of an ``evaluate`` report."""
     akd = "n/a" if report["akd"] is None else f"{report['akd']:.2f} px ({report['akd_pairs']} pairs)"
+    pupil = "n/a" if report["pupil_error_px"] is None else (
+        f"{report['pupil_error_px']:.2f} px mean, {report['pupil_error_p90_px']:.2f} p90 ({report['pupil_eyes']} eyes)")
     lines = [
         f"{report['model']} on {report['data']} [{report['split']}, {report['pairs']} pairs]",
         f"  L1         {report['l1']:.4f}",
@@ -151,5 +163,6 @@ def format_table(report: dict) -> str:
         f"  AKD        {akd}",
         f"  identity   {'n/a' if report['identity'] is None else format(report['identity'], '.3f')} "
         "(dlib descriptor distance to the real photo; < 0.6 = same person)",
+        f"  pupils     {pupil} (output vs photo, in the photo's eye outlines)",
     ]
     return "\n".join(lines)

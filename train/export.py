@@ -9,7 +9,6 @@ values in [-1, 1].
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -25,9 +24,10 @@ import tf2onnx
 
 from face2face.errors import Face2FaceError
 from face2face.modelfile import ModelInfo, write_sidecar
+from face2face.pupils import from_eye_coordinates, to_eye_coordinates
 from face2face.train import pix2pix
 from face2face.train.data import check_split, read_manifest
-from face2face.train.prepare import MANIFEST
+from face2face.train.prepare import MANIFEST, read_landmarks
 from face2face.train.trainer import CHECKPOINTS, read_run_config
 
 log = logging.getLogger(__name__)
@@ -147,16 +147,18 @@ def run_onnx(path: str | Path, sketches: np.ndarray) -> np.ndarray:
 def model_info(data: Path, size: int, ngf: int, steps: int, precision: str) -> ModelInfo:
     """The sidecar's content: contract, landmark template of the train split, dataset fingerprint."""
     manifest = read_manifest(data)
-    try:
-        points = np.asarray(json.loads((data / "train" / "landmarks.json").read_text())["points"], np.float64)
-    except (OSError, ValueError, KeyError) as exc:
-        raise Face2FaceError(f"{data}: unreadable train/landmarks.json ({exc})") from None
-    if points.ndim != 3 or points.shape[1:] != (68, 2) or not len(points):
-        raise Face2FaceError(f"{data}/train/landmarks.json: expected N x 68 x 2 points, got {points.shape}")
-    template = np.round(points.mean(axis=0), 3).tolist()
+    _, points, pupils = read_landmarks(data / "train")
+    if not len(points):
+        raise Face2FaceError(f"{data}/train/landmarks.json: no pairs")
+    template = points.astype(np.float64).mean(axis=0)
+    template_pupils = None
+    gaze = np.stack([to_eye_coordinates(p, q) for p, q in zip(pupils, points)])  # (N, 2 eyes, uv)
+    if np.isfinite(gaze).all(axis=2).any(axis=0).all():  # each eye seen open at least once
+        template_pupils = np.round(from_eye_coordinates(np.nanmean(gaze, axis=0), template), 3).tolist()
     return ModelInfo(
-        size=size, ngf=ngf, steps=steps, template=template,
+        size=size, ngf=ngf, steps=steps, template=np.round(template, 3).tolist(),
         context=float(manifest.get("options", {}).get("context", 1.0)),
+        pupils=bool(manifest.get("options", {}).get("pupils", False)), template_pupils=template_pupils,
         normalization="batch-moving-average", precision=precision,
         dataset_fingerprint=dataset_fingerprint(data),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -4,8 +4,9 @@ Layout written under the output folder::
 
     train/input/*.png   sketches          test/input/*.png
     train/target/*.png  face crops        test/target/*.png
-    train/landmarks.json  test/landmarks.json   per pair: 68 points in crop pixels and the
-                        crop square (cx, cy, side) in source-frame pixels
+    train/landmarks.json  test/landmarks.json   per pair: 68 points and 2 pupils (null where
+                        the eye is closed or unsure) in crop pixels, and the crop square
+                        (cx, cy, side) in source-frame pixels
     manifest.json       written last: its presence marks a complete dataset
 """
 
@@ -26,6 +27,7 @@ from face2face.detectors import DetectorConfig
 from face2face.errors import Face2FaceError
 from face2face.faces import FaceAnalyzer
 from face2face.geometry import Square, apply_affine, crop, face_square, smooth_square
+from face2face.pupils import find_pupils
 from face2face.sketch import draw_sketch
 from face2face.video import VideoSource
 
@@ -50,6 +52,7 @@ class PrepareConfig:
     context: float = 1.0  # crop side relative to the default face framing
     min_face_fraction: float = 0.5  # crop squares smaller than size * this are too small
     size_smoothing: float = 0.3  # weight of the new frame in the crop size's running average
+    pupils: bool = True  # draw pupils in the sketches (they are found and stored either way)
     overwrite: bool = False  # replace an existing complete dataset
 
 
@@ -96,6 +99,7 @@ def prepare(
         (staging / kind).mkdir(parents=True)
     total = sum((s.frame_count or 0) // config.every for s in sources) or None
     points: dict[str, np.ndarray] = {}
+    pupils: dict[str, np.ndarray] = {}
     squares: dict[str, list[float]] = {}
     stats: list[SourceStats] = []
     done = 0
@@ -110,10 +114,11 @@ def prepare(
                 pair = _pair(analyzer, frame, config, s)
                 if pair is not None:
                     name = f"{index:02d}_{frame_index:06d}"
-                    sketch, face, crop_points, square = pair
+                    sketch, face, crop_points, crop_pupils, square = pair
                     _write_png(staging / "input" / f"{name}.png", sketch)
                     _write_png(staging / "target" / f"{name}.png", face)
                     points[name] = crop_points
+                    pupils[name] = crop_pupils
                     squares[name] = [square.cx, square.cy, square.side]
                     s.kept.append(name)
                 if progress:
@@ -128,7 +133,7 @@ def prepare(
             )
         if config.max_pairs and len(points) >= config.max_pairs:
             break
-    manifest = _finish(out, staging, stats, points, squares, config, time.perf_counter() - started)
+    manifest = _finish(out, staging, stats, points, pupils, squares, config, time.perf_counter() - started)
     return manifest
 
 
@@ -184,7 +189,8 @@ def _skip_broken(source: VideoSource, index: int, stats: SourceStats, failures: 
 
 
 def _pair(analyzer: FaceAnalyzer, frame: np.ndarray, config: PrepareConfig, s: SourceStats):
-    """(sketch, face crop, crop landmarks) for a frame with exactly one usable face, else None."""
+    """(sketch, face crop, crop landmarks, crop pupils, square) for a frame with exactly one
+    usable face, else None."""
     detections = analyzer.detect(frame)
     previous, s.last_square = s.last_square, None
     if not detections:
@@ -200,8 +206,11 @@ def _pair(analyzer: FaceAnalyzer, frame: np.ndarray, config: PrepareConfig, s: S
         return None
     s.last_square = square
     face = crop(frame, square, config.size)
-    crop_points = apply_affine(points, square.transform(config.size))
-    return draw_sketch(crop_points, config.size), face, crop_points, square
+    transform = square.transform(config.size)
+    crop_points = apply_affine(points, transform)
+    crop_pupils = apply_affine(find_pupils(frame, points), transform)
+    sketch = draw_sketch(crop_points, config.size, pupils=crop_pupils if config.pupils else None)
+    return sketch, face, crop_points, crop_pupils, square
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
@@ -209,7 +218,7 @@ def _write_png(path: Path, image: np.ndarray) -> None:
         raise Face2FaceError(f"{path}: cannot write (disk full or no permission?)")
 
 
-def _finish(out, staging, stats, points, squares, config, seconds) -> dict:
+def _finish(out, staging, stats, points, pupils, squares, config, seconds) -> dict:
     """Move staged pairs into train/test by time, write landmarks, then the manifest."""
     split_of: dict[str, str] = {}
     for s in stats:
@@ -226,6 +235,7 @@ def _finish(out, staging, stats, points, squares, config, seconds) -> dict:
         landmarks = {
             "names": names,
             "points": [points[n].tolist() for n in names],  # exact float32 values
+            "pupils": [[None if np.isnan(p).any() else p.tolist() for p in pupils[n]] for n in names],
             "squares": [[round(v, 3) for v in squares[n]] for n in names],
         }
         (out / split / "landmarks.json").write_text(json.dumps(landmarks))
@@ -255,6 +265,24 @@ def _finish(out, staging, stats, points, squares, config, seconds) -> dict:
     log.info("%s: %d train + %d test pairs from %d frames (dropped: %s)", out,
              manifest["pairs"]["train"], manifest["pairs"]["test"], frames_read, _describe(dropped))
     return manifest
+
+
+def read_landmarks(split_dir: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(names, ``float32 (N, 68, 2)`` points, ``float32 (N, 2, 2)`` pupils with NaN where none)
+    of a dataset split's ``landmarks.json``."""
+    path = Path(split_dir) / "landmarks.json"
+    try:
+        data = json.loads(path.read_text())
+        names = list(data["names"])
+        points = np.asarray(data["points"], np.float32).reshape(len(names), 68, 2)
+        pupils = np.full((len(names), 2, 2), np.nan, np.float32)
+        for i, pair in enumerate(data.get("pupils") or []):  # datasets made before pupils have none
+            for eye, p in enumerate(pair):
+                if p is not None:
+                    pupils[i, eye] = p
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise Face2FaceError(f"{path}: unreadable landmarks ({exc}); prepare the dataset again") from None
+    return names, points, pupils
 
 
 def _describe(dropped: dict[str, int]) -> str:

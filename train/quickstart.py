@@ -35,6 +35,7 @@ class QuickstartConfig:
     every: int = 1  # keep every N-th frame of the target video
     size: int = 256  # crop and generator size, px
     detector: str = "ssd"
+    pupils: bool = True  # pupils in the sketches (gaze follows the driver)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ def quickstart(
         announce(f"1/4 dataset: {data} is complete, kept")
     else:
         announce(f"1/4 dataset: preparing {data}")
-        prepare([video], data, PrepareConfig(every=config.every, size=config.size, detector=config.detector))
+        prepare([video], data, PrepareConfig(every=config.every, size=config.size, detector=config.detector,
+                                             pupils=config.pupils))
 
     resume = bool(tf.train.latest_checkpoint(str(run / CHECKPOINTS)))
     announce(f"2/4 training: {'resuming' if resume else 'starting'} {run}")
