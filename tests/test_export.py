@@ -7,6 +7,7 @@ import re
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 
 tf = pytest.importorskip("tensorflow")
@@ -28,6 +29,8 @@ def test_export_parity_contract_and_sidecar(tiny_run, tiny_dataset, tmp_path):
     (inp,), (out,) = session.get_inputs(), session.get_outputs()
     assert (inp.name, inp.shape, inp.type) == ("sketch", [1, 64, 64, 3], "tensor(float)")
     assert (out.name, out.shape, out.type) == ("face", [1, 64, 64, 3], "tensor(float)")
+    ops = [node.op_type for node in onnx.load(str(model)).graph.node]
+    assert ops.count("ConvTranspose") == 6 and "Mul" not in ops and "Add" not in ops  # 64 px: 6 levels; batch norms folded
     # Independent check against TF in inference mode, on real test sketches; deterministic output.
     generator, _, step, _ = load_generator(tiny_run)
     sketches = _parity_sketches(tiny_dataset, 3, 64)

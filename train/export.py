@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
+from onnx import numpy_helper
 import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
@@ -126,7 +127,58 @@ def to_onnx(generator: tf.keras.Model, size: int, opset: int = 17) -> onnx.Model
 
     proto, _ = tf2onnx.convert.from_function(infer, input_signature=spec, opset=opset)
     _rename_io(proto)
+    fold_into_conv_transpose(proto)
     return proto
+
+
+def fold_into_conv_transpose(proto: onnx.ModelProto) -> int:
+    """Fold each ``ConvTranspose -> Mul(c) -> Add(c)`` chain (the decoder's frozen batch norms,
+    which tf2onnx folds into plain convolutions but not into transposed ones) into the
+    ConvTranspose's weights and bias; returns how many were folded. Exact up to rounding."""
+    graph = proto.graph
+    constants = {t.name: t for t in graph.initializer}
+    users: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+
+    def only_user(name: str, op: str) -> onnx.NodeProto | None:
+        found = users.get(name, [])
+        return found[0] if len(found) == 1 and found[0].op_type == op else None
+
+    def per_channel(node: onnx.NodeProto, other: str, channels: int) -> np.ndarray | None:
+        name = next(n for n in node.input if n != other)
+        if name not in constants or tuple(constants[name].dims) not in ((1, channels, 1, 1), (channels, 1, 1)):
+            return None
+        return numpy_helper.to_array(constants[name]).reshape(-1)
+
+    folded = []
+    for conv in graph.node:
+        grouped = any(a.name == "group" and a.i != 1 for a in conv.attribute)
+        if conv.op_type != "ConvTranspose" or grouped or conv.input[1] not in constants:
+            continue
+        weight = numpy_helper.to_array(constants[conv.input[1]])  # (C_in, C_out / groups, kh, kw)
+        mul = only_user(conv.output[0], "Mul")
+        add = mul and only_user(mul.output[0], "Add")
+        scale = mul and per_channel(mul, conv.output[0], weight.shape[1])
+        shift = add and per_channel(add, mul.output[0], weight.shape[1])
+        if scale is None or shift is None:
+            continue
+        bias = numpy_helper.to_array(constants[conv.input[2]]) if len(conv.input) > 2 else 0.0
+        names = (f"{conv.output[0]}/folded_weight", f"{conv.output[0]}/folded_bias")
+        graph.initializer.extend([
+            numpy_helper.from_array((weight * scale[None, :, None, None]).astype(np.float32), names[0]),
+            numpy_helper.from_array((bias * scale + shift).astype(np.float32), names[1])])
+        conv.input[:] = [conv.input[0], *names]
+        conv.output[0] = add.output[0]
+        folded += [mul, add]
+    for node in folded:
+        graph.node.remove(node)
+    used = {name for node in graph.node for name in node.input}
+    kept = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return len(folded) // 2
 
 
 def to_fp16(proto: onnx.ModelProto) -> onnx.ModelProto:
