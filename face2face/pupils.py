@@ -90,6 +90,21 @@ def _shrunk(eye: np.ndarray, shrink: tuple[float, float]) -> np.ndarray:
     return centre + np.outer(rel @ axis * shrink[0], axis) + np.outer(rel @ normal * shrink[1], normal)
 
 
+def eyes_open(points: np.ndarray, config: PupilConfig = PupilConfig()) -> np.ndarray:
+    """``bool (2,)``: which eyes of 68 ``points`` are open (eye aspect ratio at least ``min_open``)."""
+    return np.array([eye_aspect_ratio(points[e]) >= config.min_open for e in EYES])
+
+
+def fill_gaze(gaze: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Gaze (eye coordinates) with each unsure eye (NaN) given the other eye's gaze (eyes move
+    together), or ``fallback`` when neither eye is sure."""
+    out = gaze.copy()
+    for i in range(2):
+        if not np.isfinite(gaze[i]).all():
+            out[i] = gaze[1 - i] if np.isfinite(gaze[1 - i]).all() else fallback[i]
+    return out
+
+
 def eye_frame(eye: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(origin, 2x2 basis) of an eye outline: origin at its centre, axes along and across the
     eye, one unit = the corner-to-corner width. ``origin + uv @ basis`` maps eye coordinates to pixels."""

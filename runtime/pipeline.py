@@ -12,7 +12,7 @@ import numpy as np
 
 from face2face.faces import FaceAnalyzer, FaceTracker, TrackerConfig
 from face2face.geometry import face_square
-from face2face.pupils import find_pupils, to_eye_coordinates
+from face2face.pupils import fill_gaze, find_pupils, to_eye_coordinates
 from face2face.sketch import draw_sketch
 from face2face.runtime.capture import LatestFrameCapture, SourceStalled
 from face2face.runtime.compose import Composer, Layout
@@ -135,12 +135,10 @@ class Puppeteer:
         return out
 
     def _smooth_gaze(self, gaze: np.ndarray, t: float) -> np.ndarray:
-        """One Euro filtered gaze; an eye without a pupil keeps its last value but stays NaN."""
-        shown = np.isfinite(gaze).all(axis=1)
+        """One Euro filtered gaze; an unsure eye takes the other eye's gaze, else its last one."""
         last = self.gaze_filter.value
-        filled = np.where(shown[:, None], gaze, np.zeros((2, 2), np.float32) if last is None else last)
-        smoothed = self.gaze_filter(filled.astype(np.float32), t, EYE_WIDTHS_PER_FACE)
-        return np.where(shown[:, None], smoothed, np.nan).astype(np.float32)
+        filled = fill_gaze(gaze, np.zeros((2, 2), np.float32) if last is None else last)
+        return self.gaze_filter(filled, t, EYE_WIDTHS_PER_FACE)
 
     @property
     def detector_runs(self) -> int:

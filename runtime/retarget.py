@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from face2face.geometry import Square, apply_affine, face_square, similarity_fit, smooth_square
-from face2face.pupils import from_eye_coordinates, to_eye_coordinates
+from face2face.pupils import eyes_open, from_eye_coordinates, to_eye_coordinates
 
 Mode = Literal["absolute", "aligned", "relative"]
 MODES: tuple[str, ...] = ("absolute", "aligned", "relative")
@@ -86,39 +86,34 @@ class Retargeter:
 
 
 class GazeMapper:
-    """Driver gaze (``float32 (2, 2)`` eye coordinates, NaN for a closed or unsure eye) ->
-    pupils in the crop's eye outlines, NaN where the driver shows no pupil."""
+    """Driver gaze (``float32 (2, 2)`` eye coordinates, unsure eyes already filled in) -> pupils
+    in the crop's eye outlines; an eye the sketch shows closed gets none (NaN), as in training."""
 
     def __init__(self, template: np.ndarray, template_pupils: np.ndarray, config: RetargetConfig = RetargetConfig()) -> None:
         self.config = config
         self.template_gaze = to_eye_coordinates(template_pupils, template)
         self._sum = np.zeros((2, 2), np.float64)
-        self._seen = np.zeros(2, np.int64)
         self._frames = 0
         self.neutral: np.ndarray | None = None  # driver's neutral gaze
 
     def recapture_neutral(self) -> None:
         """Measure the driver's neutral gaze again over the next frames."""
         self._sum[:] = 0.0
-        self._seen[:] = 0
         self._frames = 0
         self.neutral = None
 
     def __call__(self, gaze: np.ndarray, crop_points: np.ndarray) -> np.ndarray:
         """Pupils (crop pixels) in the eyes of ``crop_points`` for the driver's ``gaze``."""
-        shown = np.isfinite(gaze).all(axis=1)
         uv = gaze
         if self.config.mode == "relative":
             if self.neutral is None:
-                self._sum[shown] += gaze[shown]
-                self._seen += shown
+                self._sum += gaze
                 self._frames += 1
                 if self._frames >= self.config.neutral_frames:
-                    seen = self._seen[:, None] > 0
-                    self.neutral = np.where(seen, self._sum / np.maximum(self._seen[:, None], 1), self.template_gaze)
+                    self.neutral = (self._sum / self._frames).astype(np.float32)
                 uv = self.template_gaze
             else:
                 uv = self.template_gaze + (gaze - self.neutral)
         pupils = from_eye_coordinates(np.clip(uv, -GAZE_LIMIT, GAZE_LIMIT), crop_points)
-        pupils[~shown] = np.nan
+        pupils[~eyes_open(crop_points)] = np.nan
         return pupils

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from face2face.geometry import apply_affine
-from face2face.pupils import EYES, find_pupils, from_eye_coordinates, to_eye_coordinates
+from face2face.pupils import EYES, fill_gaze, find_pupils, from_eye_coordinates, to_eye_coordinates
 from face2face.runtime.retarget import GazeMapper, RetargetConfig
 from face2face.video import VideoSource
 
@@ -86,8 +86,18 @@ def test_relative_gaze_moves_the_targets_own_pupils(close_ups):
     moved = mapper(look, template) - template_pupils
     widths = [np.linalg.norm(template[e][3] - template[e][0]) for e in EYES]
     np.testing.assert_allclose(np.linalg.norm(moved, axis=1), 0.1 * np.array(widths), rtol=1e-3)
-    closed = look.copy()
-    closed[1] = np.nan  # a closed eye shows no pupil
-    assert np.isnan(mapper(closed, template)[1]).all() and np.isfinite(mapper(closed, template)[0]).all()
+    winking = template.copy()  # the sketch's left eye closed: no pupil there, as in training
+    winking[EYES[1]] = winking[EYES[1]].mean(axis=0) + (winking[EYES[1]] - winking[EYES[1]].mean(axis=0)) * [1.0, 0.1]
+    pupils = mapper(look, winking)
+    assert np.isnan(pupils[1]).all() and np.isfinite(pupils[0]).all()
     far = neutral + np.array([2.0, 0.0], np.float32)  # an outlier stays inside the eye
     assert np.abs(to_eye_coordinates(mapper(far, template), template)).max() < 0.4
+
+
+def test_an_unsure_eye_follows_the_other_eye_or_its_last_gaze():
+    last = np.array([[0.1, 0.0], [0.2, 0.0]], np.float32)
+    one = np.array([[np.nan, np.nan], [-0.1, 0.05]], np.float32)
+    np.testing.assert_array_equal(fill_gaze(one, last), one[[1, 1]])
+    np.testing.assert_array_equal(fill_gaze(np.full((2, 2), np.nan, np.float32), last), last)
+    sure = np.array([[0.0, 0.0], [0.1, 0.1]], np.float32)
+    np.testing.assert_array_equal(fill_gaze(sure, last), sure)
