@@ -65,7 +65,7 @@ class SeedLoop:
         t2 = clock()
         out = self.generator(sketch)
         t3 = clock()
-        times[1:5] = (t1 - t0, t2 - t1, t3 - t2, 0.0)
+        times[1:6] = (t1 - t0, 0.0, t2 - t1, t3 - t2, 0.0)
         return out
 
 

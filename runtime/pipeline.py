@@ -1,5 +1,5 @@
-"""Per-frame puppeteering (track -> smooth -> retarget -> sketch -> generate -> compose) and the
-loops that drive it: live (capture thread, newest frame wins) and offline (every frame)."""
+"""Per-frame puppeteering (track -> gaze -> smooth -> retarget -> sketch -> generate -> compose)
+and the loops that drive it: live (capture thread, newest frame wins) and offline (every frame)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from face2face.runtime.smooth import OneEuroConfig, OneEuroFilter
 
 log = logging.getLogger(__name__)
 
-STAGES = ("capture", "track", "sketch", "generate", "compose", "sink")
+STAGES = ("capture", "track", "gaze", "sketch", "generate", "compose", "sink")
 # Eye widths per face size: gaze (in eye widths) is filtered at speeds in face sizes per second.
 EYE_WIDTHS_PER_FACE = 12.0
 
@@ -103,10 +103,11 @@ class Puppeteer:
         clock = time.perf_counter
         t0 = clock()
         points = self.tracker.update(frame)
+        t1 = clock()
         gaze = None
         if points is not None and self.gaze is not None:
             gaze = to_eye_coordinates(find_pupils(frame, points), points)
-        t1 = clock()
+        t2 = clock()
         square = None
         if points is not None:
             self.faces_found += 1
@@ -116,7 +117,7 @@ class Puppeteer:
             if gaze is not None:
                 self.pupils = self.gaze(self._smooth_gaze(gaze, t), self.points)
             draw_sketch(self.points, self.size, out=self.sketch, pupils=self.pupils if self.draw_pupils else None)
-            t2 = clock()
+            t3 = clock()
             face = self.last_face = self.generator(self.sketch)
             self._last_seen = t
         else:  # never show the driver: hold the last output briefly, then the neutral target
@@ -127,11 +128,11 @@ class Puppeteer:
             if not recent:
                 np.copyto(self.sketch, self.neutral_sketch)
             self.points = self.pupils = None
-            t2 = clock()
-        t3 = clock()
-        out = self.composer.compose(frame, self.sketch, face, square)
+            t3 = clock()
         t4 = clock()
-        times[1:5] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+        out = self.composer.compose(frame, self.sketch, face, square)
+        t5 = clock()
+        times[1:6] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
         return out
 
     def _smooth_gaze(self, gaze: np.ndarray, t: float) -> np.ndarray:
@@ -212,7 +213,7 @@ def run_live(
             sent = clock()
             keep_going = send_all(sinks, out, puppeteer)
             done = clock()
-            row[5] = done - sent
+            row[-1] = done - sent
             times.add(row, done - captured_at)
             result.frames += 1
             fps_ema += 0.1 * (1.0 / max(done - previous_end, 1e-6) - fps_ema)
@@ -258,7 +259,7 @@ def run_offline(
         sent = clock()
         send_all(sinks, out, puppeteer)
         done = clock()
-        row[0], row[5] = 0.0, done - sent
+        row[0], row[-1] = 0.0, done - sent
         times.add(row, done - begin)
         result.frames += 1
         if on_frame:

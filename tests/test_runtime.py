@@ -18,7 +18,7 @@ from face2face.pupils import EYES
 from face2face.runtime.capture import LatestFrameCapture
 from face2face.runtime.generator import CPU, CUDA, Generator, choose_provider
 from face2face.runtime.retarget import RetargetConfig
-from face2face.runtime.pipeline import Puppeteer, PuppetConfig, StageTimes, run_live
+from face2face.runtime.pipeline import STAGES, Puppeteer, PuppetConfig, StageTimes, run_live
 from face2face.runtime.sinks import SinkConfig, create_sink, sink_names
 from face2face.sketch import PUPIL_COLOUR
 from face2face.video import VideoSource
@@ -85,7 +85,8 @@ def test_bench_json_has_every_field(tiny_model, tmp_path):
     for key in ("provider", "model", "source", "frames", "fps", "latency_ms", "stages_ms", "dropped", "detector_runs"):
         assert key in report
     assert report["frames"] == 40 and report["fps"] > 0
-    assert set(report["stages_ms"]) == {"capture", "track", "sketch", "generate", "compose", "sink"}
+    assert set(report["stages_ms"]) == {"capture", "track", "gaze", "sketch", "generate", "compose", "sink"}
+    assert report["stages_ms"]["gaze"]["p50"] > 0  # the tiny model draws pupils: they are found every frame
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"] <= report["latency_ms"]["p99"]
     assert report["detector_runs"] <= 4  # the tracker, not the detector, follows the face (detected in warm-up)
     baseline = report["baseline"]  # the seed's method: a detector run on every frame
@@ -131,7 +132,7 @@ def test_frames_without_a_face_never_show_the_driver(generator, analyzer):
     config = PuppetConfig(width=64, height=64, hold_seconds=0.2, tracker=TrackerConfig(verify_every=1),
                           retarget=RetargetConfig(mode="absolute"))
     puppeteer = Puppeteer(generator, analyzer, config)
-    row = np.zeros(6)
+    row = np.zeros(len(STAGES))
     with VideoSource(str(VIDEOS / "lp_d18.mp4")) as video:
         faces = [video.read() for _ in range(3)]
     empty = cv2.resize(cv2.imread(str(IMAGES / "coffee.png")), faces[0].shape[1::-1])
@@ -150,7 +151,7 @@ def test_pupil_model_follows_the_drivers_eyes_and_older_models_keep_working(tiny
         frames = [video.read() for _ in range(4)]
     config = PuppetConfig(width=64, height=64, retarget=RetargetConfig(mode="absolute"))
     puppeteer = Puppeteer(Generator(tiny_model, provider="cpu"), analyzer, config)
-    row = np.zeros(6)
+    row = np.zeros(len(STAGES))
     for i, frame in enumerate(frames):
         puppeteer.process(frame, i / 30, row)
     assert puppeteer.draw_pupils and np.isfinite(puppeteer.pupils).all()  # lp_d18 looks into the camera

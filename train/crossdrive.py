@@ -26,7 +26,7 @@ from face2face.faces import FaceAnalyzer
 from face2face.identity import FaceIdentity, distance
 from face2face.pupils import find_pupils
 from face2face.runtime.generator import Generator
-from face2face.runtime.pipeline import Puppeteer, PuppetConfig
+from face2face.runtime.pipeline import STAGES, Puppeteer, PuppetConfig
 from face2face.runtime.retarget import MODES, RetargetConfig
 from face2face.train.prepare import read_landmarks
 from face2face.video import VideoSource
@@ -65,7 +65,7 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
     size = generator.info.size
     report = {"model": str(model), "data": str(data), "driver": str(driver), "frames": len(frames),
               "driver_to_target": _mean_distance(driver_faces, target), "modes": {}}
-    row = np.zeros(6)
+    row = np.zeros(len(STAGES))
     for mode in config.modes:
         puppet = Puppeteer(generator, analyzer, PuppetConfig(width=size, height=size, retarget=RetargetConfig(mode=mode),
                                                              measure_gaze=True))
