@@ -61,7 +61,7 @@ def add_commands(commands) -> None:
     p.add_argument("--json", metavar="OUT", help="write every figure as JSON")
     p.add_argument("--grid", metavar="OUT.png", help="write (sketch | output | photo) rows")
     p.add_argument("--driver", metavar="VIDEO", help="instead: another person drives the model; "
-                   "face rate, identity and expression per retarget mode")
+                   "face rate, identity, expression and gaze per retarget mode")
     p.add_argument("--frames", type=int, default=150, help="driver frames per mode with --driver (default 150)")
     add_detector_option(p)
     p.set_defaults(handler=_evaluate)
