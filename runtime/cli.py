@@ -117,7 +117,8 @@ def _live(args) -> int:
         for sink in sinks:
             if getattr(sink, "device", None):
                 log.info("virtual camera: %s (%dx%d @ %g fps)", sink.device, args.width, args.height, args.fps)
-        log.info("running (%s retargeting); Ctrl-C to stop", args.retarget)
+        gaze = "gaze followed" if puppeteer.draw_pupils else "gaze not followed: the model was trained without pupils"
+        log.info("running (%s retargeting, %s); Ctrl-C to stop", args.retarget, gaze)
         times = StageTimes()
         result = run_live(capture, puppeteer, sinks, times, max_frames=args.frames,
                           on_second=lambda fps, ms: log.debug("%.1f fps, %.0f ms", fps, ms))
