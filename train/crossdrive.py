@@ -87,6 +87,8 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
             "identity_to_target": _mean_distance(outputs, target),
             "identity_to_driver": _mean_distance(outputs, driver_faces),
             "expression_error_px": float(np.mean(fidelity)) if fidelity else None,
+            # robust to the rare frame where the landmark predictor fails on the output itself
+            "expression_error_median_px": float(np.median(fidelity)) if fidelity else None,
             "gaze_error_px": float(np.mean(gaze)) if gaze else None,
             "gaze_eyes": len(gaze),
         }
