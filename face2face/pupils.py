@@ -41,12 +41,10 @@ def eye_aspect_ratio(eye: np.ndarray) -> float:
 def find_pupils(image: np.ndarray, points: np.ndarray, config: PupilConfig = PupilConfig()) -> np.ndarray:
     """Pupil centres of a face in ``image`` (BGR or grey) with 68 ``points``; NaN where none."""
     out = np.full((2, 2), np.nan, np.float32)
-    for i, eye_slice in enumerate(EYES):
-        eye = np.asarray(points[eye_slice], np.float32)
-        if eye_aspect_ratio(eye) >= config.min_open:
-            centre = _iris_centre(image, eye, config)
-            if centre is not None:
-                out[i] = centre
+    for i, (eye_slice, is_open) in enumerate(zip(EYES, eyes_open(points, config))):
+        centre = _iris_centre(image, np.asarray(points[eye_slice], np.float32), config) if is_open else None
+        if centre is not None:
+            out[i] = centre
     return out
 
 

@@ -47,6 +47,33 @@ def align(points: np.ndarray, template: np.ndarray) -> np.ndarray:
     return apply_affine(points, similarity_fit(points[RIGID], template[RIGID]))
 
 
+class NeutralCapture:
+    """The driver's neutral (the mean of their first frames) and changes measured from it."""
+
+    def __init__(self, frames: int, shape: tuple[int, ...]) -> None:
+        self.frames = frames
+        self._sum = np.zeros(shape, np.float64)
+        self._count = 0
+        self.value: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Measure the neutral again over the next frames."""
+        self._sum[:] = 0.0
+        self._count = 0
+        self.value = None
+
+    def moved(self, reference: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """``reference`` moved by ``current``'s change from the neutral; while the neutral is
+        still being measured (``current`` counts towards it), ``reference`` unmoved."""
+        if self.value is None:
+            self._sum += current
+            self._count += 1
+            if self._count >= self.frames:
+                self.value = (self._sum / self._count).astype(np.float32)
+            return reference.copy()
+        return reference + (current - self.value)
+
+
 class Retargeter:
     """Stateful mapping of driver landmarks to crop landmarks for one driver."""
 
@@ -56,16 +83,12 @@ class Retargeter:
         self.template = np.asarray(template, np.float32)
         self.size = size
         self.config = config
-        self._neutral_sum = np.zeros((68, 2), np.float64)
-        self._neutral_count = 0
-        self.neutral: np.ndarray | None = None  # driver's neutral face, template frame
+        self.neutral = NeutralCapture(config.neutral_frames, (68, 2))  # driver's face, template frame
         self.square: Square | None = None  # last ``absolute`` crop
 
     def recapture_neutral(self) -> None:
         """Measure the driver's neutral face again over the next frames."""
-        self._neutral_sum[:] = 0.0
-        self._neutral_count = 0
-        self.neutral = None
+        self.neutral.reset()
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         """Crop landmarks (``float32 (68, 2)``) for driver landmarks in frame pixels."""
@@ -76,13 +99,7 @@ class Retargeter:
         aligned = align(points, self.template)
         if mode == "aligned":
             return aligned
-        if self.neutral is None:
-            self._neutral_sum += aligned
-            self._neutral_count += 1
-            if self._neutral_count >= self.config.neutral_frames:
-                self.neutral = (self._neutral_sum / self._neutral_count).astype(np.float32)
-            return self.template.copy()
-        return self.template + (aligned - self.neutral)
+        return self.neutral.moved(self.template, aligned)
 
 
 class GazeMapper:
@@ -92,28 +109,15 @@ class GazeMapper:
     def __init__(self, template: np.ndarray, template_pupils: np.ndarray, config: RetargetConfig = RetargetConfig()) -> None:
         self.config = config
         self.template_gaze = to_eye_coordinates(template_pupils, template)
-        self._sum = np.zeros((2, 2), np.float64)
-        self._frames = 0
-        self.neutral: np.ndarray | None = None  # driver's neutral gaze
+        self.neutral = NeutralCapture(config.neutral_frames, (2, 2))  # driver's gaze
 
     def recapture_neutral(self) -> None:
         """Measure the driver's neutral gaze again over the next frames."""
-        self._sum[:] = 0.0
-        self._frames = 0
-        self.neutral = None
+        self.neutral.reset()
 
     def __call__(self, gaze: np.ndarray, crop_points: np.ndarray) -> np.ndarray:
         """Pupils (crop pixels) in the eyes of ``crop_points`` for the driver's ``gaze``."""
-        uv = gaze
-        if self.config.mode == "relative":
-            if self.neutral is None:
-                self._sum += gaze
-                self._frames += 1
-                if self._frames >= self.config.neutral_frames:
-                    self.neutral = (self._sum / self._frames).astype(np.float32)
-                uv = self.template_gaze
-            else:
-                uv = self.template_gaze + (gaze - self.neutral)
+        uv = self.neutral.moved(self.template_gaze, gaze) if self.config.mode == "relative" else gaze
         pupils = from_eye_coordinates(np.clip(uv, -GAZE_LIMIT, GAZE_LIMIT), crop_points)
         pupils[~eyes_open(crop_points)] = np.nan
         return pupils
