@@ -15,6 +15,7 @@ import onnxruntime as ort
 from face2face.faces import FaceAnalyzer
 from face2face.runtime.capture import LatestFrameCapture
 from face2face.runtime.generator import Generator
+from face2face.runtime.openvino_engine import cpu_capabilities, cpu_name, openvino_missing
 from face2face.runtime.pipeline import Puppeteer, PuppetConfig, StageTimes, run_live
 from face2face.runtime.sinks import NullSink, SinkConfig
 from face2face.sketch import PARTS
@@ -86,6 +87,7 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
     frames = result.frames
     return {
         "provider": generator.provider,
+        "precision": generator.precision,
         "model": str(model),
         "model_size": generator.info.size,
         "ngf": generator.info.ngf,
@@ -103,9 +105,19 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
         "layout": puppet.layout,
         "retarget": puppet.retarget.mode,
         "output_size": [puppet.width, puppet.height],
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "onnxruntime": ort.__version__},
+        "machine": _machine(),
     }
+
+
+def _machine() -> dict:
+    """The CPU, its cores and matrix-unit capabilities (as OpenVINO sees them), and the runtimes' versions."""
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+               "onnxruntime": ort.__version__, "openvino": None}
+    if not openvino_missing():
+        import openvino
+
+        machine.update(cpu=cpu_name(), capabilities=sorted(cpu_capabilities()), openvino=openvino.__version__)
+    return machine
 
 
 def format_table(report: dict) -> str:
@@ -123,7 +135,8 @@ def format_table(report: dict) -> str:
     lines.append(f"{'latency':10s} {lat['p50']:8.2f} {lat['p95']:8.2f}   p99 {lat['p99']:.2f} (capture -> sent)")
     if "baseline" in report:
         base = report["baseline"]
-        lines.append(f"seed baseline, same model and clip: {base['fps']:.1f} fps, latency p50 "
+        lines.append(f"seed baseline, same model and clip, {base['provider']} {base['precision']}: "
+                     f"{base['fps']:.1f} fps ({report['fps'] / max(base['fps'], 1e-9):.2f}x), latency p50 "
                      f"{base['latency_ms']['p50']:.2f} ms, p95 {base['latency_ms']['p95']:.2f} ms, "
                      f"detector runs {base['detector_runs']}")
     return "\n".join(lines)

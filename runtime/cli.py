@@ -51,7 +51,8 @@ def add_commands(commands) -> None:
     p.add_argument("--height", type=int, default=480)
     p.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
     p.add_argument("--baseline", action="store_true",
-                   help="also run the seed's per-frame method (HOG every frame) on the same model and clip")
+                   help="also run the seed's per-frame method (HOG every frame, onnxruntime fp32 on the CPU) "
+                        "on the same model and clip")
     add_detector_option(p)
     p.set_defaults(handler=_bench)
 
@@ -59,12 +60,17 @@ def add_commands(commands) -> None:
 def _model_options(p: argparse.ArgumentParser) -> None:
     from face2face.faces import TrackerConfig
     from face2face.runtime.compose import LAYOUTS
+    from face2face.runtime.generator import PRECISIONS, PROVIDERS
     from face2face.runtime.retarget import MODES
 
     p.add_argument("--model", required=True, metavar="M.onnx", help="exported generator (with its .json sidecar)")
     p.add_argument("--retarget", choices=MODES, default="relative", help="driver -> target mapping (default relative)")
     p.add_argument("--layout", choices=LAYOUTS, default="face", help="output layout (default face)")
-    p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto")
+    p.add_argument("--provider", choices=PROVIDERS, default="auto",
+                   help="generator engine: auto = CUDA if usable, else OpenVINO, else onnxruntime CPU (default auto)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="OpenVINO compute: auto = bf16 on CPUs with native bf16, else fp32; int8 needs "
+                        "`face2face quantize` first (default auto)")
     p.add_argument("--smooth-min-cutoff", type=float, default=1.0, help="One Euro filter: jitter at rest (Hz, lower = steadier)")
     p.add_argument("--smooth-beta", type=float, default=5.0, help="One Euro filter: lag when moving (higher = less lag)")
     p.add_argument("--redetect-every", type=int, default=TrackerConfig.redetect_every,
@@ -77,7 +83,7 @@ def _engine(args):
     from face2face.faces import FaceAnalyzer
     from face2face.runtime.generator import Generator
 
-    return Generator(args.model, provider=args.provider), FaceAnalyzer(DetectorConfig(name=args.detector))
+    return Generator(args.model, args.provider, args.precision), FaceAnalyzer(DetectorConfig(name=args.detector))
 
 
 def _config(args, width: int, height: int):
@@ -158,7 +164,10 @@ def _bench(args) -> int:
     bench = BenchConfig(frames=args.frames, warmup=args.warmup, camera_fps=args.camera_fps)
     report = run_bench(args.model, args.source, generator, analyzer, config, bench)
     if args.baseline:
-        report["baseline"] = run_bench(args.model, args.source, generator, analyzer, config, bench, seed=True)
+        from face2face.runtime.generator import Generator
+
+        seed_generator = Generator(args.model, provider="cpu")
+        report["baseline"] = run_bench(args.model, args.source, seed_generator, analyzer, config, bench, seed=True)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

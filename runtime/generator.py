@@ -1,4 +1,9 @@
-"""The exported pix2pix generator on onnxruntime: sketch (uint8 BGR) -> face (uint8 BGR)."""
+"""The exported pix2pix generator: sketch (uint8 BGR) -> face (uint8 BGR), on the fastest engine here.
+
+Engines: onnxruntime with CUDA on NVIDIA GPUs; OpenVINO on the CPU, where it runs the convolutions
+on the CPU's matrix units (bf16 where the CPU has native bf16, optional int8); onnxruntime's CPU
+provider, in fp32, where OpenVINO is missing.
+"""
 
 from __future__ import annotations
 
@@ -15,31 +20,40 @@ import onnxruntime as ort
 
 from face2face.errors import Face2FaceError
 from face2face.modelfile import ModelInfo, read_sidecar
+from face2face.runtime.openvino_engine import OpenVinoEngine, cpu_capabilities, openvino_missing
 
 log = logging.getLogger(__name__)
 
-Provider = Literal["auto", "cuda", "cpu"]
+Provider = Literal["auto", "cuda", "openvino", "cpu"]
+Precision = Literal["auto", "fp32", "bf16", "int8"]
+PROVIDERS = ("auto", "cuda", "openvino", "cpu")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+ENGINE_NAMES = {"cuda": "onnxruntime CUDA", "openvino": "OpenVINO CPU", "cpu": "onnxruntime CPU"}
+NO_BF16 = "this CPU has no native bf16 (AMX or AVX-512 BF16)"
 
 
 @dataclass(frozen=True)
-class ProviderChoice:
-    """Which execution provider runs, and why CUDA did not, if it did not."""
+class EngineChoice:
+    """Which engine runs the generator, in which precision, and why faster ones were skipped."""
 
-    provider: str
-    reason: str = ""  # empty when the requested provider runs
+    engine: str  # cuda | openvino | cpu
+    precision: str  # fp32 | bf16 | int8; the model file's own (fp32 or fp16) on onnxruntime
+    skipped: tuple[str, ...] = ()
 
     def message(self) -> str:
         """The one line logged at start-up."""
-        name = "CUDA" if self.provider == CUDA else "CPU"
-        return f"generator runs on {name}" + (f" ({self.reason})" if self.reason else "")
+        why = f" ({'; '.join(self.skipped)})" if self.skipped else ""
+        return f"generator runs on {ENGINE_NAMES[self.engine]}, {self.precision}{why}"
 
 
 def cuda_unavailable_reason(available: list[str]) -> str:
     """Why CUDA cannot run here, or "" when it may (checked without onnxruntime's noisy log)."""
     if CUDA not in available:
-        return "this onnxruntime build has no CUDA support; install onnxruntime-gpu"
+        return "this onnxruntime build has no CUDA support"
+    if os.name == "posix" and not Path("/proc/driver/nvidia").exists():
+        return "no NVIDIA GPU"
     library = Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
     if library.exists():
         try:
@@ -47,21 +61,37 @@ def cuda_unavailable_reason(available: list[str]) -> str:
         except OSError as exc:
             missing = str(exc).split(":")[0]
             return f"CUDA libraries not found ({missing}); install the CUDA and cuDNN versions onnxruntime-gpu needs"
-    if os.name == "posix" and not Path("/proc/driver/nvidia").exists() and library.exists():
-        return "no NVIDIA GPU driver found"
     return ""
 
 
-def choose_provider(requested: Provider, available: list[str]) -> ProviderChoice:
-    """The provider to try for a request: pure except for probing CUDA's libraries."""
-    if requested == "cpu":
-        return ProviderChoice(CPU)
-    reason = cuda_unavailable_reason(available)
-    if reason:
-        if requested == "cuda":
-            raise Face2FaceError(f"--provider cuda: CUDA is not usable: {reason}; use --provider cpu")
-        return ProviderChoice(CPU, f"CUDA skipped: {reason}")
-    return ProviderChoice(CUDA)
+def choose_engine(provider: Provider, precision: Precision, cuda_reason: str, openvino_reason: str,
+                  native_bf16: bool, file_precision: str = "fp32") -> EngineChoice:
+    """The engine and precision for a request, given what this machine has (pure)."""
+    float_only = precision in ("auto", "fp32")
+    if provider in ("cuda", "cpu") and not float_only:
+        raise Face2FaceError(f"--precision {precision} runs on OpenVINO only; use --provider openvino or auto")
+    if provider == "cpu":
+        return EngineChoice("cpu", file_precision)
+    if provider == "cuda":
+        if cuda_reason:
+            raise Face2FaceError(f"--provider cuda: CUDA is not usable: {cuda_reason}; use --provider auto")
+        return EngineChoice("cuda", file_precision)
+    skipped = []
+    if provider == "auto" and float_only:
+        if not cuda_reason:
+            return EngineChoice("cuda", file_precision)
+        skipped.append(f"CUDA skipped: {cuda_reason}")
+    if openvino_reason:
+        if provider == "openvino" or not float_only:
+            raise Face2FaceError(f"--provider openvino / --precision {precision}: {openvino_reason}")
+        return EngineChoice("cpu", file_precision, (*skipped, f"OpenVINO skipped: {openvino_reason}"))
+    if precision == "bf16" and not native_bf16:
+        raise Face2FaceError(f"--precision bf16: {NO_BF16}; use --precision fp32 or int8")
+    if precision == "auto":
+        precision = "bf16" if native_bf16 else "fp32"
+        if not native_bf16:
+            skipped.append(f"bf16 skipped: {NO_BF16}")
+    return EngineChoice("openvino", precision, tuple(skipped))
 
 
 def session_options(threads: int | None = None) -> ort.SessionOptions:
@@ -77,117 +107,152 @@ def session_options(threads: int | None = None) -> ort.SessionOptions:
     return options
 
 
-def open_session(model: str | os.PathLike, provider: Provider = "auto", threads: int | None = None):
-    """An onnxruntime session on the best usable provider, and the choice made."""
-    path = Path(model)
-    if not path.is_file():
-        raise Face2FaceError(f"{model}: model file not found")
-    choice = choose_provider(provider, ort.get_available_providers())
-    providers = [choice.provider, CPU] if choice.provider == CUDA else [CPU]
+def open_session(model: str | os.PathLike, cuda: bool, threads: int | None = None) -> ort.InferenceSession:
+    """An onnxruntime session on CUDA (with CPU behind it) or on the CPU alone."""
+    providers = [CUDA, CPU] if cuda else [CPU]
     ort.set_default_logger_severity(4)  # our own line explains a CUDA fallback
     try:
-        session = ort.InferenceSession(str(path), session_options(threads), providers=providers)
+        session = ort.InferenceSession(str(model), session_options(threads), providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for bad files
         raise Face2FaceError(f"{model}: not a loadable ONNX model ({str(exc).splitlines()[0][:160]})") from None
     finally:
         ort.set_default_logger_severity(2)
-    if session.get_providers()[0] != choice.provider:
-        choice = ProviderChoice(CPU, "CUDA skipped: onnxruntime could not start it on this machine")
+    return session
+
+
+class OrtEngine:
+    """Runs a generator on an onnxruntime session, with I/O binding onto our own buffers."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        types = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        if any(arg.type not in types for arg in (*inputs, *outputs)):
+            raise Face2FaceError(f"model input/output types {[a.type for a in (*inputs, *outputs)]} are not float")
+        self.input_shapes = [list(arg.shape) for arg in inputs]
+        self.output_shapes = [list(arg.shape) for arg in outputs]
+        self._names = inputs[0].name, outputs[0].name
+        self._dtypes = types[inputs[0].type], types[outputs[0].type]
+        self._binding = self._input = self._output = None
+
+    def bind(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Read inputs from ``x`` and write outputs to ``y`` (float32, kept alive by the caller)."""
+        self._input, self._output = x, y
+        if not hasattr(self.session, "io_binding") or self._dtypes != (np.float32, np.float32):
+            return
+        binding = self.session.io_binding()
+        binding.bind_input(self._names[0], "cpu", 0, np.float32, list(x.shape), x.ctypes.data)
+        binding.bind_output(self._names[1], "cpu", 0, np.float32, list(y.shape), y.ctypes.data)
+        self._binding = binding
+
+    def run(self) -> np.ndarray:
+        """One inference from the bound input; the bound output, or a new array without binding."""
+        if self._binding is not None:
+            self.session.run_with_iobinding(self._binding)
+            return self._output
+        feed = {self._names[0]: self._input.astype(self._dtypes[0])}
+        return self.session.run([self._names[1]], feed)[0].astype(np.float32, copy=False)
+
+
+def open_engine(model: str | os.PathLike, provider: Provider = "auto", precision: Precision = "auto",
+                threads: int | None = None, file_precision: str = "fp32") -> tuple[OrtEngine | OpenVinoEngine, EngineChoice]:
+    """The engine a request gets on this machine, and the choice made (with its reasons)."""
+    path = Path(model)
+    if not path.is_file():
+        raise Face2FaceError(f"{model}: model file not found")
+    cuda_reason = "" if provider in ("auto", "cuda") and precision in ("auto", "fp32") else "not requested"
+    if not cuda_reason:
+        cuda_reason = cuda_unavailable_reason(ort.get_available_providers())
+    openvino_reason = openvino_missing() if provider in ("auto", "openvino") else "not requested"
+    native_bf16 = not openvino_reason and "BF16" in cpu_capabilities()
+    choice = choose_engine(provider, precision, cuda_reason, openvino_reason, native_bf16, file_precision)
+    if choice.engine == "openvino":
+        return OpenVinoEngine(path, choice.precision, threads), choice
+    session = open_session(path, choice.engine == "cuda", threads)
+    if choice.engine == "cuda" and session.get_providers()[0] != CUDA:
         if provider == "cuda":
-            raise Face2FaceError("--provider cuda: onnxruntime could not start CUDA; use --provider cpu")
-    return session, choice
+            raise Face2FaceError("--provider cuda: onnxruntime could not start CUDA; use --provider auto")
+        # CUDA looked usable but did not start: the CPU engines, with that reason
+        engine, fallback = open_engine(path, "openvino" if not openvino_reason else "cpu", precision, threads, file_precision)
+        return engine, EngineChoice(fallback.engine, fallback.precision,
+                                    ("CUDA skipped: onnxruntime could not start it on this machine", *fallback.skipped))
+    return OrtEngine(session), choice
 
 
 class Generator:
-    """Owns the onnxruntime session of an exported face2face generator.
+    """Owns the inference engine of an exported face2face generator.
 
     ``generator(sketch)`` maps a ``size x size x 3 uint8 BGR`` sketch to a face of the same
     shape. Buffers are allocated once; the returned array is reused by the next call (copy it
-    to keep it). An injected ``session`` (any object with onnxruntime's interface) replaces
-    the real one, e.g. in tests.
+    to keep it). An injected onnxruntime ``session`` replaces the engine choice, e.g. in tests.
     """
 
     def __init__(
         self,
         model: str | os.PathLike,
         provider: Provider = "auto",
+        precision: Precision = "auto",
         threads: int | None = None,
         session=None,
         warmup: int = 2,
     ) -> None:
         self.info: ModelInfo = read_sidecar(model)
         self.model = Path(model)
-        self._provider_request, self._threads = provider, threads
+        self._request = provider, precision, threads
         if session is None:
-            session, choice = open_session(model, provider, threads)
+            engine, self.choice = open_engine(model, provider, precision, threads, self.info.precision)
         else:
-            choice = ProviderChoice(session.get_providers()[0])
-        log.info(choice.message())
-        self._start(session, choice.provider)
+            engine, self.choice = OrtEngine(session), EngineChoice("cpu", self.info.precision)
+        log.info(self.choice.message())
+        self._start(engine)
         for _ in range(warmup):
             self(np.zeros((self.info.size, self.info.size, 3), np.uint8))
 
-    def _start(self, session, provider: str) -> None:
-        """Adopt a session: check its contract, make the buffers and the I/O binding."""
-        self.session = session
-        self.provider = provider
-        self._check_contract()
+    @property
+    def provider(self) -> str:
+        """The engine that runs, e.g. "OpenVINO CPU"."""
+        return ENGINE_NAMES[self.choice.engine]
+
+    @property
+    def precision(self) -> str:
+        """The precision it runs in."""
+        return self.choice.precision
+
+    def _start(self, engine) -> None:
+        """Adopt an engine: check its contract against the sidecar and bind the buffers."""
         size = self.info.size
+        want = [1, size, size, 3]
+        if len(engine.input_shapes) != 1 or len(engine.output_shapes) != 1:
+            raise Face2FaceError(f"model has {len(engine.input_shapes)} inputs and {len(engine.output_shapes)} "
+                                 "outputs; a face2face generator has 1 and 1")
+        for kind, shape in (("input", engine.input_shapes[0]), ("output", engine.output_shapes[0])):
+            if list(shape) != want:
+                raise Face2FaceError(f"model {kind} shape {list(shape)} != {want} from its sidecar")
+        self.engine = engine
         self._rgb = np.empty((size, size, 3), np.uint8)
         self._to_unit = np.linspace(-1.0, 1.0, 256, dtype=np.float32)  # uint8 -> [-1, 1]
         self._input = np.empty((1, size, size, 3), np.float32)
-        self._output = np.empty((1, size, size, 3), self._output_dtype)
+        self._output = np.empty((1, size, size, 3), np.float32)
         self._face = np.empty((size, size, 3), np.uint8)
-        self._binding = self._bind()
+        engine.bind(self._input, self._output)
         self._check_finite = self.info.precision == "fp16" and bool(self.info.fallback)
 
     def _fall_back_to_fp32(self) -> None:
-        """Replace an fp16 session whose outputs turned non-finite by the fp32 model beside it."""
+        """Replace an fp16 model whose outputs turned non-finite by the fp32 model beside it."""
         path = self.model.with_name(self.info.fallback)
         log.warning("fp16 generator gave non-finite outputs; switching to %s", path.name)
-        session, choice = open_session(path, self._provider_request, self._threads)
+        engine, self.choice = open_engine(path, *self._request, file_precision="fp32")
         self.info.precision = "fp32"
-        self._start(session, choice.provider)
-
-    def _check_contract(self) -> None:
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        size = self.info.size
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise Face2FaceError(f"model has {len(inputs)} inputs and {len(outputs)} outputs; a face2face generator has 1 and 1")
-        want = [1, size, size, 3]
-        for kind, arg in (("input", inputs[0]), ("output", outputs[0])):
-            if list(arg.shape) != want:
-                raise Face2FaceError(f"model {kind} shape {list(arg.shape)} != {want} from its sidecar")
-        types = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-        if inputs[0].type not in types or outputs[0].type not in types:
-            raise Face2FaceError(f"model input/output types {inputs[0].type}/{outputs[0].type} are not float")
-        self._input_name, self._output_name = inputs[0].name, outputs[0].name
-        self._input_dtype = types[inputs[0].type]
-        self._output_dtype = types[outputs[0].type]
-
-    def _bind(self):
-        """I/O binding onto our own buffers (no per-call allocation), when the session has it."""
-        if not hasattr(self.session, "io_binding") or self._input_dtype != np.float32:
-            return None
-        binding = self.session.io_binding()
-        binding.bind_input(self._input_name, "cpu", 0, np.float32, list(self._input.shape), self._input.ctypes.data)
-        binding.bind_output(self._output_name, "cpu", 0, self._output_dtype, list(self._output.shape), self._output.ctypes.data)
-        return binding
-
-    def _run(self) -> np.ndarray:
-        if self._binding is not None:
-            self.session.run_with_iobinding(self._binding)
-            return self._output
-        return self.session.run([self._output_name], {self._input_name: self._input.astype(self._input_dtype)})[0]
+        self._start(engine)
 
     def __call__(self, sketch: np.ndarray) -> np.ndarray:
         cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB, dst=self._rgb)
         np.take(self._to_unit, self._rgb, out=self._input[0])
-        output = self._run()
+        output = self.engine.run()
         if self._check_finite and not np.isfinite(output).all():
             self._fall_back_to_fp32()
-            output = self._run()
+            output = self.engine.run()
         # tanh output in [-1, 1] -> [0, 255]; convertScaleAbs saturates and rounds to uint8
-        cv2.convertScaleAbs(output[0].astype(np.float32, copy=False), self._face, alpha=127.5, beta=127.5)
+        cv2.convertScaleAbs(output[0], self._face, alpha=127.5, beta=127.5)
         cv2.cvtColor(self._face, cv2.COLOR_RGB2BGR, dst=self._face)
         return self._face

@@ -16,7 +16,8 @@ from face2face.train.prepare import PrepareConfig, prepare
 
 from conftest import VIDEOS
 
-FIELDS = {"model", "data", "split", "detector", "model_steps", "model_size", "model_ngf", "precision", "pairs",
+FIELDS = {"model", "data", "split", "detector", "model_steps", "model_size", "model_ngf", "provider", "precision",
+          "psnr_vs_fp32", "psnr_vs_fp32_min", "pairs",
           "l1", "psnr", "ssim", "face_rate", "faces_found", "photo_faces_found", "akd", "akd_pairs",
           "identity", "pupil_error_px", "pupil_error_p90_px", "pupil_eyes", "model_pupils", "ssim_mode", "seconds",
           "per_pair", "config"}
@@ -41,6 +42,8 @@ def test_evaluate_a_trained_model(tiny_model, tiny_dataset, tmp_path, analyzer):
     assert 0.0 <= saved["face_rate"] <= 1.0 and saved["photo_faces_found"] >= 6
     assert saved["akd"] is None or saved["akd"] >= 0.0
     assert len(saved["per_pair"]) == 8 and saved["model_steps"] > 0
+    assert saved["provider"] == "OpenVINO CPU"  # the default engine on a machine without CUDA
+    assert saved["psnr_vs_fp32_min"] >= 40.0  # checked against onnxruntime fp32, frame by frame
     grid = cv2.imread(str(tmp_path / "g.png"))
     assert grid.shape == (8 * 64, 3 * 64, 3)
 

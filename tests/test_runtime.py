@@ -16,7 +16,7 @@ from face2face.faces import FaceTracker, TrackerConfig
 from face2face.modelfile import sidecar_path
 from face2face.pupils import EYES
 from face2face.runtime.capture import LatestFrameCapture
-from face2face.runtime.generator import CPU, CUDA, Generator, choose_provider
+from face2face.runtime.generator import CPU, Generator
 from face2face.runtime.retarget import RetargetConfig
 from face2face.runtime.pipeline import STAGES, Puppeteer, PuppetConfig, StageTimes, run_live
 from face2face.runtime.sinks import SinkConfig, create_sink, sink_names
@@ -40,14 +40,6 @@ def test_generator_maps_bgr_sketch_to_bgr_face_like_the_raw_session(generator, t
     expected = session.run(None, {"sketch": rgb})[0][0]
     expected_bgr = np.clip((expected + 1.0) * 127.5, 0, 255)[:, :, ::-1]
     assert np.abs(face.astype(np.float32) - expected_bgr).max() <= 1.0
-
-
-def test_provider_choice_is_explained():
-    assert choose_provider("cpu", [CUDA, CPU]).provider == CPU
-    auto = choose_provider("auto", [CPU])
-    assert auto.provider == CPU and "no CUDA support" in auto.message()
-    with pytest.raises(Face2FaceError, match="--provider cuda"):
-        choose_provider("cuda", [CPU])
 
 
 def test_bad_model_files_get_one_line_errors(tmp_path, tiny_model, capsys):
@@ -82,8 +74,10 @@ def test_bench_json_has_every_field(tiny_model, tmp_path):
     assert main(["bench", "--model", str(tiny_model), "--source", str(VIDEOS / "lp_s18.mp4"),
                  "--frames", "40", "--warmup", "5", "--json", str(out), "--baseline"]) == 0
     report = json.loads(out.read_text())
-    for key in ("provider", "model", "source", "frames", "fps", "latency_ms", "stages_ms", "dropped", "detector_runs"):
+    for key in ("provider", "precision", "model", "source", "frames", "fps", "latency_ms", "stages_ms", "dropped",
+                "detector_runs", "machine"):
         assert key in report
+    assert report["provider"] == "OpenVINO CPU"  # auto, on a machine without CUDA
     assert report["frames"] == 40 and report["fps"] > 0
     assert set(report["stages_ms"]) == {"capture", "track", "gaze", "sketch", "generate", "compose", "sink"}
     assert report["stages_ms"]["gaze"]["p50"] > 0  # the tiny model draws pupils: they are found every frame
@@ -91,6 +85,7 @@ def test_bench_json_has_every_field(tiny_model, tmp_path):
     assert report["detector_runs"] <= 4  # the tracker, not the detector, follows the face (detected in warm-up)
     baseline = report["baseline"]  # the seed's method: a detector run on every frame
     assert baseline["method"] == "seed baseline" and baseline["detector_runs"] == baseline["frames"] == 40
+    assert (baseline["provider"], baseline["precision"]) == ("onnxruntime CPU", "fp32")  # the seed's engine
 
 
 class SlowGenerator:

@@ -12,6 +12,7 @@ from tqdm import tqdm
 def add_commands(commands) -> None:
     """Register ``prepare`` (and the other offline commands) on the main parser."""
     from face2face.cli import add_detector_option
+    from face2face.runtime.generator import PRECISIONS, PROVIDERS
 
     p = commands.add_parser("prepare", help="turn target video(s) into a paired training dataset")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
@@ -54,6 +55,13 @@ def add_commands(commands) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.set_defaults(handler=_export)
 
+    p = commands.add_parser("quantize", help="make the int8 copy of an exported generator for OpenVINO "
+                            "(calibrated on its training sketches)")
+    p.add_argument("model", metavar="MODEL.onnx", help="exported generator; writes MODEL.int8.xml/.bin beside it")
+    p.add_argument("data", metavar="DATA", help="the dataset folder the model was trained on")
+    p.add_argument("--sketches", type=int, default=100, help="training sketches to calibrate on (default 100)")
+    p.set_defaults(handler=_quantize)
+
     p = commands.add_parser("evaluate", help="score an exported generator on a dataset split")
     p.add_argument("model", metavar="MODEL.onnx")
     p.add_argument("data", metavar="DATA", help="dataset folder made by `face2face prepare`")
@@ -63,6 +71,9 @@ def add_commands(commands) -> None:
     p.add_argument("--driver", metavar="VIDEO", help="instead: another person drives the model; "
                    "face rate, identity, expression and gaze per retarget mode")
     p.add_argument("--frames", type=int, default=150, help="driver frames per mode with --driver (default 150)")
+    p.add_argument("--provider", choices=PROVIDERS, default="auto", help="generator engine (default auto)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="generator precision; other than onnxruntime fp32, outputs are also compared to it (default auto)")
     add_detector_option(p)
     p.set_defaults(handler=_evaluate)
 
@@ -183,16 +194,27 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quantize(args: argparse.Namespace) -> int:
+    from face2face.train.quantize import quantize
+
+    report = quantize(args.model, args.data, args.sketches)
+    print(f"{report.model}: int8, calibrated on {report.sketches} training sketches in {report.seconds:.1f} s; "
+          f"run it with --provider openvino --precision int8")
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     if args.driver:
         from face2face.train.crossdrive import CrossDriveConfig, cross_drive, format_cross_drive
 
-        report = cross_drive(args.model, args.data, args.driver, CrossDriveConfig(frames=args.frames))
+        report = cross_drive(args.model, args.data, args.driver, CrossDriveConfig(
+            frames=args.frames, provider=args.provider, precision=args.precision))
         print(format_cross_drive(report))
     else:
         from face2face.train.evaluate import EvaluateConfig, evaluate, format_table
 
-        report = evaluate(args.model, args.data, EvaluateConfig(split=args.split, detector=args.detector),
+        report = evaluate(args.model, args.data, EvaluateConfig(
+            split=args.split, detector=args.detector, provider=args.provider, precision=args.precision),
                           grid_path=args.grid)
         print(format_table(report))
     if args.json:

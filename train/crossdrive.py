@@ -39,6 +39,8 @@ class CrossDriveConfig:
     frames: int = 150  # driver frames per mode
     target_photos: int = 30  # train photos averaged into the target's identity
     modes: tuple[str, ...] = MODES
+    provider: str = "auto"  # generator engine (face2face.runtime.generator)
+    precision: str = "auto"
 
 
 def _mean_distance(descriptors: list[np.ndarray], reference: list[np.ndarray]) -> float | None:
@@ -52,7 +54,7 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
     """Score each retargeting mode on a driver video; returns a JSON-ready report."""
     analyzer = analyzer or FaceAnalyzer()
     identity = FaceIdentity()
-    generator = Generator(model)
+    generator = Generator(model, config.provider, config.precision)
     target = _target_descriptors(Path(data), identity, config.target_photos)
     with VideoSource(driver) as source:
         frames = [f for _, f in zip(range(config.frames), source)]
@@ -64,6 +66,7 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
             driver_faces.append(identity.descriptor(frame, faces[0].landmarks))
     size = generator.info.size
     report = {"model": str(model), "data": str(data), "driver": str(driver), "frames": len(frames),
+              "provider": generator.provider, "precision": generator.precision,
               "driver_to_target": _mean_distance(driver_faces, target), "modes": {}}
     row = np.zeros(len(STAGES))
     for mode in config.modes:

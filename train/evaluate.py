@@ -23,7 +23,6 @@ import numpy as np
 from face2face.errors import Face2FaceError
 from face2face.faces import FaceAnalyzer
 from face2face.identity import FaceIdentity, distance
-from face2face.modelfile import ModelInfo
 from face2face.pupils import find_pupils
 from face2face.runtime.generator import Generator
 from face2face.train.prepare import MANIFEST, read_landmarks
@@ -38,6 +37,8 @@ class EvaluateConfig:
     split: str = "test"  # dataset split
     detector: str = "ssd"  # face detector for face rate and AKD
     grid_rows: int = 16  # at most this many (sketch | output | photo) rows in the grid, evenly spaced
+    provider: str = "auto"  # generator engine (face2face.runtime.generator)
+    precision: str = "auto"  # its precision; anything but onnxruntime fp32 is also scored against it
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -79,7 +80,10 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
         raise Face2FaceError(f"{data}: not a complete dataset (no {MANIFEST}; run `face2face prepare`)")
     if not Path(model_path).is_file():
         raise Face2FaceError(f"{model_path}: no such model file")
-    generator = Generator(model_path)
+    generator = Generator(model_path, config.provider, config.precision)
+    reference = None  # onnxruntime fp32 on the CPU: what other engines and precisions are checked against
+    if (generator.provider, generator.precision) != ("onnxruntime CPU", "fp32"):
+        reference = Generator(model_path, provider="cpu")
     size = generator.info.size
     folder = data / config.split
     names, points, _ = read_landmarks(folder)
@@ -99,6 +103,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
                                  f"({size}, {size})")
         output = generator(sketch).copy()
         a, b = output.astype(np.float64) / 255.0, photo.astype(np.float64) / 255.0
+        vs_fp32 = None if reference is None else psnr(a, reference(sketch).astype(np.float64) / 255.0)
         out_points, photo_points = _landmarks(analyzer, output), _landmarks(analyzer, photo)
         akd = identity_distance = None
         if out_points is not None and photo_points is not None:
@@ -106,12 +111,12 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
             identity_distance = distance(identity.descriptor(output, out_points), identity.descriptor(photo, photo_points))
         pupil_errors = np.linalg.norm(find_pupils(output, points[index]) - find_pupils(photo, points[index]), axis=1)
         per_pair.append({"name": name, "l1": float(np.abs(a - b).mean()), "psnr": psnr(a, b), "ssim": ssim(a, b),
-                         "face_found": out_points is not None, "photo_face_found": photo_points is not None,
+                         "psnr_vs_fp32": vs_fp32, "face_found": out_points is not None, "photo_face_found": photo_points is not None,
                          "akd": akd, "identity": identity_distance,
                          "pupil_errors": [None if np.isnan(e) else float(e) for e in pupil_errors]})
         if index in grid_picks:
             rows.append(np.concatenate([sketch, output, photo], axis=1))
-    report = _summarise(per_pair, model_path, data, config, generator.info, time.perf_counter() - started)
+    report = _summarise(per_pair, model_path, data, config, generator, time.perf_counter() - started)
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2))
     if grid_path and not cv2.imwrite(str(grid_path), np.concatenate(rows, axis=0)):
@@ -119,15 +124,20 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
     return report
 
 
-def _summarise(per_pair: list[dict], model_path, data: Path, config: EvaluateConfig, info: ModelInfo,
+def _summarise(per_pair: list[dict], model_path, data: Path, config: EvaluateConfig, generator: Generator,
                seconds: float) -> dict:
+    info = generator.info
     akds = [p["akd"] for p in per_pair if p["akd"] is not None]
     identities = [p["identity"] for p in per_pair if p["identity"] is not None]
     pupils = [e for p in per_pair for e in p["pupil_errors"] if e is not None]
+    vs_fp32 = [p["psnr_vs_fp32"] for p in per_pair if p["psnr_vs_fp32"] is not None]
     n = len(per_pair)
     return {
         "model": str(model_path), "data": str(data), "split": config.split, "detector": config.detector,
-        "model_steps": info.steps, "model_size": info.size, "model_ngf": info.ngf, "precision": info.precision,
+        "model_steps": info.steps, "model_size": info.size, "model_ngf": info.ngf,
+        "provider": generator.provider, "precision": generator.precision,
+        "psnr_vs_fp32": float(np.mean(vs_fp32)) if vs_fp32 else None,
+        "psnr_vs_fp32_min": float(np.min(vs_fp32)) if vs_fp32 else None,
         "pairs": n,
         "l1": float(np.mean([p["l1"] for p in per_pair])),
         "psnr": float(np.mean([p["psnr"] for p in per_pair])),
@@ -155,7 +165,8 @@ def format_table(report: dict) -> str:
     pupil = "n/a" if report["pupil_error_px"] is None else (
         f"{report['pupil_error_px']:.2f} px mean, {report['pupil_error_p90_px']:.2f} p90 ({report['pupil_eyes']} eyes)")
     lines = [
-        f"{report['model']} on {report['data']} [{report['split']}, {report['pairs']} pairs]",
+        f"{report['model']} on {report['data']} [{report['split']}, {report['pairs']} pairs], "
+        f"{report['provider']} {report['precision']}",
         f"  L1         {report['l1']:.4f}",
         f"  PSNR       {report['psnr']:.2f} dB",
         f"  SSIM       {report['ssim']:.4f}",
@@ -165,4 +176,7 @@ def format_table(report: dict) -> str:
         "(dlib descriptor distance to the real photo; < 0.6 = same person)",
         f"  pupils     {pupil} (output vs photo, in the photo's eye outlines)",
     ]
+    if report["psnr_vs_fp32"] is not None:
+        lines.append(f"  vs fp32    PSNR {report['psnr_vs_fp32']:.1f} dB mean, {report['psnr_vs_fp32_min']:.1f} dB min "
+                     "(against onnxruntime fp32's output)")
     return "\n".join(lines)

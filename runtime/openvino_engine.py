@@ -1,0 +1,134 @@
+"""The generator on OpenVINO's CPU plugin: the decoder split into phase convolutions, in fp32,
+bf16 (on CPUs with native bf16: AMX or AVX-512 BF16) or int8 (an NNCF-calibrated copy beside
+the model, made by ``face2face quantize``)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from face2face.errors import Face2FaceError
+from face2face.runtime.phases import split_transposed_convolutions
+
+INT8_SUFFIX = ".int8.xml"
+SOURCE_KEY = ["face2face", "source_sha256"]  # rt_info of an int8 model: sha256 of the ONNX it came from
+OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+
+
+def openvino_missing() -> str:
+    """Why OpenVINO cannot run here, or "" when it can."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "OpenVINO is not installed (pip install openvino)"
+    return ""
+
+
+@lru_cache(maxsize=1)
+def _core():
+    import openvino as ov
+
+    return ov.Core()
+
+
+@lru_cache(maxsize=1)
+def cpu_capabilities() -> frozenset[str]:
+    """OpenVINO's view of the CPU: e.g. {"FP32", "BF16", "INT8"}; BF16 only where it is native."""
+    return frozenset(_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def cpu_name() -> str:
+    """The CPU as OpenVINO names it."""
+    return str(_core().get_property("CPU", "FULL_DEVICE_NAME")).strip()
+
+
+def int8_path(model: str | os.PathLike) -> Path:
+    """Where the int8 copy of ``MODEL.onnx`` lives: ``MODEL.int8.xml`` (+ ``.bin``)."""
+    path = Path(model)
+    return path.with_name(path.stem + INT8_SUFFIX)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_phase_model(model: str | os.PathLike):
+    """The exported ONNX generator as an OpenVINO model, its transposed convolutions split into phases."""
+    try:
+        proto = onnx.load(str(model))
+    except Exception as exc:  # protobuf raises its own types for bad files
+        raise Face2FaceError(f"{model}: not a loadable ONNX model ({str(exc).splitlines()[0][:160]})") from None
+    split_transposed_convolutions(proto)
+    return _core().read_model(proto.SerializeToString())
+
+
+def read_int8_model(model: str | os.PathLike):
+    """The calibrated int8 copy beside ``model``, checked to come from this very ONNX file."""
+    path = int8_path(model)
+    if not path.is_file() or not path.with_suffix(".bin").is_file():
+        raise Face2FaceError(f"{model}: no int8 copy ({path.name}) beside it; make one with "
+                             f"`face2face quantize {model} DATASET` (the model's training data)")
+    ov_model = _core().read_model(str(path))
+    source = ov_model.get_rt_info(SOURCE_KEY).astype(str) if ov_model.has_rt_info(SOURCE_KEY) else ""
+    if source != file_sha256(model):
+        raise Face2FaceError(f"{path}: calibrated for another version of {Path(model).name}; run "
+                             f"`face2face quantize {model} DATASET` again")
+    return ov_model
+
+
+class OpenVinoEngine:
+    """Runs a generator on OpenVINO's CPU plugin: ``run(x)`` for ``float32 [1, s, s, 3]`` in [-1, 1].
+
+    Inputs and outputs are bound once to our own buffers (no per-call allocation); the returned
+    array is reused by the next call.
+    """
+
+    def __init__(self, model: str | os.PathLike, precision: str, threads: int | None = None) -> None:
+        import openvino as ov
+
+        if precision == "int8":
+            ov_model = read_int8_model(model)
+            compute = "bf16" if "BF16" in cpu_capabilities() else "fp32"  # for the layers left in float
+        else:
+            ov_model = read_phase_model(model)
+            compute = precision
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            "INFERENCE_NUM_THREADS": threads or (os.cpu_count() or 1),
+            "INFERENCE_PRECISION_HINT": OV_PRECISION[compute],
+        }
+        try:
+            self.compiled = _core().compile_model(ov_model, "CPU", config)
+        except RuntimeError as exc:
+            raise Face2FaceError(f"{model}: OpenVINO cannot compile it ({str(exc).splitlines()[0][:160]})") from None
+        self.precision = precision
+        inputs, outputs = self.compiled.inputs, self.compiled.outputs
+        self.input_shapes = [list(p.get_partial_shape().to_shape()) if p.get_partial_shape().is_static else []
+                             for p in inputs]
+        self.output_shapes = [list(p.get_partial_shape().to_shape()) if p.get_partial_shape().is_static else []
+                              for p in outputs]
+        self._request = self.compiled.create_infer_request()
+        self._input = self._output = None
+        self._ov = ov
+
+    def bind(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Read inputs from ``x`` and write outputs to ``y`` (both float32, kept alive by the caller)."""
+        self._request.set_input_tensor(self._ov.Tensor(x, shared_memory=True))
+        self._request.set_output_tensor(self._ov.Tensor(y, shared_memory=True))
+        self._input, self._output = x, y
+
+    def run(self) -> np.ndarray:
+        """One inference from the bound input into the bound output."""
+        self._request.infer()
+        return self._output

@@ -1,0 +1,112 @@
+"""Generator engines on a real exported model: the exact phase split of the decoder, OpenVINO
+against onnxruntime, the int8 copy and its calibration, and how the engine is chosen."""
+
+import shutil
+
+import cv2
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from face2face.cli import main
+from face2face.errors import Face2FaceError
+from face2face.modelfile import sidecar_path
+from face2face.runtime.generator import CPU, Generator, choose_engine
+from face2face.runtime.openvino_engine import cpu_capabilities, int8_path
+from face2face.runtime.phases import split_transposed_convolutions
+from face2face.train.evaluate import EvaluateConfig, evaluate, psnr
+
+
+def _test_sketches(dataset) -> list[np.ndarray]:
+    return [cv2.imread(str(p)) for p in sorted((dataset / "test" / "input").glob("*.png"))]
+
+
+def _psnr_against(generator: Generator, reference: Generator, sketches: list[np.ndarray]) -> float:
+    """The lowest PSNR (dB) of ``generator``'s outputs against ``reference``'s."""
+    return min(psnr(generator(s) / 255.0, reference(s) / 255.0) for s in sketches)
+
+
+@pytest.fixture(scope="module")
+def fp32(tiny_model) -> Generator:
+    return Generator(tiny_model, provider="cpu")
+
+
+def test_phase_split_is_the_same_function_on_a_real_model(tiny_model, tiny_dataset, tmp_path):
+    proto = onnx.load(str(tiny_model))
+    transposed = sum(node.op_type == "ConvTranspose" for node in proto.graph.node)
+    assert transposed == 6  # 64 px: six upsamplings, the last one with a bias
+    assert split_transposed_convolutions(proto) == transposed
+    assert not any(node.op_type == "ConvTranspose" for node in proto.graph.node)
+    split = tmp_path / "split.onnx"
+    onnx.save(proto, str(split))
+    original = ort.InferenceSession(str(tiny_model), providers=[CPU])
+    rewritten = ort.InferenceSession(str(split), providers=[CPU])
+    for sketch in _test_sketches(tiny_dataset):
+        x = (cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)[None]
+        a, b = original.run(None, {"sketch": x})[0], rewritten.run(None, {"sketch": x})[0]
+        assert np.abs(a).max() > 0.1  # a real output, not a constant
+        assert np.abs(a - b).max() <= 1e-5
+
+
+def test_openvino_fp32_gives_onnxruntime_s_faces(tiny_model, tiny_dataset, fp32):
+    generator = Generator(tiny_model, provider="openvino", precision="fp32")
+    assert (generator.provider, generator.precision) == ("OpenVINO CPU", "fp32")
+    for sketch in _test_sketches(tiny_dataset):
+        assert np.abs(generator(sketch).astype(int) - fp32(sketch)).max() <= 1
+
+
+def test_default_precision_is_bf16_only_where_the_cpu_has_it(tiny_model, tiny_dataset, fp32):
+    generator = Generator(tiny_model)
+    if "BF16" in cpu_capabilities():
+        assert generator.precision == "bf16" and "skipped" not in generator.choice.message()
+        assert _psnr_against(generator, fp32, _test_sketches(tiny_dataset)) >= 40.0
+    else:
+        assert generator.precision == "fp32" and "bf16 skipped: this CPU has no native bf16" in generator.choice.message()
+        with pytest.raises(Face2FaceError, match="--precision bf16: this CPU has no native bf16"):
+            Generator(tiny_model, precision="bf16")
+
+
+def test_int8_copy_is_calibrated_on_the_training_sketches_and_tied_to_its_model(tiny_model, tiny_dataset, fp32,
+                                                                                tmp_path, capsys):
+    model = tmp_path / "m.onnx"
+    shutil.copy(tiny_model, model)
+    shutil.copy(sidecar_path(tiny_model), sidecar_path(model))
+    with pytest.raises(Face2FaceError, match=r"no int8 copy .*face2face quantize"):
+        Generator(model, precision="int8")
+    assert main(["quantize", str(model), str(tiny_dataset), "--sketches", "16"]) == 0
+    assert "calibrated on 16 training sketches" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.bin", "m.int8.xml", "m.json", "m.onnx"]
+    generator = Generator(model, precision="int8")
+    assert (generator.provider, generator.precision) == ("OpenVINO CPU", "int8")
+    assert _psnr_against(generator, fp32, _test_sketches(tiny_dataset)) >= 30.0
+    report = evaluate(model, tiny_dataset, EvaluateConfig(precision="int8"))
+    assert report["precision"] == "int8" and report["psnr_vs_fp32_min"] >= 30.0
+
+    proto = onnx.load(str(model))  # the model changes (e.g. exported again): its int8 copy is stale
+    proto.graph.initializer[0].raw_data = bytes(len(proto.graph.initializer[0].raw_data))
+    onnx.save(proto, str(model))
+    with pytest.raises(Face2FaceError, match="calibrated for another version .* again"):
+        Generator(model, precision="int8")
+    assert int8_path(model).is_file()
+
+
+def test_engine_choice_says_why_faster_engines_were_skipped():
+    no_gpu = "no NVIDIA GPU"
+    auto = choose_engine("auto", "auto", no_gpu, "", native_bf16=False)
+    assert (auto.engine, auto.precision) == ("openvino", "fp32")
+    assert auto.message() == ("generator runs on OpenVINO CPU, fp32 (CUDA skipped: no NVIDIA GPU; "
+                              "bf16 skipped: this CPU has no native bf16 (AMX or AVX-512 BF16))")
+    amx = choose_engine("auto", "auto", no_gpu, "", native_bf16=True)
+    assert (amx.engine, amx.precision) == ("openvino", "bf16")
+    assert choose_engine("auto", "auto", "", "", native_bf16=True).engine == "cuda"
+    assert choose_engine("auto", "int8", "", "", native_bf16=False).engine == "openvino"  # int8 is OpenVINO's
+    fallback = choose_engine("auto", "auto", no_gpu, "OpenVINO is not installed", native_bf16=False)
+    assert (fallback.engine, fallback.precision) == ("cpu", "fp32") and "OpenVINO skipped" in fallback.message()
+    assert choose_engine("cpu", "auto", no_gpu, "", native_bf16=True, file_precision="fp16").precision == "fp16"
+    for request, match in [(("cuda", "auto", no_gpu, ""), "--provider cuda: CUDA is not usable: no NVIDIA GPU"),
+                           (("cpu", "int8", no_gpu, ""), "runs on OpenVINO only"),
+                           (("openvino", "auto", no_gpu, "OpenVINO is not installed"), "not installed"),
+                           (("auto", "bf16", no_gpu, ""), "no native bf16")]:
+        with pytest.raises(Face2FaceError, match=match):
+            choose_engine(*request, native_bf16=False)
