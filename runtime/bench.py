@@ -123,7 +123,7 @@ def _machine() -> dict:
 def format_table(report: dict) -> str:
     """The benchmark as a small text table."""
     lines = [
-        f"{report['model']} (ngf {report['ngf']}, {report['model_size']} px) on {report['provider']}, "
+        f"{report['model']} (ngf {report['ngf']}, {report['model_size']} px) on {report['provider']} {report['precision']}, "
         f"{report['source']} {report['source_size'][0]}x{report['source_size'][1]} at {report['camera_fps']:.0f} fps",
         f"{report['frames']} frames: {report['fps']:.1f} fps, dropped {report['dropped']}, "
         f"detector runs {report['detector_runs']}",

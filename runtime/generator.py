@@ -20,7 +20,7 @@ import onnxruntime as ort
 
 from face2face.errors import Face2FaceError
 from face2face.modelfile import ModelInfo, read_sidecar
-from face2face.runtime.openvino_engine import OpenVinoEngine, cpu_capabilities, openvino_missing
+from face2face.runtime.openvino_engine import OpenVinoEngine, cpu_capabilities, int8_unready, openvino_missing
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,13 @@ def cuda_unavailable_reason(available: list[str]) -> str:
 
 
 def choose_engine(provider: Provider, precision: Precision, cuda_reason: str, openvino_reason: str,
-                  native_bf16: bool, file_precision: str = "fp32") -> EngineChoice:
-    """The engine and precision for a request, given what this machine has (pure)."""
+                  native_bf16: bool, int8_reason: str, file_precision: str = "fp32") -> EngineChoice:
+    """The engine and precision for a request, given what this machine and model have (pure).
+
+    ``auto``: CUDA where it works; else OpenVINO in int8 where the model has a calibrated copy that
+    held its quality guard, else in bf16 where the CPU has native bf16, else in fp32; else
+    onnxruntime's CPU provider. Each ``*_reason`` is why that path cannot run ("" when it can).
+    """
     float_only = precision in ("auto", "fp32")
     if provider in ("cuda", "cpu") and not float_only:
         raise Face2FaceError(f"--precision {precision} runs on OpenVINO only; use --provider openvino or auto")
@@ -88,9 +93,11 @@ def choose_engine(provider: Provider, precision: Precision, cuda_reason: str, op
     if precision == "bf16" and not native_bf16:
         raise Face2FaceError(f"--precision bf16: {NO_BF16}; use --precision fp32 or int8")
     if precision == "auto":
-        precision = "bf16" if native_bf16 else "fp32"
-        if not native_bf16:
+        precision = "int8" if not int8_reason else "bf16" if native_bf16 else "fp32"
+        if precision == "fp32":
             skipped.append(f"bf16 skipped: {NO_BF16}")
+        if int8_reason:
+            skipped.append(f"int8 skipped: {int8_reason}")
     return EngineChoice("openvino", precision, tuple(skipped))
 
 
@@ -165,9 +172,10 @@ def open_engine(model: str | os.PathLike, provider: Provider = "auto", precision
         cuda_reason = cuda_unavailable_reason(ort.get_available_providers())
     openvino_reason = openvino_missing() if provider in ("auto", "openvino") else "not requested"
     native_bf16 = not openvino_reason and "BF16" in cpu_capabilities()
-    choice = choose_engine(provider, precision, cuda_reason, openvino_reason, native_bf16, file_precision)
+    int8_reason = int8_unready(path) if not openvino_reason and precision == "auto" else "not requested"
+    choice = choose_engine(provider, precision, cuda_reason, openvino_reason, native_bf16, int8_reason, file_precision)
     if choice.engine == "openvino":
-        return OpenVinoEngine(path, choice.precision, threads), choice
+        return OpenVinoEngine.open(path, choice.precision, threads), choice
     session = open_session(path, choice.engine == "cuda", threads)
     if choice.engine == "cuda" and session.get_providers()[0] != CUDA:
         if provider == "cuda":
@@ -184,7 +192,7 @@ class Generator:
 
     ``generator(sketch)`` maps a ``size x size x 3 uint8 BGR`` sketch to a face of the same
     shape. Buffers are allocated once; the returned array is reused by the next call (copy it
-    to keep it). An injected onnxruntime ``session`` replaces the engine choice, e.g. in tests.
+    to keep it). An injected ``engine`` (with its ``EngineChoice``) replaces the choice made here.
     """
 
     def __init__(
@@ -193,17 +201,16 @@ class Generator:
         provider: Provider = "auto",
         precision: Precision = "auto",
         threads: int | None = None,
-        session=None,
+        engine: tuple[OrtEngine | OpenVinoEngine, EngineChoice] | None = None,
         warmup: int = 2,
+        announce: bool = True,
     ) -> None:
         self.info: ModelInfo = read_sidecar(model)
         self.model = Path(model)
         self._request = provider, precision, threads
-        if session is None:
-            engine, self.choice = open_engine(model, provider, precision, threads, self.info.precision)
-        else:
-            engine, self.choice = OrtEngine(session), EngineChoice("cpu", self.info.precision)
-        log.info(self.choice.message())
+        engine, self.choice = engine or open_engine(model, provider, precision, threads, self.info.precision)
+        if announce:  # the one start-up line
+            log.info(self.choice.message())
         self._start(engine)
         for _ in range(warmup):
             self(np.zeros((self.info.size, self.info.size, 3), np.uint8))

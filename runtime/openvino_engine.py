@@ -17,6 +17,8 @@ from face2face.runtime.phases import split_transposed_convolutions
 
 INT8_SUFFIX = ".int8.xml"
 SOURCE_KEY = ["face2face", "source_sha256"]  # rt_info of an int8 model: sha256 of the ONNX it came from
+GUARD_KEY = ["face2face", "psnr_vs_fp32_min"]  # its lowest PSNR (dB) against fp32 on held-out sketches
+GUARD_DB = 40.0  # an int8 copy at least this close to fp32 on every held-out sketch runs by default
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
 
@@ -86,6 +88,33 @@ def read_int8_model(model: str | os.PathLike):
     return ov_model
 
 
+def int8_is_current(model: str | os.PathLike) -> bool:
+    """Whether ``model`` has an int8 copy made from its present bytes."""
+    try:
+        read_int8_model(model)
+    except Face2FaceError:
+        return False
+    return True
+
+
+def int8_guard(ov_model) -> float | None:
+    """The lowest PSNR (dB) against fp32 that ``face2face quantize`` measured for an int8 copy."""
+    return float(ov_model.get_rt_info(GUARD_KEY).astype(str)) if ov_model.has_rt_info(GUARD_KEY) else None
+
+
+def int8_unready(model: str | os.PathLike) -> str:
+    """Why the int8 copy of ``model`` does not run by default, or "" when it does."""
+    if not int8_path(model).is_file():
+        return "no calibrated copy (`face2face quantize`)"
+    try:
+        guard = int8_guard(read_int8_model(model))
+    except Face2FaceError as exc:
+        return str(exc).split("; ")[0]
+    if guard is None or guard < GUARD_DB:
+        return f"its copy is {guard:.1f} dB from fp32, under the {GUARD_DB:.0f} dB guard" if guard else "its copy has no quality guard"
+    return ""
+
+
 class OpenVinoEngine:
     """Runs a generator on OpenVINO's CPU plugin: ``run(x)`` for ``float32 [1, s, s, 3]`` in [-1, 1].
 
@@ -93,15 +122,12 @@ class OpenVinoEngine:
     array is reused by the next call.
     """
 
-    def __init__(self, model: str | os.PathLike, precision: str, threads: int | None = None) -> None:
+    def __init__(self, ov_model, precision: str, threads: int | None = None, name: str = "the model") -> None:
         import openvino as ov
 
-        if precision == "int8":
-            ov_model = read_int8_model(model)
-            compute = "bf16" if "BF16" in cpu_capabilities() else "fp32"  # for the layers left in float
-        else:
-            ov_model = read_phase_model(model)
-            compute = precision
+        compute = precision
+        if precision == "int8":  # the layers left in float
+            compute = "bf16" if "BF16" in cpu_capabilities() else "fp32"
         config = {
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
@@ -111,7 +137,7 @@ class OpenVinoEngine:
         try:
             self.compiled = _core().compile_model(ov_model, "CPU", config)
         except RuntimeError as exc:
-            raise Face2FaceError(f"{model}: OpenVINO cannot compile it ({str(exc).splitlines()[0][:160]})") from None
+            raise Face2FaceError(f"{name}: OpenVINO cannot compile it ({str(exc).splitlines()[0][:160]})") from None
         self.precision = precision
         inputs, outputs = self.compiled.inputs, self.compiled.outputs
         self.input_shapes = [list(p.get_partial_shape().to_shape()) if p.get_partial_shape().is_static else []
@@ -121,6 +147,12 @@ class OpenVinoEngine:
         self._request = self.compiled.create_infer_request()
         self._input = self._output = None
         self._ov = ov
+
+    @classmethod
+    def open(cls, model: str | os.PathLike, precision: str, threads: int | None = None) -> "OpenVinoEngine":
+        """The engine for an exported ``MODEL.onnx``: its phase-split graph, or its int8 copy."""
+        ov_model = read_int8_model(model) if precision == "int8" else read_phase_model(model)
+        return cls(ov_model, precision, threads, name=str(model))
 
     def bind(self, x: np.ndarray, y: np.ndarray) -> None:
         """Read inputs from ``x`` and write outputs to ``y`` (both float32, kept alive by the caller)."""

@@ -75,13 +75,21 @@ def test_int8_copy_is_calibrated_on_the_training_sketches_and_tied_to_its_model(
     with pytest.raises(Face2FaceError, match=r"no int8 copy .*face2face quantize"):
         Generator(model, precision="int8")
     assert main(["quantize", str(model), str(tiny_dataset), "--sketches", "16"]) == 0
-    assert "calibrated on 16 training sketches" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "calibrated on 16 training sketches" in out and "on 8 held-out sketches" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.bin", "m.int8.xml", "m.json", "m.onnx"]
     generator = Generator(model, precision="int8")
     assert (generator.provider, generator.precision) == ("OpenVINO CPU", "int8")
-    assert _psnr_against(generator, fp32, _test_sketches(tiny_dataset)) >= 30.0
+    worst = _psnr_against(generator, fp32, _test_sketches(tiny_dataset))
+    assert worst >= 30.0
     report = evaluate(model, tiny_dataset, EvaluateConfig(precision="int8"))
-    assert report["precision"] == "int8" and report["psnr_vs_fp32_min"] >= 30.0
+    assert report["precision"] == "int8" and report["psnr_vs_fp32_min"] == pytest.approx(worst, abs=0.01)
+    guard = float(out.split("dB mean, ")[1].split(" dB min")[0])  # what quantize measured and recorded
+    assert guard == pytest.approx(worst, abs=0.05)
+    auto = Generator(model)  # the copy runs by default only where it held the 40 dB guard
+    assert auto.precision == ("int8" if guard >= 40.0 else "fp32" if "BF16" not in cpu_capabilities() else "bf16")
+    if guard < 40.0:
+        assert "int8 skipped: its copy is" in auto.choice.message()
 
     proto = onnx.load(str(model))  # the model changes (e.g. exported again): its int8 copy is stale
     proto.graph.initializer[0].raw_data = bytes(len(proto.graph.initializer[0].raw_data))
@@ -93,20 +101,23 @@ def test_int8_copy_is_calibrated_on_the_training_sketches_and_tied_to_its_model(
 
 def test_engine_choice_says_why_faster_engines_were_skipped():
     no_gpu = "no NVIDIA GPU"
-    auto = choose_engine("auto", "auto", no_gpu, "", native_bf16=False)
+    no_copy = "no calibrated copy (`face2face quantize`)"
+    auto = choose_engine("auto", "auto", no_gpu, "", native_bf16=False, int8_reason=no_copy)
     assert (auto.engine, auto.precision) == ("openvino", "fp32")
     assert auto.message() == ("generator runs on OpenVINO CPU, fp32 (CUDA skipped: no NVIDIA GPU; "
-                              "bf16 skipped: this CPU has no native bf16 (AMX or AVX-512 BF16))")
-    amx = choose_engine("auto", "auto", no_gpu, "", native_bf16=True)
-    assert (amx.engine, amx.precision) == ("openvino", "bf16")
-    assert choose_engine("auto", "auto", "", "", native_bf16=True).engine == "cuda"
-    assert choose_engine("auto", "int8", "", "", native_bf16=False).engine == "openvino"  # int8 is OpenVINO's
-    fallback = choose_engine("auto", "auto", no_gpu, "OpenVINO is not installed", native_bf16=False)
+                              "bf16 skipped: this CPU has no native bf16 (AMX or AVX-512 BF16); "
+                              "int8 skipped: no calibrated copy (`face2face quantize`))")
+    amx = choose_engine("auto", "auto", no_gpu, "", native_bf16=True, int8_reason="no calibrated copy")
+    assert (amx.engine, amx.precision) == ("openvino", "bf16") and "int8 skipped: no calibrated copy" in amx.message()
+    assert choose_engine("auto", "auto", no_gpu, "", native_bf16=True, int8_reason="").precision == "int8"
+    assert choose_engine("auto", "auto", "", "", native_bf16=True, int8_reason="").engine == "cuda"
+    assert choose_engine("auto", "int8", "", "", False, "").engine == "openvino"  # int8 is OpenVINO's
+    fallback = choose_engine("auto", "auto", no_gpu, "OpenVINO is not installed", False, "")
     assert (fallback.engine, fallback.precision) == ("cpu", "fp32") and "OpenVINO skipped" in fallback.message()
-    assert choose_engine("cpu", "auto", no_gpu, "", native_bf16=True, file_precision="fp16").precision == "fp16"
+    assert choose_engine("cpu", "auto", no_gpu, "", True, "", file_precision="fp16").precision == "fp16"
     for request, match in [(("cuda", "auto", no_gpu, ""), "--provider cuda: CUDA is not usable: no NVIDIA GPU"),
                            (("cpu", "int8", no_gpu, ""), "runs on OpenVINO only"),
                            (("openvino", "auto", no_gpu, "OpenVINO is not installed"), "not installed"),
                            (("auto", "bf16", no_gpu, ""), "no native bf16")]:
         with pytest.raises(Face2FaceError, match=match):
-            choose_engine(*request, native_bf16=False)
+            choose_engine(*request, native_bf16=False, int8_reason=no_copy)

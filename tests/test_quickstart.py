@@ -18,6 +18,7 @@ def test_quickstart_then_its_live_command_runs(tmp_path, capsys):
     assert "expected about" in out.splitlines()[0]
     assert read_sidecar(work / "model.onnx").steps == 40
     assert (work / "evaluation.json").exists() and (work / "evaluation.png").exists()
+    assert "int8 copy" in out and (work / "model.int8.xml").exists()  # OpenVINO's fast path, checked
     live = next(line.split("next: ", 1)[1] for line in out.splitlines() if line.startswith("next: "))
     args = shlex.split(live)
     assert args[:2] == ["face2face", "live"]
@@ -32,4 +33,4 @@ def test_quickstart_then_its_live_command_runs(tmp_path, capsys):
     assert main(argv) == 0  # again: every stage is found complete and kept
     again = capsys.readouterr().out
     assert "1/4 dataset" in again and "is complete, kept" in again
-    assert "3/4 export" in again and "up to date, kept" in again
+    assert "3/4 export" in again and "up to date, kept" in again and "int8 copy" not in again

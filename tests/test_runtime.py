@@ -16,7 +16,7 @@ from face2face.faces import FaceTracker, TrackerConfig
 from face2face.modelfile import sidecar_path
 from face2face.pupils import EYES
 from face2face.runtime.capture import LatestFrameCapture
-from face2face.runtime.generator import CPU, Generator
+from face2face.runtime.generator import CPU, EngineChoice, Generator, OrtEngine
 from face2face.runtime.retarget import RetargetConfig
 from face2face.runtime.pipeline import STAGES, Puppeteer, PuppetConfig, StageTimes, run_live
 from face2face.runtime.sinks import SinkConfig, create_sink, sink_names
@@ -264,8 +264,8 @@ def test_fp16_model_falls_back_to_fp32_when_its_outputs_turn_non_finite(tiny_run
     assert not np.isfinite(raw).all()  # the premise: this fp16 model overflows
     generator = Generator(half, provider="cpu")
     assert generator.info.precision == "fp32"
-    reference = Generator(tmp_path / "half.onnx", provider="cpu", session=ort.InferenceSession(
-        str(tmp_path / "half.fp32.onnx"), providers=[CPU]))
+    session = ort.InferenceSession(str(tmp_path / "half.fp32.onnx"), providers=[CPU])
+    reference = Generator(tmp_path / "half.onnx", engine=(OrtEngine(session), EngineChoice("cpu", "fp32")))
     sketch = np.zeros((64, 64, 3), np.uint8)
     assert np.array_equal(generator(sketch), reference(sketch))
 

@@ -83,7 +83,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
     generator = Generator(model_path, config.provider, config.precision)
     reference = None  # onnxruntime fp32 on the CPU: what other engines and precisions are checked against
     if (generator.provider, generator.precision) != ("onnxruntime CPU", "fp32"):
-        reference = Generator(model_path, provider="cpu")
+        reference = Generator(model_path, provider="cpu", announce=False)
     size = generator.info.size
     folder = data / config.split
     names, points, _ = read_landmarks(folder)

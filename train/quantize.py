@@ -19,11 +19,15 @@ import numpy as np
 
 from face2face.errors import Face2FaceError
 from face2face.modelfile import read_sidecar
-from face2face.runtime.openvino_engine import SOURCE_KEY, file_sha256, int8_path, read_phase_model
+from face2face.runtime.generator import EngineChoice, Generator
+from face2face.runtime.openvino_engine import (GUARD_DB, GUARD_KEY, SOURCE_KEY, OpenVinoEngine, file_sha256, int8_path,
+                                               read_phase_model)
 from face2face.train.data import check_split
 from face2face.train.export import dataset_fingerprint
 
 log = logging.getLogger(__name__)
+
+HELD_OUT = 50  # test sketches the int8 copy is checked on against fp32
 
 
 @dataclass(frozen=True)
@@ -32,21 +36,43 @@ class QuantizeReport:
 
     model: str  # the int8 IR (.xml)
     sketches: int  # calibration sketches used
+    held_out: int  # test sketches the quality guard was measured on
+    psnr_vs_fp32_min: float  # lowest PSNR (dB) of the int8 output against fp32's over them
+    psnr_vs_fp32_mean: float
     seconds: float
 
+    @property
+    def default(self) -> bool:
+        """Whether the copy held its guard, so that ``--precision auto`` runs it."""
+        return self.psnr_vs_fp32_min >= GUARD_DB
 
-def calibration_sketches(data: str | Path, count: int, size: int) -> list[np.ndarray]:
-    """``count`` training sketches evenly spread over the train split, as ``float32 [1, s, s, 3]`` RGB in [-1, 1]."""
-    split = check_split(data, "train", check_sizes=False)
-    paths = split.inputs()
+
+def read_sketches(data: str | Path, split: str, count: int, size: int) -> list[np.ndarray]:
+    """``count`` sketches evenly spread over a split, as ``size x size`` BGR uint8 images."""
+    paths = check_split(data, split, check_sizes=False).inputs()
     picks = np.linspace(0, len(paths) - 1, min(count, len(paths))).round().astype(int)
     sketches = []
     for i in picks:
         image = cv2.imread(paths[i], cv2.IMREAD_COLOR)
         if image is None or image.shape != (size, size, 3):
             raise Face2FaceError(f"{paths[i]}: not a {size}x{size} sketch; is {data} the model's dataset?")
-        sketches.append((cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)[None])
+        sketches.append(image)
     return sketches
+
+
+def _as_input(sketch: np.ndarray) -> np.ndarray:
+    """BGR uint8 -> the generator's ``float32 [1, s, s, 3]`` RGB in [-1, 1]."""
+    return (cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)[None]
+
+
+def held_out_psnr(model: Path, quantized, sketches: list[np.ndarray]) -> np.ndarray:
+    """PSNR (dB) of the quantized model's faces against onnxruntime fp32's, per sketch."""
+    from face2face.train.evaluate import psnr
+
+    fp32 = Generator(model, provider="cpu", warmup=0, announce=False)
+    int8 = Generator(model, engine=(OpenVinoEngine(quantized, "int8"), EngineChoice("openvino", "int8")), warmup=0,
+                     announce=False)
+    return np.array([psnr(int8(s) / 255.0, fp32(s) / 255.0) for s in sketches])
 
 
 def quantize(model: str | Path, data: str | Path, count: int = 100) -> QuantizeReport:
@@ -63,10 +89,13 @@ def quantize(model: str | Path, data: str | Path, count: int = 100) -> QuantizeR
     info = read_sidecar(model)
     if info.dataset_fingerprint and info.dataset_fingerprint != dataset_fingerprint(data):
         log.warning("%s is not the dataset %s was trained on; calibrating on it anyway", data, model.name)
-    sketches = calibration_sketches(data, count, info.size)
-    quantized = nncf.quantize(read_phase_model(model), nncf.Dataset(sketches), subset_size=len(sketches),
+    sketches = read_sketches(data, "train", count, info.size)
+    quantized = nncf.quantize(read_phase_model(model), nncf.Dataset(sketches, _as_input), subset_size=len(sketches),
                               preset=nncf.QuantizationPreset.PERFORMANCE)
+    held_out = read_sketches(data, "test", HELD_OUT, info.size)
+    scores = held_out_psnr(model, quantized, held_out)
     quantized.set_rt_info(file_sha256(model), SOURCE_KEY)
+    quantized.set_rt_info(f"{scores.min():.2f}", GUARD_KEY)
     target = int8_path(model)
     tmp = target.with_name(f".{target.stem}.part.xml")
     try:
@@ -76,6 +105,9 @@ def quantize(model: str | Path, data: str | Path, count: int = 100) -> QuantizeR
     finally:
         tmp.unlink(missing_ok=True)
         tmp.with_suffix(".bin").unlink(missing_ok=True)
-    seconds = time.perf_counter() - started
-    log.info("int8 copy %s calibrated on %d training sketches in %.1f s", target, len(sketches), seconds)
-    return QuantizeReport(str(target), len(sketches), seconds)
+    report = QuantizeReport(str(target), len(sketches), len(held_out), round(float(scores.min()), 2),
+                            round(float(scores.mean()), 2), round(time.perf_counter() - started, 1))
+    if not report.default:
+        log.warning("%s: int8 output is %.1f dB from fp32 on a held-out sketch (guard %.0f dB): it runs only "
+                    "with --precision int8", target.name, report.psnr_vs_fp32_min, GUARD_DB)
+    return report
