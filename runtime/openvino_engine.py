@@ -32,7 +32,8 @@ def openvino_missing() -> str:
 
 
 @lru_cache(maxsize=1)
-def _core():
+def core():
+    """The process's one OpenVINO runtime core (imported on first use)."""
     import openvino as ov
 
     return ov.Core()
@@ -41,12 +42,12 @@ def _core():
 @lru_cache(maxsize=1)
 def cpu_capabilities() -> frozenset[str]:
     """OpenVINO's view of the CPU: e.g. {"FP32", "BF16", "INT8"}; BF16 only where it is native."""
-    return frozenset(_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return frozenset(core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def cpu_name() -> str:
     """The CPU as OpenVINO names it."""
-    return str(_core().get_property("CPU", "FULL_DEVICE_NAME")).strip()
+    return str(core().get_property("CPU", "FULL_DEVICE_NAME")).strip()
 
 
 def int8_path(model: str | os.PathLike) -> Path:
@@ -71,7 +72,7 @@ def read_phase_model(model: str | os.PathLike):
     except Exception as exc:  # protobuf raises its own types for bad files
         raise Face2FaceError(f"{model}: not a loadable ONNX model ({str(exc).splitlines()[0][:160]})") from None
     split_transposed_convolutions(proto)
-    return _core().read_model(proto.SerializeToString())
+    return core().read_model(proto.SerializeToString())
 
 
 def read_int8_model(model: str | os.PathLike):
@@ -80,7 +81,7 @@ def read_int8_model(model: str | os.PathLike):
     if not path.is_file() or not path.with_suffix(".bin").is_file():
         raise Face2FaceError(f"{model}: no int8 copy ({path.name}) beside it; make one with "
                              f"`face2face quantize {model} DATASET` (the model's training data)")
-    ov_model = _core().read_model(str(path))
+    ov_model = core().read_model(str(path))
     source = ov_model.get_rt_info(SOURCE_KEY).astype(str) if ov_model.has_rt_info(SOURCE_KEY) else ""
     if source != file_sha256(model):
         raise Face2FaceError(f"{path}: calibrated for another version of {Path(model).name}; run "
@@ -135,7 +136,7 @@ class OpenVinoEngine:
             "INFERENCE_PRECISION_HINT": OV_PRECISION[compute],
         }
         try:
-            self.compiled = _core().compile_model(ov_model, "CPU", config)
+            self.compiled = core().compile_model(ov_model, "CPU", config)
         except RuntimeError as exc:
             raise Face2FaceError(f"{name}: OpenVINO cannot compile it ({str(exc).splitlines()[0][:160]})") from None
         self.precision = precision
