@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from face2face.errors import Face2FaceError
+from face2face.files import publish
 
 ENV_MODELS = "FACE2FACE_MODELS"
 
@@ -173,7 +174,7 @@ def fetch(
                     f"{url}: checksum mismatch (sha256 {actual} != {asset.sha256}); "
                     "the download is corrupt, try again"
                 )
-        os.replace(tmp, target)
+        publish(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     return target

@@ -4,39 +4,65 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import sys
 from pathlib import Path
 
-import cv2
-
 from face2face import __version__
+from face2face.console import console
 from face2face.errors import Face2FaceError
-
-log = logging.getLogger("face2face")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 user error, 130 interrupted)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s",
-    )
-    if not args.verbose:
-        for noisy in ("tf2onnx", "tensorflow", "absl"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        return int(args.handler(args) or 0)
-    except Face2FaceError as exc:
-        print(f"face2face: error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("face2face: interrupted", file=sys.stderr)
-        return 130
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # --verbose and --quiet are read before any library loads: the libraries' log settings depend on them.
+    flags, _ = _output_parser().parse_known_args(argv)
+    with console(flags.verbose, flags.quiet):
+        args = build_parser().parse_args(argv)
+        try:
+            return int(args.handler(args) or 0)
+        except Face2FaceError as exc:
+            print(f"face2face: error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("face2face: interrupted", file=sys.stderr)
+            return 130
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows the default of an option that takes a value after its help, unless the help speaks of it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        no_value = not action.option_strings or action.nargs == 0 or action.default in (None, argparse.SUPPRESS)
+        if no_value or "default" in text:
+            return text
+        return f"{text} (default %(default)s)"
+
+
+def _output_parser() -> argparse.ArgumentParser:
+    """The options every command takes (read on their own before the full parser is built)."""
+    parser = argparse.ArgumentParser(prog="face2face", add_help=False, allow_abbrev=False)
+    add_output_options(parser)
+    return parser
+
+
+def add_output_options(parser: argparse.ArgumentParser, default=False) -> None:
+    """``--verbose`` and ``--quiet`` (``default=argparse.SUPPRESS`` on commands: the top level's value stands)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="store_true", default=default,
+                       help="also debug lines and the libraries' own log output")
+    group.add_argument("-q", "--quiet", action="store_true", default=default,
+                       help="only warnings, errors and results: no progress")
+
+
+def add_command(commands, name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A command: its one-line summary, a description (the summary unless given), defaults shown
+    in its help, and ``--verbose`` / ``--quiet``."""
+    parser = commands.add_parser(name, help=summary, description=description or f"{summary[0].upper()}{summary[1:]}.",
+                                 formatter_class=HelpFormatter)
+    add_output_options(parser, default=argparse.SUPPRESS)
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,25 +71,31 @@ def build_parser() -> argparse.ArgumentParser:
     from face2face.train import cli as train_cli
 
     parser = argparse.ArgumentParser(
-        prog="face2face", description="Learn a target face from a video, then drive it live from a webcam."
+        prog="face2face", formatter_class=HelpFormatter,
+        description="Learn a target face from a video, then drive it live from a webcam. "
+                    "`face2face COMMAND --help` describes each command.",
     )
     parser.add_argument("--version", action="version", version=f"face2face {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_output_options(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("detect", help="find faces and their 68 landmarks in a photo")
-    p.add_argument("image")
+    p = add_command(commands, "doctor", "what this machine can run: libraries, engines, cameras, virtual camera, "
+                    "display; each missing piece with its fix")
+    p.set_defaults(handler=_doctor)
+
+    p = add_command(commands, "detect", "find faces and their 68 landmarks in a photo")
+    p.add_argument("image", metavar="IMAGE", help="photo to analyse (any format OpenCV reads)")
     add_detector_option(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--draw", metavar="OUT.png", help="write the photo with boxes and landmarks")
     p.set_defaults(handler=_detect)
 
-    p = commands.add_parser("models", help="list or download weight files")
-    sub = p.add_subparsers(dest="action", required=True)
-    sub.add_parser("list", help="where each weight file is found").set_defaults(handler=_models_list)
-    f = sub.add_parser("fetch", help="download weight files into the user cache (sha256-checked)")
-    f.add_argument("names", nargs="*", metavar="NAME", help="default: every downloadable one")
-    f.add_argument("--dest", help="folder to write into (default: the user cache)")
+    p = add_command(commands, "models", "list or download weight files")
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add_command(sub, "list", "where each weight file is found").set_defaults(handler=_models_list)
+    f = add_command(sub, "fetch", "download weight files into the user cache (sha256-checked)")
+    f.add_argument("names", nargs="*", metavar="NAME", help="weight files to fetch (default: every downloadable one)")
+    f.add_argument("--dest", metavar="DIR", help="folder to write into (default: the user cache)")
     f.set_defaults(handler=_models_fetch)
 
     train_cli.add_commands(commands)
@@ -75,11 +107,21 @@ def add_detector_option(parser: argparse.ArgumentParser) -> None:
     """The shared ``--detector`` option."""
     from face2face.detectors import detector_names
 
-    parser.add_argument("--detector", default="ssd", choices=detector_names(), help="face detector (default: ssd)")
+    parser.add_argument("--detector", default="ssd", choices=detector_names(),
+                        help="face detector: ssd (OpenCV's SSD), yunet (`face2face models fetch yunet`), hog (dlib's)")
+
+
+def _doctor(args) -> int:
+    from face2face.doctor import report
+
+    print(report())
+    return 0
 
 
 def read_image(path: str):
     """An ``HxWx3 uint8 BGR`` image from a file, or a one-line error."""
+    import cv2
+
     if not Path(path).is_file():
         raise Face2FaceError(f"{path}: no such file")
     image = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -118,6 +160,8 @@ def _detect(args) -> int:
 
 
 def _draw_faces(image, faces, out: str) -> None:
+    import cv2
+
     for f in faces:
         x, y, w, h = (int(round(v)) for v in f.box)
         cv2.rectangle(image, (x, y), (x + w, y + h), (0, 255, 0), 2)
@@ -141,18 +185,13 @@ def _models_list(args) -> int:
 
 
 def _models_fetch(args) -> int:
-    from tqdm import tqdm
-
     from face2face import assets
+    from face2face.console import Counter
 
     names = args.names or [n for n, a in assets.ASSETS.items() if a.url]
     for name in names:
         asset = assets.get_asset(name)
-        with tqdm(desc=name, unit="B", unit_scale=True, unit_divisor=1024) as bar:
-            def progress(done: int, total: int | None) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
+        with Counter(name, "B", unit_scale=True, unit_divisor=1024) as progress:
             path = assets.fetch(name, Path(args.dest) if args.dest else None, progress=progress)
         print(f"{asset.name}: {path} (sha256 verified)" if asset.sha256 else f"{asset.name}: {path}")
     return 0

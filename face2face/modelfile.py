@@ -40,6 +40,7 @@ class ModelInfo:
     normalization: str = "batch-moving-average"  # how the exported graph normalises activations
     precision: str = "fp32"  # fp32 | fp16
     fallback: str = ""  # fp16 models: the fp32 model file beside this one, used if outputs turn non-finite
+    background: str = ""  # folder beside the model with frames of the target video for the frame layout
     dataset_fingerprint: str = ""  # sha256 over the dataset's manifest and file names
     created: str = ""  # ISO 8601
     format: str = FORMAT
@@ -70,6 +71,8 @@ def write_sidecar(model_path: str | os.PathLike, info: ModelInfo) -> Path:
 
 def read_sidecar(model_path: str | os.PathLike) -> ModelInfo:
     """The sidecar of a model, or a one-line error saying what is wrong."""
+    if not Path(model_path).is_file():
+        raise Face2FaceError(f"{model_path}: no such model file")
     path = sidecar_path(model_path)
     if not path.is_file():
         raise Face2FaceError(f"{model_path}: no sidecar {path.name} beside it; not a face2face generator "
@@ -89,6 +92,8 @@ def read_sidecar(model_path: str | os.PathLike) -> ModelInfo:
         raise Face2FaceError(f"{path}: incomplete sidecar ({exc})") from None
     if np.asarray(info.template).shape != (68, 2):
         raise Face2FaceError(f"{path}: landmark template must be 68x2")
+    if not isinstance(info.background, str) or Path(info.background).name != info.background:
+        raise Face2FaceError(f"{path}: background must be a folder name beside the model")
     if info.template_pupils is not None and np.asarray(info.template_pupils).shape != (2, 2):
         raise Face2FaceError(f"{path}: template pupils must be 2x2")
     return info

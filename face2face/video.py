@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from face2face.errors import Face2FaceError
+from face2face.files import publish
 
 
 class VideoSource:
@@ -19,7 +20,9 @@ class VideoSource:
         self.spec = spec
         self.is_camera = isinstance(spec, int)
         if not self.is_camera and not Path(spec).is_file():
-            raise Face2FaceError(f"{spec}: no such video file")
+            if not Path(spec).exists():
+                raise Face2FaceError(f"{spec}: no such video file")
+            raise Face2FaceError(f"{spec}: not a video file (a folder, device or other special file)")
         self.capture = cv2.VideoCapture(spec)
         if self.is_camera and width and height:
             self.capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
@@ -113,7 +116,7 @@ class VideoWriter:
         if self._open:
             self._open = False
             self.writer.release()
-            os.replace(self._tmp, self.path)
+            publish(self._tmp, self.path)
 
     def abort(self) -> None:
         """Stop and delete the partial file (idempotent)."""

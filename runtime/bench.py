@@ -22,6 +22,9 @@ from face2face.sketch import PARTS
 from face2face.video import VideoSource
 
 
+DRIFT_WINDOW = 1000  # frames compared at the start and the end of a long run
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     """What the benchmark runs."""
@@ -82,7 +85,10 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
     with VideoSource(source) as video, LatestFrameCapture(video, pace_fps=config.camera_fps, loop=True) as capture:
         run_live(capture, puppeteer, [sink], times, max_frames=config.warmup)
         dropped_before, captured_before, runs_before = capture.dropped, capture.captured, puppeteer.detector_runs
-        result = run_live(capture, puppeteer, [sink], times, max_frames=config.frames)
+        memory = [resident_mb()]  # after warm-up, then once a second, then at the end
+        result = run_live(capture, puppeteer, [sink], times, max_frames=config.frames,
+                          on_second=lambda fps, ms: memory.append(resident_mb()))
+        memory.append(resident_mb())
         width, height = video.width, video.height
     frames = result.frames
     return {
@@ -100,6 +106,8 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
         "dropped": result.dropped - dropped_before,
         "captured": result.captured - captured_before,
         "detector_runs": puppeteer.detector_runs - runs_before,
+        "memory_mb": _memory_figures(memory),
+        "drift": _drift(times, config.warmup),
         "faces_found": puppeteer.faces_found,
         "method": "seed baseline" if seed else "face2face",
         "layout": puppet.layout,
@@ -107,6 +115,35 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
         "output_size": [puppet.width, puppet.height],
         "machine": _machine(),
     }
+
+
+def resident_mb() -> float | None:
+    """This process's resident memory in MiB (from /proc; None where there is none)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _memory_figures(samples: list[float | None]) -> dict | None:
+    """Resident memory after warm-up, at the end and at its peak, and the growth in between."""
+    if any(m is None for m in samples):
+        return None
+    start, end = samples[0], samples[-1]
+    return {"after_warmup": round(start, 1), "end": round(end, 1), "peak": round(max(samples), 1),
+            "growth_pct": round(100 * (end - start) / start, 2), "samples": len(samples)}
+
+
+def _drift(times: StageTimes, skip: int, window: int = DRIFT_WINDOW) -> dict | None:
+    """Latency p99 over the first and the last ``window`` measured frames (runs of 2 windows or more)."""
+    latency = times.latency[skip : times.count] * 1e3
+    if len(latency) < 2 * window:
+        return None
+    first, last = float(np.percentile(latency[:window], 99)), float(np.percentile(latency[-window:], 99))
+    return {"window": window, "p99_first_ms": round(first, 2), "p99_last_ms": round(last, 2),
+            "p99_change_pct": round(100 * (last - first) / first, 2)}
 
 
 def _machine() -> dict:
@@ -133,6 +170,13 @@ def format_table(report: dict) -> str:
         lines.append(f"{name:10s} {s['p50']:8.2f} {s['p95']:8.2f}")
     lat = report["latency_ms"]
     lines.append(f"{'latency':10s} {lat['p50']:8.2f} {lat['p95']:8.2f}   p99 {lat['p99']:.2f} (capture -> sent)")
+    memory, drift = report.get("memory_mb"), report.get("drift")
+    if memory:
+        lines.append(f"memory     {memory['after_warmup']:.0f} MiB after warm-up, {memory['end']:.0f} at the end "
+                     f"({memory['growth_pct']:+.1f}%), peak {memory['peak']:.0f}")
+    if drift:
+        lines.append(f"drift      latency p99 {drift['p99_first_ms']:.1f} ms over the first {drift['window']} frames, "
+                     f"{drift['p99_last_ms']:.1f} over the last ({drift['p99_change_pct']:+.1f}%)")
     if "baseline" in report:
         base = report["baseline"]
         lines.append(f"seed baseline, same model and clip, {base['provider']} {base['precision']}: "

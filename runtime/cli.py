@@ -7,48 +7,68 @@ import json
 import logging
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Callable
+
+from face2face.console import Counter, plural, ticker
+from face2face.errors import Face2FaceError
 
 log = logging.getLogger("face2face")
 
 
 def add_commands(commands) -> None:
     """Register ``live``, ``reenact`` and ``bench`` on the main parser."""
-    from face2face.cli import add_detector_option
+    from face2face.cli import add_command, add_detector_option
 
-    p = commands.add_parser("live", help="drive the target face from a webcam into a virtual camera")
+    p = add_command(commands, "live", "drive the target face from a webcam into a virtual camera",
+                    "Drive the target face from a webcam (or a video file: --source) into a virtual camera "
+                    "(--virtual-cam; on Linux it needs v4l2loopback loaded), a preview window (--preview) and/or "
+                    "a recording (--record). Every requested piece is checked before starting; `face2face doctor` "
+                    "says what this machine has.")
     _model_options(p)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--camera", type=int, default=0, help="webcam index (default 0)")
-    src.add_argument("--source", help="a video file instead of a webcam (played at its own speed)")
+    src.add_argument("--camera", type=int, default=0, metavar="N", help="webcam index")
+    src.add_argument("--source", metavar="VIDEO", help="a video file instead of a webcam (played at its own speed)")
     p.add_argument("--virtual-cam", action="store_true", help="send frames to a virtual camera")
-    p.add_argument("--device", help="virtual camera device, e.g. /dev/video10")
-    p.add_argument("--backend", help="pyvirtualcam backend (v4l2loopback, obs, unitycapture)")
-    p.add_argument("--preview", action="store_true", help="show a preview window")
-    p.add_argument("--record", metavar="OUT.mp4", help="also record the output to a file")
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--fps", type=float, default=30.0, help="output frame rate (default 30)")
-    p.add_argument("--frames", type=int, default=None, help="stop after N frames")
+    p.add_argument("--device", help="virtual camera device, e.g. /dev/video10 (default: the first free one)")
+    p.add_argument("--backend", help="pyvirtualcam backend: v4l2loopback, obs or unitycapture "
+                                     "(default: the platform's own)")
+    p.add_argument("--preview", action="store_true", help="show a preview window (q quits, c neutral face, s sketch)")
+    p.add_argument("--record", metavar="OUT.mp4", help="also record the output, in real time at --fps")
+    p.add_argument("--width", type=int, default=None,
+                   help="output width in px (default: 1280 with --layout frame, else 640)")
+    p.add_argument("--height", type=int, default=None,
+                   help="output height in px (default: 720 with --layout frame, else 480)")
+    p.add_argument("--fps", type=float, default=30.0, help="output frame rate")
+    p.add_argument("--frames", type=int, default=None, metavar="N",
+                   help="stop after N frames (default: at the end of --source, on q or Ctrl-C)")
     add_detector_option(p)
     p.set_defaults(handler=_live)
 
-    p = commands.add_parser("reenact", help="drive the target face from a video file, every frame")
+    p = add_command(commands, "reenact", "drive the target face from a video file, every frame",
+                    "Drive the target face from a video file, every frame, into a video file.")
     _model_options(p)
-    p.add_argument("--source", required=True, metavar="DRIVING.mp4")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.mp4")
-    p.add_argument("--width", type=int, default=None, help="default: the model size (x3 side-by-side)")
-    p.add_argument("--height", type=int, default=None)
+    p.add_argument("--source", required=True, metavar="DRIVING.mp4", help="video of the person driving the face")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="video to write")
+    p.add_argument("--width", type=int, default=None,
+                   help="output width in px (default: 1280 with --layout frame, else the model size, "
+                        "x3 with --layout side-by-side)")
+    p.add_argument("--height", type=int, default=None,
+                   help="output height in px (default: 720 with --layout frame, else the model size)")
     add_detector_option(p)
     p.set_defaults(handler=_reenact)
 
-    p = commands.add_parser("bench", help="measure live-loop latency per stage on a video")
+    p = add_command(commands, "bench", "measure live-loop latency per stage on a video",
+                    "Measure the live loop's frame rate and latency per stage on a video fed like a webcam "
+                    "(looping) into a sink that discards frames.")
     _model_options(p)
-    p.add_argument("--source", required=True, metavar="VIDEO")
-    p.add_argument("--frames", type=int, default=300, help="measured frames (default 300)")
-    p.add_argument("--warmup", type=int, default=30, help="frames before measuring (default 30)")
-    p.add_argument("--camera-fps", type=float, default=60.0, help="rate the video is fed at (default 60)")
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--source", required=True, metavar="VIDEO", help="video fed as the webcam")
+    p.add_argument("--frames", type=int, default=300, help="measured frames")
+    p.add_argument("--warmup", type=int, default=30, help="frames before measuring")
+    p.add_argument("--camera-fps", type=float, default=60.0, help="rate the video is fed at")
+    p.add_argument("--width", type=int, default=None,
+                   help="output width in px (default: 1280 with --layout frame, else 640)")
+    p.add_argument("--height", type=int, default=None,
+                   help="output height in px (default: 720 with --layout frame, else 480)")
     p.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
     p.add_argument("--baseline", action="store_true",
                    help="also run the seed's per-frame method (HOG every frame, onnxruntime fp32 on the CPU) "
@@ -64,17 +84,22 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     from face2face.runtime.retarget import MODES
 
     p.add_argument("--model", required=True, metavar="M.onnx", help="exported generator (with its .json sidecar)")
-    p.add_argument("--retarget", choices=MODES, default="relative", help="driver -> target mapping (default relative)")
-    p.add_argument("--layout", choices=LAYOUTS, default="face", help="output layout (default face)")
+    p.add_argument("--retarget", choices=MODES, default="relative",
+                   help="driver -> target mapping: relative moves the target's face by your expression")
+    p.add_argument("--layout", choices=LAYOUTS, default="frame",
+                   help="output layout: frame (the face in the target's own video frame; models without a "
+                        "background clip fall back to face), face (the generated crop), or side-by-side "
+                        "(driver | sketch | output)")
     p.add_argument("--provider", choices=PROVIDERS, default="auto",
-                   help="generator engine: auto = CUDA if usable, else OpenVINO, else onnxruntime CPU (default auto)")
+                   help="generator engine: auto = CUDA if usable, else OpenVINO, else onnxruntime CPU")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="OpenVINO compute: auto = bf16 on CPUs with native bf16, else fp32; int8 needs "
-                        "`face2face quantize` first (default auto)")
-    p.add_argument("--smooth-min-cutoff", type=float, default=1.0, help="One Euro filter: jitter at rest (Hz, lower = steadier)")
+                   help="OpenVINO compute: auto = int8 where a calibrated copy holds its guard, else bf16 on CPUs "
+                        "with native bf16, else fp32; int8 needs `face2face quantize` first")
+    p.add_argument("--smooth-min-cutoff", type=float, default=1.0, metavar="HZ",
+                   help="One Euro filter: jitter at rest (lower = steadier)")
     p.add_argument("--smooth-beta", type=float, default=5.0, help="One Euro filter: lag when moving (higher = less lag)")
-    p.add_argument("--redetect-every", type=int, default=TrackerConfig.redetect_every,
-                   help=f"run the full face detector at least every N frames (default {TrackerConfig.redetect_every})")
+    p.add_argument("--redetect-every", type=int, default=TrackerConfig.redetect_every, metavar="N",
+                   help="run the full face detector at least every N frames")
 
 
 def _engine(args):
@@ -83,7 +108,8 @@ def _engine(args):
     from face2face.faces import FaceAnalyzer
     from face2face.runtime.generator import Generator
 
-    return Generator(args.model, args.provider, args.precision), FaceAnalyzer(DetectorConfig(name=args.detector))
+    with ticker("loading the generator"):
+        return Generator(args.model, args.provider, args.precision), FaceAnalyzer(DetectorConfig(name=args.detector))
 
 
 def _config(args, width: int, height: int):
@@ -102,21 +128,31 @@ def _config(args, width: int, height: int):
 
 
 def _live(args) -> int:
-    from face2face.errors import Face2FaceError
+    from face2face.runtime.compose import output_size
+    from face2face.modelfile import read_sidecar
     from face2face.runtime.capture import LatestFrameCapture
     from face2face.runtime.pipeline import Puppeteer, StageTimes, run_live
     from face2face.runtime.sinks import SinkConfig, create_sink
     from face2face.video import VideoSource
 
-    generator, analyzer = _engine(args)
-    config = _config(args, args.width, args.height)
-    names = (["virtual"] if args.virtual_cam else []) + (["window"] if args.preview else []) + (["file"] if args.record else [])
+    requested = {"virtual": args.virtual_cam, "window": args.preview, "record": bool(args.record)}
+    names = [name for name, wanted in requested.items() if wanted]
     if not names:
         raise Face2FaceError("nowhere to send frames: add --virtual-cam, --preview and/or --record OUT.mp4")
-    sink_config = SinkConfig(args.width, args.height, args.fps, path=args.record, device=args.device, backend=args.backend)
+    args.width, args.height = output_size(args.layout, args.width, args.height)
+    sink_config = SinkConfig(args.width, args.height, args.fps, path=args.record, device=args.device,
+                             backend=args.backend)
+    driver = args.source if args.source else args.camera
     with ExitStack() as stack:
-        sinks = [stack.enter_context(create_sink(name, sink_config)) for name in names]
-        source = stack.enter_context(VideoSource(args.source if args.source else args.camera, args.width, args.height))
+        # every requested piece is checked before anything starts, and all problems are told at once
+        opened = _all_or_nothing([
+            lambda: read_sidecar(args.model),
+            lambda: stack.enter_context(VideoSource(driver, args.width, args.height)),
+            *[lambda name=name: stack.enter_context(create_sink(name, sink_config)) for name in names],
+        ])
+        source, sinks = opened[1], opened[2:]
+        generator, analyzer = _engine(args)
+        config = _config(args, args.width, args.height)
         pace = source.fps if args.source else None
         capture = stack.enter_context(LatestFrameCapture(source, pace_fps=pace))
         puppeteer = Puppeteer(generator, analyzer, config)
@@ -130,15 +166,30 @@ def _live(args) -> int:
                           on_second=lambda fps, ms: log.debug("%.1f fps, %.0f ms", fps, ms))
     summary = times.summary()
     lat = summary["latency_ms"]
-    print(f"{result.frames} frames in {result.seconds:.1f} s ({result.frames / max(result.seconds, 1e-9):.1f} fps), "
-          f"latency p50 {lat.get('p50', 0):.1f} ms, dropped {result.dropped} stale frames; stopped: {result.stopped_by}"
-          + (f"; recorded {args.record}" if args.record else ""))
+    print(f"{plural(result.frames, 'frame')} in {result.seconds:.1f} s "
+          f"({result.frames / max(result.seconds, 1e-9):.1f} fps), latency p50 {lat.get('p50', 0):.1f} ms, "
+          f"dropped {plural(result.dropped, 'stale frame')}; stopped: {result.stopped_by}"
+          + (f"; recorded {args.record} at {args.fps:g} fps, as long as the run" if args.record else ""))
     return 0
 
 
-def _reenact(args) -> int:
-    from tqdm import tqdm
+def _all_or_nothing(steps: list[Callable[[], object]]) -> list[object]:
+    """Every step's result, or one error naming every step that failed (a line each)."""
+    results, problems = [], []
+    for step in steps:
+        try:
+            results.append(step())
+        except Face2FaceError as exc:
+            problems.append(str(exc))
+    if len(problems) > 1:
+        raise Face2FaceError("\n  ".join([f"{len(problems)} problems, nothing started:", *problems]))
+    if problems:
+        raise Face2FaceError(problems[0])
+    return results
 
+
+def _reenact(args) -> int:
+    from face2face.runtime.compose import output_size
     from face2face.runtime.pipeline import Puppeteer, StageTimes, run_offline
     from face2face.runtime.sinks import SinkConfig, create_sink
     from face2face.video import VideoSource
@@ -146,28 +197,34 @@ def _reenact(args) -> int:
     with VideoSource(args.source) as source:
         generator, analyzer = _engine(args)
         size = generator.info.size
-        width = args.width or (3 * size if args.layout == "side-by-side" else size)
-        height = args.height or size
+        width, height = output_size(args.layout, args.width, args.height, size)
         puppeteer = Puppeteer(generator, analyzer, _config(args, width, height))
         with create_sink("file", SinkConfig(width, height, source.fps, path=args.output)) as sink, \
-                tqdm(total=source.frame_count, desc="reenact", unit="frame") as bar:
-            result = run_offline(source, source.fps, puppeteer, [sink], StageTimes(), on_frame=lambda n: bar.update(1))
-    print(f"{args.output}: {result.frames} frames {width}x{height}, face found in {puppeteer.faces_found}")
+                Counter("reenact", "frame") as progress:
+            result = run_offline(source, source.fps, puppeteer, [sink], StageTimes(),
+                                 on_frame=lambda n: progress(n, source.frame_count))
+    print(f"{args.output}: {plural(result.frames, 'frame')} {width}x{height}, face found in {puppeteer.faces_found}")
     return 0
 
 
 def _bench(args) -> int:
+    from face2face.runtime.compose import output_size
     from face2face.runtime.bench import BenchConfig, format_table, run_bench
+    from face2face.video import VideoSource
 
+    with VideoSource(args.source):  # a bad source fails before the generator loads
+        pass
     generator, analyzer = _engine(args)
-    config = _config(args, args.width, args.height)
+    config = _config(args, *output_size(args.layout, args.width, args.height))
     bench = BenchConfig(frames=args.frames, warmup=args.warmup, camera_fps=args.camera_fps)
-    report = run_bench(args.model, args.source, generator, analyzer, config, bench)
+    with ticker("bench"):
+        report = run_bench(args.model, args.source, generator, analyzer, config, bench)
     if args.baseline:
         from face2face.runtime.generator import Generator
 
         seed_generator = Generator(args.model, provider="cpu")
-        report["baseline"] = run_bench(args.model, args.source, seed_generator, analyzer, config, bench, seed=True)
+        with ticker("bench, seed baseline"):
+            report["baseline"] = run_bench(args.model, args.source, seed_generator, analyzer, config, bench, seed=True)
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -1,4 +1,5 @@
-"""Output frame layouts: the generated face alone, or driver | sketch | output for demos."""
+"""Output frame layouts: the generated face in the target's own frame (``frame``), the face alone,
+or driver | sketch | output for demos."""
 
 from __future__ import annotations
 
@@ -8,18 +9,48 @@ import cv2
 import numpy as np
 
 from face2face.geometry import Square, crop
+from face2face.runtime.background import BackgroundClip, FacePaster, crop_to_frame, face_outline
 
-Layout = Literal["face", "side-by-side"]
-LAYOUTS: tuple[str, ...] = ("face", "side-by-side")
+Layout = Literal["frame", "face", "side-by-side"]
+LAYOUTS: tuple[str, ...] = ("frame", "face", "side-by-side")
+
+
+FRAME_SIZE = (1280, 720)  # the frame layout's default output: a virtual camera's usual size
+
+
+def output_size(layout: str, width: int | None, height: int | None, model_size: int | None = None) -> tuple[int, int]:
+    """The output size asked for, or the layout's own: 1280x720 for ``frame``; for the others
+    640x480 live (``model_size`` None), or the model size (three wide side-by-side) in a file."""
+    if layout == "frame":
+        default = FRAME_SIZE
+    elif model_size is None:
+        default = (640, 480)
+    else:
+        default = (3 * model_size if layout == "side-by-side" else model_size, model_size)
+    return width or default[0], height or default[1]
+
+
+def moved(square: Square, motion: tuple[float, float, float]) -> Square:
+    """``square`` shifted by ``(dx, dy)`` of its side and scaled by ``scale``."""
+    dx, dy, scale = motion
+    return Square(square.cx + dx * square.side, square.cy + dy * square.side, square.side * scale)
 
 
 class Composer:
-    """Draws each output frame into one buffer made at start-up (``HxWx3 uint8 BGR``)."""
+    """Draws each output frame into one buffer made at start-up (``HxWx3 uint8 BGR``).
 
-    def __init__(self, layout: Layout, width: int, height: int) -> None:
+    The ``frame`` layout needs the model's background clip: the face goes where the target's face
+    is in the clip's current frame, moved by the driver's head motion.
+    """
+
+    def __init__(self, layout: Layout, width: int, height: int, background: BackgroundClip | None = None) -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}")
+        if layout == "frame" and background is None:
+            raise ValueError("the frame layout needs a background clip")
         self.layout = layout
+        self.background = background
+        self.paster = FacePaster()
         self.out = np.zeros((height, width, 3), np.uint8)
         self.show_sketch = False  # draw the sketch over the face (``face`` layout)
         panels = 1 if layout == "face" else 3
@@ -29,9 +60,22 @@ class Composer:
         self._side = side
         self._scratch = np.empty((side, side, 3), np.uint8)
 
-    def compose(self, frame: np.ndarray, sketch: np.ndarray, face: np.ndarray, square: Square | None) -> np.ndarray:
-        """The output frame for a driver frame, its sketch, the generated face and the driver's crop."""
+    def compose(self, frame: np.ndarray, sketch: np.ndarray, face: np.ndarray, square: Square | None,
+                t: float = 0.0, motion: tuple[float, float, float] = (0.0, 0.0, 1.0),
+                points: np.ndarray | None = None) -> np.ndarray:
+        """The output frame for a driver frame, its sketch, the generated face (with its crop
+        landmarks ``points``) and the driver's crop, at time ``t`` (s) with the driver's head
+        ``motion`` (dx, dy in face sizes, scale)."""
         side = self._side
+        if self.layout == "frame":
+            index = self.background.index(t)
+            np.copyto(self.out, self.background.frames[index])
+            target = moved(self.background.squares[index], motion)
+            outlines = [self.background.outlines[index]]
+            if points is not None:
+                outlines.append(face_outline(crop_to_frame(points, target, face.shape[0])))
+            self.paster.paste(self.out, face, target, outlines)
+            return self.out
         if self.layout == "face":
             self._resize(face, self._panels[0])
             if self.show_sketch:

@@ -7,7 +7,9 @@ provider, in fp32, where OpenVINO is missing.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -54,14 +56,28 @@ def cuda_unavailable_reason(available: list[str]) -> str:
         return "this onnxruntime build has no CUDA support"
     if os.name == "posix" and not Path("/proc/driver/nvidia").exists():
         return "no NVIDIA GPU"
+    preload_cuda_libraries()
     library = Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"
     if library.exists():
         try:
             ctypes.CDLL(str(library))
         except OSError as exc:
             missing = str(exc).split(":")[0]
-            return f"CUDA libraries not found ({missing}); install the CUDA and cuDNN versions onnxruntime-gpu needs"
+            return f'CUDA libraries not found ({missing}); pip install "face2face[cuda]" adds them'
     return ""
+
+
+def preload_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries that pip installs (the ``cuda`` extra), where this
+    onnxruntime can; it prints what it misses, which ``cuda_unavailable_reason`` says instead."""
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime 1.21+
+    if preload is None:
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            preload()
+        except (OSError, RuntimeError) as exc:
+            log.debug("onnxruntime.preload_dlls: %s", exc)
 
 
 def choose_engine(provider: Provider, precision: Precision, cuda_reason: str, openvino_reason: str,
@@ -209,9 +225,9 @@ class Generator:
         self.model = Path(model)
         self._request = provider, precision, threads
         engine, self.choice = engine or open_engine(model, provider, precision, threads, self.info.precision)
-        if announce:  # the one start-up line
-            log.info(self.choice.message())
         self._start(engine)
+        if announce:  # the one start-up line, once the model is known to fit
+            log.info(self.choice.message())
         for _ in range(warmup):
             self(np.zeros((self.info.size, self.info.size, 3), np.uint8))
 

@@ -17,7 +17,8 @@ from face2face.sketch import draw_sketch
 from face2face.runtime.capture import LatestFrameCapture, SourceStalled
 from face2face.runtime.compose import Composer, Layout
 from face2face.runtime.generator import Generator
-from face2face.runtime.retarget import GazeMapper, RetargetConfig, Retargeter
+from face2face.runtime.background import load_background
+from face2face.runtime.retarget import GazeMapper, HeadMotion, RetargetConfig, Retargeter
 from face2face.runtime.sinks import Sink
 from face2face.runtime.smooth import OneEuroConfig, OneEuroFilter
 
@@ -87,13 +88,23 @@ class Puppeteer:
         if template_pupils is not None and (self.draw_pupils or config.measure_gaze):
             self.gaze = GazeMapper(info.template_array(), template_pupils, retarget)
         self.gaze_filter = OneEuroFilter(config.smoothing)
-        self.composer = Composer(config.layout, config.width, config.height)
+        layout, background = config.layout, None
+        if layout == "frame" and info.background:
+            background = load_background(generator.model.with_name(info.background), config.width, config.height)
+        elif layout == "frame":
+            log.info("%s has no background clip (exported before clips, or without its video): layout face",
+                     generator.model.name)
+            layout = "face"
+        self.composer = Composer(layout, config.width, config.height, background)
+        self.motion = HeadMotion(retarget.neutral_frames)
+        self.head = (0.0, 0.0, 1.0)  # the driver's head motion, as last measured
         self.sketch = np.zeros((self.size, self.size, 3), np.uint8)
         self.points: np.ndarray | None = None  # crop landmarks of the last sketch drawn from a face
         self.pupils: np.ndarray | None = None  # crop pupils asked of the generator (NaN: none)
         self.neutral_sketch = draw_sketch(info.template_array(), self.size,
                                           pupils=template_pupils if self.draw_pupils else None)
         self.neutral_face = generator(self.neutral_sketch).copy()
+        self.neutral_points = self.shown_points = info.template_array()  # crop landmarks of the face shown
         self.last_face = self.neutral_face  # the generator's buffer holds it until its next run
         self._last_seen = -np.inf
         self.faces_found = 0
@@ -113,12 +124,14 @@ class Puppeteer:
             self.faces_found += 1
             square = face_square(points, self.retargeter.config.context)
             smoothed = self.filter(points, t, square.side)
+            self.head = self.motion(face_square(smoothed, self.retargeter.config.context))
             self.points = self.retargeter(smoothed)
             if gaze is not None:
                 self.pupils = self.gaze(self._smooth_gaze(gaze, t), self.points)
             draw_sketch(self.points, self.size, out=self.sketch, pupils=self.pupils if self.draw_pupils else None)
             t3 = clock()
             face = self.last_face = self.generator(self.sketch)
+            self.shown_points = self.points
             self._last_seen = t
         else:  # never show the driver: hold the last output briefly, then the neutral target
             self.filter.reset()
@@ -127,10 +140,11 @@ class Puppeteer:
             face = self.last_face if recent else self.neutral_face
             if not recent:
                 np.copyto(self.sketch, self.neutral_sketch)
+                self.shown_points, self.head = self.neutral_points, (0.0, 0.0, 1.0)
             self.points = self.pupils = None
             t3 = clock()
         t4 = clock()
-        out = self.composer.compose(frame, self.sketch, face, square)
+        out = self.composer.compose(frame, self.sketch, face, square, t, self.head, self.shown_points)
         t5 = clock()
         times[1:6] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
         return out
@@ -150,6 +164,7 @@ class Puppeteer:
         """Apply a user command from a sink (``neutral`` or ``sketch``)."""
         if name == "neutral":
             self.retargeter.recapture_neutral()
+            self.motion.recapture_neutral()
             if self.gaze is not None:
                 self.gaze.recapture_neutral()
             log.info("capturing the neutral face: look straight ahead, relaxed")

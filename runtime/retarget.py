@@ -28,6 +28,10 @@ MODES: tuple[str, ...] = ("absolute", "aligned", "relative")
 # pose on these keeps a yawn or a smile from being read as a change of head size or roll.
 RIGID = np.array([21, 22, 27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])
 
+# Head motion carried into the target's frame: shift (crop sides) and log scale, at most.
+MOTION_SHIFT_LIMIT = 0.08
+MOTION_SCALE_LIMIT = 0.1
+
 # Gaze kept inside the eye outline: eye coordinates (along, across), in eye widths.
 GAZE_LIMIT = np.array([0.35, 0.15], np.float32)
 
@@ -100,6 +104,29 @@ class Retargeter:
         if mode == "aligned":
             return aligned
         return self.neutral.moved(self.template, aligned)
+
+
+class HeadMotion:
+    """The driver's head translation and scale since their neutral face, as the ``frame`` layout
+    moves the target's face: ``(dx, dy)`` in face sizes and a scale, both clamped so that the
+    generated crop always covers the target's own face in the background."""
+
+    def __init__(self, frames: int, shift_limit: float = MOTION_SHIFT_LIMIT, scale_limit: float = MOTION_SCALE_LIMIT) -> None:
+        self.neutral = NeutralCapture(frames, (3,))  # cx, cy, log side of the driver's face square
+        self.shift_limit, self.scale_limit = shift_limit, scale_limit
+
+    def recapture_neutral(self) -> None:
+        """Measure the driver's neutral head position again over the next frames."""
+        self.neutral.reset()
+
+    def __call__(self, square: Square) -> tuple[float, float, float]:
+        change = self.neutral.moved(np.zeros(3, np.float32), np.array([square.cx, square.cy, np.log(square.side)], np.float32))
+        if self.neutral.value is None:
+            return 0.0, 0.0, 1.0
+        side = float(np.exp(self.neutral.value[2]))
+        dx, dy = np.clip(change[:2] / side, -self.shift_limit, self.shift_limit)
+        scale = np.exp(np.clip(change[2], -self.scale_limit, self.scale_limit))
+        return float(dx), float(dy), float(scale)
 
 
 class GazeMapper:

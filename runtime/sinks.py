@@ -1,9 +1,11 @@
-"""Where output frames go, chosen by name from a registry: virtual camera, window, file, null."""
+"""Where output frames go, chosen by name from a registry: virtual camera, window, file, live recording, null."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -101,13 +103,56 @@ class FileSink(Sink):
         self.writer.close()
 
     def __exit__(self, exc_type, *exc) -> None:
-        self.writer.abort() if exc_type else self.writer.close()
+        self.writer.abort() if exc_type else self.close()
+
+
+class RecordingSink(FileSink):
+    """Records a live run in real time at the configured rate: each frame is repeated until the
+    next one arrives (frames closer than a frame period are skipped), so the video lasts as long
+    as the run and lines up with a screen recording of it."""
+
+    name = "record"
+
+    def __init__(self, config: SinkConfig, clock: Callable[[], float] = time.perf_counter) -> None:
+        super().__init__(config)
+        self.fps = config.fps
+        self.clock = clock
+        self.written = 0  # frames in the file so far
+        self._held = np.zeros((config.height, config.width, 3), np.uint8)  # the frame on show
+        self._start: float | None = None
+
+    def send(self, frame: np.ndarray) -> None:
+        if frame.shape != self._held.shape:
+            raise Face2FaceError(f"unexpected frame shape {frame.shape} != {self._held.shape}")
+        now = self.clock()
+        if self._start is None:
+            self._start = now
+        self._hold_until(now)
+        np.copyto(self._held, frame)
+
+    def _hold_until(self, now: float, at_least: int = 0) -> None:
+        """Write the frame on show into every frame period that began before ``now``."""
+        due = max(math.ceil((now - self._start) * self.fps), at_least)
+        for _ in range(due - self.written):
+            self.writer.write(self._held)
+        self.written = max(self.written, due)
+
+    def close(self) -> None:
+        if self._start is not None:  # the last frame stays on show until the end, at least once
+            self._hold_until(self.clock(), at_least=self.written + 1)
+            self._start = None
+        super().close()
 
 
 VIRTUAL_CAMERA_HELP = {
     "linux": "load v4l2loopback: sudo modprobe v4l2loopback devices=1 exclusive_caps=1 card_label=face2face",
     "other": "install OBS Studio and start its virtual camera once",
 }
+
+
+def virtual_camera_fix() -> str:
+    """The step that makes a virtual camera available on this platform."""
+    return VIRTUAL_CAMERA_HELP["linux" if sys.platform.startswith("linux") else "other"]
 
 
 class VirtualCameraSink(Sink):
@@ -126,8 +171,7 @@ class VirtualCameraSink(Sink):
             )
         except (RuntimeError, ValueError, OSError) as exc:
             where = config.device or "virtual camera"
-            fix = VIRTUAL_CAMERA_HELP["linux" if sys.platform.startswith("linux") else "other"]
-            raise Face2FaceError(f"{where}: cannot open ({str(exc).splitlines()[0]}); {fix}") from None
+            raise Face2FaceError(f"{where}: cannot open ({str(exc).splitlines()[0]}); {virtual_camera_fix()}") from None
         self.device = self.camera.device
 
     def send(self, frame: np.ndarray) -> None:
@@ -145,8 +189,8 @@ class WindowSink(Sink):
     KEYS = {ord("q"): "quit", 27: "quit", ord("c"): "neutral", ord("s"): "sketch"}
 
     def __init__(self, config: SinkConfig) -> None:
-        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise Face2FaceError("--preview: no display (DISPLAY is not set); drop --preview or run in a desktop session")
+        if missing := display_missing():
+            raise Face2FaceError(f"--preview: {missing}; drop --preview or run in a desktop session")
         self.title = "face2face (q quit, c neutral, s sketch)"
         self._shown = np.empty((config.height, config.width, 3), np.uint8)  # frame + text
         self._text = ""
@@ -174,7 +218,15 @@ class WindowSink(Sink):
             cv2.destroyWindow(self.title)
 
 
+def display_missing() -> str:
+    """Why no window can open here, or "" when one can."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display (DISPLAY is not set)"
+    return ""
+
+
 register_sink("virtual", VirtualCameraSink)
 register_sink("window", WindowSink)
 register_sink("file", FileSink)
+register_sink("record", RecordingSink)
 register_sink("null", NullSink)

@@ -28,6 +28,14 @@ def shared_dir() -> Path:
     return SHARED
 
 
+@pytest.fixture()
+def umask_022():
+    """The common umask (new files 0644) for the test's duration."""
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
 @pytest.fixture(scope="session")
 def analyzer():
     """One default face analyzer (SSD + dlib 68 landmarks) for the whole session."""

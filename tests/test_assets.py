@@ -3,6 +3,7 @@
 import bz2
 import hashlib
 import http.server
+import stat
 import threading
 from functools import partial
 
@@ -44,11 +45,12 @@ def test_asset(monkeypatch, tmp_path):
     return register
 
 
-def test_fetch_downloads_verifies_and_places(server, test_asset, tmp_path):
+def test_fetch_downloads_verifies_and_places(server, test_asset, tmp_path, umask_022):
     test_asset(f"{server}/good.bin")
     seen = []
     path = assets.fetch("test-weights", progress=lambda done, total: seen.append((done, total)))
     assert path == tmp_path / "cache" / "face2face" / "test.bin" and path.read_bytes() == PAYLOAD
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # like any new file, not the temporary file's 0600
     assert seen[-1] == (len(PAYLOAD), len(PAYLOAD))
     assert assets.locate("test-weights") == path
 

@@ -18,7 +18,7 @@ from conftest import VIDEOS
 
 FIELDS = {"model", "data", "split", "detector", "model_steps", "model_size", "model_ngf", "provider", "precision",
           "psnr_vs_fp32", "psnr_vs_fp32_min", "pairs",
-          "l1", "psnr", "ssim", "face_rate", "faces_found", "photo_faces_found", "akd", "akd_pairs",
+          "l1", "psnr", "ssim", "frame_psnr", "frame_ssim", "frame_pairs", "face_rate", "faces_found", "photo_faces_found", "akd", "akd_pairs",
           "identity", "pupil_error_px", "pupil_error_p90_px", "pupil_eyes", "model_pupils", "ssim_mode", "seconds",
           "per_pair", "config"}
 
@@ -44,6 +44,7 @@ def test_evaluate_a_trained_model(tiny_model, tiny_dataset, tmp_path, analyzer):
     assert len(saved["per_pair"]) == 8 and saved["model_steps"] > 0
     assert saved["provider"] == "OpenVINO CPU"  # the default engine on a machine without CUDA
     assert saved["psnr_vs_fp32_min"] >= 40.0  # checked against onnxruntime fp32, frame by frame
+    assert saved["frame_pairs"] == 8 and saved["frame_psnr"] > saved["psnr"]  # the face in its own frame
     grid = cv2.imread(str(tmp_path / "g.png"))
     assert grid.shape == (8 * 64, 3 * 64, 3)
 

@@ -1,6 +1,7 @@
 """The runtime on a real (tiny) exported generator and real driving videos."""
 
 import json
+import stat
 import time
 
 import cv2
@@ -52,12 +53,21 @@ def test_bad_model_files_get_one_line_errors(tmp_path, tiny_model, capsys):
     wrong_size.write_bytes(tiny_model.read_bytes())
     info = json.loads(sidecar_path(tiny_model).read_text())
     sidecar_path(wrong_size).write_text(json.dumps({**info, "size": 128}))
-    cases = [(tmp_path / "missing.onnx", "no sidecar"), (not_onnx, "not a loadable ONNX"),
+    cases = [(tmp_path / "missing.onnx", "missing.onnx: no such model file"), (not_onnx, "not a loadable ONNX"),
              (no_sidecar, "not a face2face generator"), (wrong_size, "!= [1, 128, 128, 3]")]
     for model, message in cases:
         assert main(["bench", "--model", str(model), "--source", str(VIDEOS / "lp_d18.mp4")]) == 1
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+
+def test_a_source_that_is_not_a_video_file_is_called_so(tmp_path, capsys):
+    for source, message in (("/dev/null", "/dev/null: not a video file"), (str(tmp_path), "not a video file"),
+                            (str(tmp_path / "gone.mp4"), "gone.mp4: no such video file")):
+        assert main(["bench", "--model", str(tmp_path / "m.onnx"), "--source", source]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
 
 
 def test_reenact_writes_every_frame_at_the_requested_size(tiny_model, tmp_path):
@@ -75,8 +85,9 @@ def test_bench_json_has_every_field(tiny_model, tmp_path):
                  "--frames", "40", "--warmup", "5", "--json", str(out), "--baseline"]) == 0
     report = json.loads(out.read_text())
     for key in ("provider", "precision", "model", "source", "frames", "fps", "latency_ms", "stages_ms", "dropped",
-                "detector_runs", "machine"):
+                "detector_runs", "machine", "memory_mb"):
         assert key in report
+    assert 0 < report["memory_mb"]["after_warmup"] <= report["memory_mb"]["peak"]
     assert report["provider"] == "OpenVINO CPU"  # auto, on a machine without CUDA
     assert report["frames"] == 40 and report["fps"] > 0
     assert set(report["stages_ms"]) == {"capture", "track", "gaze", "sketch", "generate", "compose", "sink"}
@@ -165,7 +176,7 @@ def test_pupil_model_follows_the_drivers_eyes_and_older_models_keep_working(tiny
 
 
 def test_every_sink_is_in_the_registry():
-    assert set(sink_names()) == {"virtual", "window", "file", "null"}
+    assert set(sink_names()) == {"virtual", "window", "file", "record", "null"}
 
 
 def test_file_sink_writes_a_readable_video_only_on_clean_close(tmp_path):
@@ -238,12 +249,40 @@ def test_camera_that_does_not_open_is_named(capsys, tiny_model):
     assert "camera 42" in err and "--camera" in err
 
 
-def test_live_from_a_file_records_and_stops_at_the_end(tiny_model, tmp_path):
+def test_live_recording_lasts_as_long_as_the_run(tiny_model, tmp_path, capsys):
     out = tmp_path / "live.mp4"
     assert main(["live", "--model", str(tiny_model), "--source", str(VIDEOS / "lp_d19.mp4"),
-                 "--record", str(out), "--frames", "20", "--width", "128", "--height", "96"]) == 0
+                 "--record", str(out), "--frames", "20", "--width", "128", "--height", "96", "--fps", "10"]) == 0
+    summary = capsys.readouterr().out
+    assert summary.startswith("20 frames in ")
+    seconds = float(summary.split(" frames in ")[1].split(" s ")[0])
     with VideoSource(str(out)) as video:
-        assert (video.width, video.height) == (128, 96) and sum(1 for _ in video) == 20
+        assert (video.width, video.height) == (128, 96) and video.fps == 10
+        recorded = sum(1 for _ in video) / video.fps
+    # 20 frames stamped at 10 fps would last 2 s; the run (paced at the clip's 30 fps) lasts about 0.7 s
+    assert abs(recorded - seconds) <= 0.2
+
+
+def test_recording_holds_each_frame_until_the_next_one(tmp_path):
+    path = tmp_path / "rec.mp4"
+    times = iter([0.0, 0.15, 0.17, 0.42, 0.55])  # sends at 0, 0.15, 0.17, 0.42 s; closed at 0.55 s
+    frames = [np.full((48, 64, 3), level, np.uint8) for level in (0, 80, 160, 240)]
+    with create_sink("record", SinkConfig(64, 48, 10.0, path=str(path))) as sink:
+        sink.clock = lambda: next(times)
+        for frame in frames:
+            sink.send(frame)
+    with VideoSource(str(path)) as video:
+        levels = [int(round(float(f.mean()) / 80)) for f in video]
+    # 10 fps: the first frame shows until 0.15 s (periods 0 and 1), the second is replaced within
+    # period 2 by the third, which shows until 0.42 s (periods 2-4), then the fourth until 0.55 s
+    assert levels == [0, 0, 2, 2, 2, 3]
+
+
+def test_recordings_get_the_mode_of_any_new_file(tmp_path, umask_022):
+    for name in ("file", "record"):
+        with create_sink(name, SinkConfig(64, 48, 30, path=str(tmp_path / f"{name}.mp4"))) as sink:
+            sink.send(np.zeros((48, 64, 3), np.uint8))
+        assert stat.S_IMODE((tmp_path / f"{name}.mp4").stat().st_mode) == 0o644  # not mkstemp's 0600
 
 
 def test_fp16_model_falls_back_to_fp32_when_its_outputs_turn_non_finite(tiny_run, tmp_path):

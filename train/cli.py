@@ -1,26 +1,33 @@
-"""Command-line entries of the offline side (no TensorFlow import until a command runs)."""
+"""Command-line entries of the offline side (no TensorFlow import until a command's options and
+folders have been checked)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
-from tqdm import tqdm
+from face2face.console import Counter, plural, ticker
+from face2face.errors import Face2FaceError
+
+log = logging.getLogger("face2face")
 
 
 def add_commands(commands) -> None:
-    """Register ``prepare`` (and the other offline commands) on the main parser."""
-    from face2face.cli import add_detector_option
+    """Register ``prepare``, ``quickstart``, ``train``, ``export``, ``quantize`` and ``evaluate`` on the main parser."""
+    from face2face.cli import add_command, add_detector_option
     from face2face.runtime.generator import PRECISIONS, PROVIDERS
 
-    p = commands.add_parser("prepare", help="turn target video(s) into a paired training dataset")
-    p.add_argument("videos", nargs="+", metavar="VIDEO")
-    p.add_argument("-o", "--output", required=True, metavar="DIR")
-    p.add_argument("--every", type=int, default=1, help="keep every N-th frame (default 1)")
-    p.add_argument("--size", type=int, default=256, help="crop size in px (default 256)")
-    p.add_argument("--max-pairs", type=int, default=None, help="stop after this many pairs")
-    p.add_argument("--test-fraction", type=float, default=0.2, help="last share of each video held out (default 0.2)")
+    p = add_command(commands, "prepare", "turn target video(s) into a paired training dataset",
+                    "Turn target video(s) into a paired training dataset: one (landmark sketch | face photo) "
+                    "pair per frame with exactly one usable face, split by time into train and test.")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video(s) of the target face")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="dataset folder to write")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="keep every N-th frame")
+    p.add_argument("--size", type=int, default=256, help="crop size in px")
+    p.add_argument("--max-pairs", type=int, default=None, metavar="N", help="stop after N pairs (default: no limit)")
+    p.add_argument("--test-fraction", type=float, default=0.2, metavar="F", help="last share of each video held out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in DIR")
     p.add_argument("--no-pupils", dest="pupils", action="store_false",
                    help="sketches without pupils (the output's gaze then ignores the driver's)")
@@ -28,15 +35,16 @@ def add_commands(commands) -> None:
     p.set_defaults(handler=_prepare)
     add_quickstart(commands)
 
-    p = commands.add_parser("train", help="train the pix2pix generator on a dataset folder")
+    p = add_command(commands, "train", "train the pix2pix generator on a dataset folder",
+                    "Train the pix2pix generator on a dataset folder; Ctrl-C saves a checkpoint, --resume continues.")
     p.add_argument("data", metavar="DATA", help="dataset folder made by `face2face prepare`")
     p.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder (config, checkpoints, logs, samples)")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help="total training steps")
+    length.add_argument("--steps", type=int, help="total training steps (default: from --epochs)")
     length.add_argument("--epochs", type=float, help="passes over the train split (default 200, as the paper)")
-    p.add_argument("--batch-size", type=int, default=1, help="global batch size (default 1, as the paper)")
-    p.add_argument("--ngf", type=int, default=64, help="generator width (64 = the paper, 32 = faster)")
-    p.add_argument("--ndf", type=int, default=64, help="discriminator width (default 64, as the paper)")
+    p.add_argument("--batch-size", type=int, default=1, help="global batch size (1 = the paper)")
+    p.add_argument("--ngf", type=int, default=64, help="generator width (64 = the paper, 32 = 4x cheaper)")
+    p.add_argument("--ndf", type=int, default=64, help="discriminator width (64 = the paper)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
     p.add_argument("--checkpoint-every", type=int, default=1000, metavar="N", help="steps between checkpoints")
     p.add_argument("--sample-every", type=int, default=500, metavar="N", help="steps between sample grids")
@@ -45,82 +53,63 @@ def add_commands(commands) -> None:
     p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"),
                    help="tf.distribute strategy (auto: multiworker with TF_CONFIG, mirrored on 2+ GPUs)")
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU only)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the weights, shuffling and jitter")
     p.set_defaults(handler=_train)
 
-    p = commands.add_parser("export", help="export a trained generator to ONNX (+ sidecar JSON)")
+    p = add_command(commands, "export", "export a trained generator to ONNX (+ sidecar JSON)",
+                    "Export a trained generator to ONNX with its sidecar JSON, checked against TensorFlow "
+                    "on test sketches.")
     p.add_argument("run", metavar="RUN", help="run folder made by `face2face train`")
-    p.add_argument("-o", "--output", required=True, metavar="MODEL.onnx")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.onnx", help="model file to write")
     p.add_argument("--fp16", action="store_true", help="float16 weights and compute (I/O stays float32)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
     p.set_defaults(handler=_export)
 
-    p = commands.add_parser("quantize", help="make the int8 copy of an exported generator for OpenVINO "
-                            "(calibrated on its training sketches)")
+    p = add_command(commands, "quantize", "make the int8 copy of an exported generator for OpenVINO "
+                    "(calibrated on its training sketches)")
     p.add_argument("model", metavar="MODEL.onnx", help="exported generator; writes MODEL.int8.xml/.bin beside it")
     p.add_argument("data", metavar="DATA", help="the dataset folder the model was trained on")
-    p.add_argument("--sketches", type=int, default=100, help="training sketches to calibrate on (default 100)")
+    p.add_argument("--sketches", type=int, default=100, help="training sketches to calibrate on")
     p.set_defaults(handler=_quantize)
 
-    p = commands.add_parser("evaluate", help="score an exported generator on a dataset split")
-    p.add_argument("model", metavar="MODEL.onnx")
-    p.add_argument("data", metavar="DATA", help="dataset folder made by `face2face prepare`")
-    p.add_argument("--split", default="test", choices=("train", "test"))
+    p = add_command(commands, "evaluate", "score an exported generator on a dataset split",
+                    "Score an exported generator on the held-out frames of its dataset (L1, PSNR, SSIM, face "
+                    "rate, landmark distance, identity, pupils), or, with --driver, how it renders another person.")
+    p.add_argument("model", metavar="MODEL.onnx", help="exported generator (with its .json sidecar)")
+    p.add_argument("data", metavar="DATA", help="dataset folder made by `face2face prepare` (quickstart: WORKDIR/data)")
+    p.add_argument("--split", default="test", choices=("train", "test"), help="dataset split to score")
     p.add_argument("--json", metavar="OUT", help="write every figure as JSON")
     p.add_argument("--grid", metavar="OUT.png", help="write (sketch | output | photo) rows")
-    p.add_argument("--driver", metavar="VIDEO", help="instead: another person drives the model; "
-                   "face rate, identity, expression and gaze per retarget mode")
-    p.add_argument("--frames", type=int, default=150, help="driver frames per mode with --driver (default 150)")
-    p.add_argument("--provider", choices=PROVIDERS, default="auto", help="generator engine (default auto)")
+    p.add_argument("--driver", metavar="VIDEO",
+                   help="instead of the held-out frames, let the person in VIDEO drive the model and report, per "
+                        "retargeting mode: face rate, identity to target and driver, expression and gaze error")
+    p.add_argument("--frames", type=int, default=150, help="driver frames per mode with --driver")
+    p.add_argument("--provider", choices=PROVIDERS, default="auto",
+                   help="generator engine: auto = CUDA if usable, else OpenVINO, else onnxruntime CPU")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="generator precision; other than onnxruntime fp32, outputs are also compared to it (default auto)")
+                   help="generator precision; other than onnxruntime fp32, outputs are also compared to it")
     add_detector_option(p)
     p.set_defaults(handler=_evaluate)
 
 
 def add_quickstart(commands) -> None:
     """Register ``quickstart``: prepare, train, export and evaluate in one resumable command."""
-    from face2face.cli import add_detector_option
+    from face2face.cli import add_command, add_detector_option
 
-    p = commands.add_parser("quickstart", help="from a target video to a live-ready model in one command")
-    p.add_argument("video", metavar="TARGET.mp4")
+    p = add_command(commands, "quickstart", "from a target video to a live-ready model in one command",
+                    "From a target video to a live-ready model in one command: prepare -> train -> export "
+                    "(+ int8 copy) -> evaluate. Prints its plan first; run it again to continue where it stopped.")
+    p.add_argument("video", metavar="TARGET.mp4", help="video of the target face (a minute or more, well lit)")
     p.add_argument("-o", "--output", default="face2face-work", metavar="WORKDIR",
-                   help="working folder: data/, run/, model.onnx (default face2face-work)")
+                   help="working folder: data/, run/, model.onnx, evaluation.json/.png")
     p.add_argument("--steps", type=int, help="training steps (default: 6000 on CPU, 40000 on GPU)")
     p.add_argument("--ngf", type=int, help="generator width (default: 32 on CPU, 64 on GPU)")
-    p.add_argument("--every", type=int, default=1, help="keep every N-th frame (default 1)")
-    p.add_argument("--size", type=int, default=256, help="crop and generator size in px (default 256)")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="keep every N-th frame")
+    p.add_argument("--size", type=int, default=256, help="crop and generator size in px")
     p.add_argument("--no-pupils", dest="pupils", action="store_false",
                    help="sketches without pupils (the output's gaze then ignores the driver's)")
     add_detector_option(p)
     p.set_defaults(handler=_quickstart)
-
-
-class _TrainingBar:
-    """A progress bar with step/s and the four losses, made at the first step (so a bad dataset
-    prints only its one-line error); ``with`` closes it."""
-
-    def __init__(self) -> None:
-        self.bar: tqdm | None = None
-
-    def __call__(self, step: int, total: int, losses: dict[str, float]) -> None:
-        if self.bar is None:
-            self.bar = tqdm(desc="train", unit="step", total=total, initial=step - 1, dynamic_ncols=True)
-        self.bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-        self.bar.update(step - self.bar.n)
-
-    def __enter__(self) -> "_TrainingBar":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _training_bar():
-    """The bar (a context manager) and the ``progress(step, total, losses)`` callback that feeds it."""
-    bar = _TrainingBar()
-    return bar, bar
 
 
 def _quickstart(args: argparse.Namespace) -> int:
@@ -129,43 +118,38 @@ def _quickstart(args: argparse.Namespace) -> int:
 
     config = QuickstartConfig(steps=args.steps, ngf=args.ngf, every=args.every, size=args.size, detector=args.detector,
                               pupils=args.pupils)
-    bar, progress = _training_bar()
     try:
-        with bar:
-            report = quickstart(args.video, args.output, config, announce=print, train_progress=progress)
+        report = quickstart(args.video, args.output, config)
     except KeyboardInterrupt:
-        print("stopped; run the same command again to continue where it stopped")
+        log.warning("stopped; run the same command again to continue where it stopped")
         return 130
     print(format_table(report))
-    model = Path(args.output) / "model.onnx"
+    work = Path(args.output)
+    print(f"evaluation: {work / 'evaluation.json'} (every figure), {work / 'evaluation.png'} "
+          "(sketch | output | photo rows)")
+    model = work / "model.onnx"
     print(f"\nnext: {live_command(model)}")
-    print(f"  or, on a video file: face2face live --model {model} --source DRIVER.mp4 --record out.mp4")
+    print(f"  (needs a webcam and a virtual camera) or, on a video file: "
+          f"face2face live --model {model} --source DRIVER.mp4 --record out.mp4")
     return 0
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from face2face.train.prepare import PrepareConfig, prepare
+    from face2face.train.prepare import PrepareConfig, describe_dataset, prepare
 
     config = PrepareConfig(
         every=args.every, size=args.size, max_pairs=args.max_pairs,
         test_fraction=args.test_fraction, detector=args.detector, pupils=args.pupils, overwrite=args.overwrite,
     )
-    with tqdm(desc="prepare", unit="frame") as bar:
-        def progress(done: int, total: int | None) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    with Counter("prepare", "frame") as progress:
         manifest = prepare(args.videos, args.output, config, progress=progress)
-    dropped = ", ".join(f"{k} {v}" for k, v in manifest["dropped"].items())
-    print(
-        f"{args.output}: {manifest['pairs']['train']} train + {manifest['pairs']['test']} test pairs "
-        f"from {manifest['frames_read']} frames ({manifest['frames_per_second']} frames/s); dropped: {dropped}"
-    )
+    print(f"{args.output}: {describe_dataset(manifest)}")
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    from face2face.train.trainer import TrainConfig, train
+    from face2face.train.options import TrainConfig, check_train_config
+    from face2face.train.prepare import read_manifest
 
     config = TrainConfig(
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
@@ -173,51 +157,68 @@ def _train(args: argparse.Namespace) -> int:
         settle_fraction=args.settle_fraction, strategy=args.strategy,
         mixed_precision=args.mixed_precision, seed=args.seed, resume=args.resume,
     )
-    bar, progress = _training_bar()
-    with bar:
+    check_train_config(config)  # before TensorFlow loads
+    read_manifest(args.data)
+    from face2face.train.trainer import train
+
+    with Counter("train", "step") as progress:
         result = train(args.data, args.output, config, progress=progress)
     where = result.checkpoint or args.output
     if result.interrupted:
         print(f"stopped at step {result.step}/{result.total_steps}; checkpoint {where} "
               f"(continue with --resume)")
         return 128 + (result.signal or 2)
-    print(f"trained {result.step} steps ({result.steps_per_second:.2f} steps/s); checkpoint {where}")
+    print(f"trained {plural(result.step, 'step')} ({result.steps_per_second:.2f} steps/s); checkpoint {where}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
+    from face2face.train.options import read_run_config
+
+    read_run_config(args.run)  # before TensorFlow loads
     from face2face.train.export import ExportConfig, export
 
-    report = export(args.run, args.output, ExportConfig(fp16=args.fp16, opset=args.opset))
-    print(f"{report.model}: {report.precision}, max |ONNX - TF| = {report.max_error:.2e} on "
-          f"{report.parity_images} test sketches; exported in {report.seconds:.1f} s; sidecar {report.sidecar}")
+    with ticker("export"):
+        report = export(args.run, args.output, ExportConfig(fp16=args.fp16, opset=args.opset))
+    print(f"{report.model}: {report.summary()}; sidecar {report.sidecar}")
     return 0
 
 
 def _quantize(args: argparse.Namespace) -> int:
+    from face2face.train.prepare import read_manifest
+
+    if not Path(args.model).is_file():
+        raise Face2FaceError(f"{args.model}: no such model file")
+    read_manifest(args.data)  # before TensorFlow loads
     from face2face.train.quantize import quantize
 
-    report = quantize(args.model, args.data, args.sketches)
+    report = quantize(args.model, args.data, args.sketches)  # NNCF shows its own progress
     use = "runs by default on OpenVINO" if report.default else "runs only with --precision int8"
-    print(f"{report.model}: int8, calibrated on {report.sketches} training sketches in {report.seconds:.1f} s; "
-          f"PSNR against fp32 on {report.held_out} held-out sketches {report.psnr_vs_fp32_mean:.1f} dB mean, "
-          f"{report.psnr_vs_fp32_min:.1f} dB min; {use}")
+    calibration = plural(report.sketches, "training sketch", "training sketches")
+    held_out = plural(report.held_out, "held-out sketch", "held-out sketches")
+    print(f"{report.model}: int8, calibrated on {calibration} in {report.seconds:.1f} s; PSNR against fp32 on "
+          f"{held_out} {report.psnr_vs_fp32_mean:.1f} dB mean, {report.psnr_vs_fp32_min:.1f} dB min; {use}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from face2face.train.prepare import read_manifest
+
+    read_manifest(args.data)
     if args.driver:
         from face2face.train.crossdrive import CrossDriveConfig, cross_drive, format_cross_drive
 
-        report = cross_drive(args.model, args.data, args.driver, CrossDriveConfig(
-            frames=args.frames, provider=args.provider, precision=args.precision))
+        with ticker("evaluate"):
+            report = cross_drive(args.model, args.data, args.driver, CrossDriveConfig(
+                frames=args.frames, provider=args.provider, precision=args.precision))
         print(format_cross_drive(report))
     else:
         from face2face.train.evaluate import EvaluateConfig, evaluate, format_table
 
-        report = evaluate(args.model, args.data, EvaluateConfig(
-            split=args.split, detector=args.detector, provider=args.provider, precision=args.precision),
-                          grid_path=args.grid)
+        with ticker("evaluate"):
+            report = evaluate(args.model, args.data, EvaluateConfig(
+                split=args.split, detector=args.detector, provider=args.provider, precision=args.precision),
+                              grid_path=args.grid)
         print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

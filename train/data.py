@@ -7,7 +7,6 @@ Pairs come from ``face2face prepare``: ``DIR/{split}/input/NAME.png`` (sketch) a
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ import cv2
 import tensorflow as tf
 
 from face2face.errors import Face2FaceError
-from face2face.train.prepare import MANIFEST
+from face2face.train.prepare import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +36,6 @@ class Split:
 
     def targets(self) -> list[str]:
         return [str(self.root / self.name / "target" / f"{n}.png") for n in self.names]
-
-
-def read_manifest(root: str | Path) -> dict:
-    """The dataset's manifest, or a one-line error when the folder is not a complete dataset."""
-    root = Path(root)
-    if not root.is_dir():
-        raise Face2FaceError(f"{root}: no such dataset folder (make one with `face2face prepare`)")
-    path = root / MANIFEST
-    if not path.is_file():
-        raise Face2FaceError(f"{root}: no {MANIFEST}; not a complete dataset (run `face2face prepare`)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise Face2FaceError(f"{path}: unreadable ({exc})") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("size"), int):
-        raise Face2FaceError(f"{path}: not a face2face dataset manifest (no integer 'size')")
-    return manifest
 
 
 def check_split(root: str | Path, split: str = "train", check_sizes: bool = True) -> Split:

@@ -24,8 +24,11 @@ from face2face.errors import Face2FaceError
 from face2face.faces import FaceAnalyzer
 from face2face.identity import FaceIdentity, distance
 from face2face.pupils import find_pupils
+from face2face.geometry import Square
+from face2face.runtime.background import FacePaster, crop_to_frame, face_outline
 from face2face.runtime.generator import Generator
-from face2face.train.prepare import MANIFEST, read_landmarks
+from face2face.video import VideoSource
+from face2face.train.prepare import MANIFEST, read_landmarks, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
     size = generator.info.size
     folder = data / config.split
     names, points, _ = read_landmarks(folder)
+    frames = FullFrames(data, folder)
     if not names:
         raise Face2FaceError(f"{folder}: no pairs to evaluate")
     analyzer = analyzer or FaceAnalyzer(config.detector)
@@ -110,18 +114,61 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
             akd = float(np.linalg.norm(out_points - photo_points, axis=1).mean())
             identity_distance = distance(identity.descriptor(output, out_points), identity.descriptor(photo, photo_points))
         pupil_errors = np.linalg.norm(find_pupils(output, points[index]) - find_pupils(photo, points[index]), axis=1)
+        full = frames.score(name, output, points[index])
         per_pair.append({"name": name, "l1": float(np.abs(a - b).mean()), "psnr": psnr(a, b), "ssim": ssim(a, b),
+                         "frame_psnr": full and full[0], "frame_ssim": full and full[1],
                          "psnr_vs_fp32": vs_fp32, "face_found": out_points is not None, "photo_face_found": photo_points is not None,
                          "akd": akd, "identity": identity_distance,
                          "pupil_errors": [None if np.isnan(e) else float(e) for e in pupil_errors]})
         if index in grid_picks:
             rows.append(np.concatenate([sketch, output, photo], axis=1))
+    frames.close()
     report = _summarise(per_pair, model_path, data, config, generator, time.perf_counter() - started)
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2))
     if grid_path and not cv2.imwrite(str(grid_path), np.concatenate(rows, axis=0)):
         raise Face2FaceError(f"{grid_path}: cannot write the grid image")
     return report
+
+
+class FullFrames:
+    """The real frames of a split's pairs (first source video), to score the generated face pasted
+    into its own frame as the ``frame`` layout does, against the real frame."""
+
+    def __init__(self, data: Path, folder: Path) -> None:
+        meta = json.loads((folder / "landmarks.json").read_text())
+        self.squares = dict(zip(meta["names"], meta.get("squares", [])))
+        video = Path(read_manifest(data)["sources"][0]["path"])
+        self.source = VideoSource(str(video)) if video.is_file() and self.squares else None
+        self.position, self.frame = -1, None
+        self.paster = FacePaster()
+
+    def _frame(self, index: int) -> np.ndarray | None:
+        while self.source is not None and self.position < index:
+            self.frame = self.source.read()
+            self.position += 1
+            if self.frame is None:
+                self.source = None
+        return self.frame if self.position == index else None
+
+    def close(self) -> None:
+        """Release the video."""
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+
+    def score(self, name: str, output: np.ndarray, crop_points: np.ndarray) -> tuple[float, float] | None:
+        """(PSNR, SSIM) of the frame with ``output`` pasted at the pair's square, against the frame."""
+        source, index = name.split("_")
+        real = self._frame(int(index)) if source == "00" else None
+        if real is None:
+            return None
+        square = Square(*self.squares[name])
+        composed = real.copy()
+        outline = face_outline(crop_to_frame(crop_points, square, output.shape[0]))
+        self.paster.paste(composed, output, square, [outline])
+        a, b = composed.astype(np.float64) / 255.0, real.astype(np.float64) / 255.0
+        return psnr(a, b), ssim(a, b)
 
 
 def _summarise(per_pair: list[dict], model_path, data: Path, config: EvaluateConfig, generator: Generator,
@@ -131,6 +178,7 @@ def _summarise(per_pair: list[dict], model_path, data: Path, config: EvaluateCon
     identities = [p["identity"] for p in per_pair if p["identity"] is not None]
     pupils = [e for p in per_pair for e in p["pupil_errors"] if e is not None]
     vs_fp32 = [p["psnr_vs_fp32"] for p in per_pair if p["psnr_vs_fp32"] is not None]
+    framed_psnr = [p["frame_psnr"] for p in per_pair if p["frame_psnr"] is not None]
     n = len(per_pair)
     return {
         "model": str(model_path), "data": str(data), "split": config.split, "detector": config.detector,
@@ -142,6 +190,9 @@ def _summarise(per_pair: list[dict], model_path, data: Path, config: EvaluateCon
         "l1": float(np.mean([p["l1"] for p in per_pair])),
         "psnr": float(np.mean([p["psnr"] for p in per_pair])),
         "ssim": float(np.mean([p["ssim"] for p in per_pair])),
+        "frame_psnr": float(np.mean(framed_psnr)) if framed_psnr else None,
+        "frame_ssim": float(np.mean([p["frame_ssim"] for p in per_pair if p["frame_ssim"] is not None])) if framed_psnr else None,
+        "frame_pairs": len(framed_psnr),
         "face_rate": sum(p["face_found"] for p in per_pair) / n,
         "faces_found": sum(p["face_found"] for p in per_pair),
         "photo_faces_found": sum(p["photo_face_found"] for p in per_pair),
@@ -170,6 +221,9 @@ def format_table(report: dict) -> str:
         f"  L1         {report['l1']:.4f}",
         f"  PSNR       {report['psnr']:.2f} dB",
         f"  SSIM       {report['ssim']:.4f}",
+        "  full frame " + ("n/a (target video not found)" if report["frame_psnr"] is None else
+                           f"PSNR {report['frame_psnr']:.2f} dB, SSIM {report['frame_ssim']:.4f} "
+                           f"({report['frame_pairs']} frames, face pasted into the real frame)"),
         f"  face rate  {100 * report['face_rate']:.1f}% ({report['faces_found']}/{report['pairs']})",
         f"  AKD        {akd}",
         f"  identity   {'n/a' if report['identity'] is None else format(report['identity'], '.3f')} "

@@ -23,13 +23,15 @@ import onnxruntime as ort
 import tensorflow as tf
 import tf2onnx
 
+from face2face.console import plural
 from face2face.errors import Face2FaceError
 from face2face.modelfile import ModelInfo, write_sidecar
 from face2face.pupils import from_eye_coordinates, to_eye_coordinates
 from face2face.train import pix2pix
-from face2face.train.data import check_split, read_manifest
-from face2face.train.prepare import MANIFEST, read_landmarks
-from face2face.train.trainer import CHECKPOINTS, read_run_config
+from face2face.train.background import write_background
+from face2face.train.data import check_split
+from face2face.train.options import CHECKPOINTS, read_run_config
+from face2face.train.prepare import MANIFEST, read_landmarks, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,12 @@ class ExportReport:
     parity_images: int
     steps: int
     seconds: float
+
+    def summary(self) -> str:
+        """One line: precision, parity with TensorFlow and time taken."""
+        sketches = plural(self.parity_images, "test sketch", "test sketches")
+        return (f"{self.precision}, max |ONNX - TF| = {self.max_error:.2e} on {sketches}; "
+                f"exported in {self.seconds:.1f} s")
 
 
 def load_generator(run_dir: str | Path) -> tuple[tf.keras.Model, dict, int, str]:
@@ -105,15 +113,16 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
         if precision == "fp32" and not max_error <= config.tolerance:
             raise Face2FaceError(f"export parity failed: max |ONNX - TensorFlow| = {max_error:.3g} > "
                                  f"{config.tolerance:g} on {len(sketches)} test sketches; no model written")
-        log.info("parity (%s): max |ONNX - TF| = %.3g on %d sketches", precision, max_error, len(sketches))
         info = model_info(data, size, run_config["options"]["ngf"], steps, precision)
         info.fallback = fallback
         os.replace(tmp, model_path)
+        clip = write_background(data, model_path)
+        info.background = clip.name if clip else ""
     finally:
         tmp.unlink(missing_ok=True)
     sidecar = write_sidecar(model_path, info)
     seconds = time.perf_counter() - started
-    log.info("exported %s (step %d, %s) in %.1f s", checkpoint, steps, precision, seconds)
+    log.debug("exported %s (step %d)", checkpoint, steps)
     return ExportReport(str(model_path), str(sidecar), precision, max_error, len(sketches), steps, seconds)
 
 

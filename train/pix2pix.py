@@ -17,7 +17,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-LAMBDA_L1 = 100.0
+from face2face.train.options import LAMBDA_L1
+
 BN_MOMENTUM = 0.9  # torch's momentum 0.1
 BN_EPSILON = 1e-5
 

@@ -23,6 +23,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from face2face.console import plural
 from face2face.detectors import DetectorConfig
 from face2face.errors import Face2FaceError
 from face2face.faces import FaceAnalyzer
@@ -97,7 +98,7 @@ def prepare(
     staging = out / ".staging"
     for kind in ("input", "target"):
         (staging / kind).mkdir(parents=True)
-    total = sum((s.frame_count or 0) // config.every for s in sources) or None
+    total = sum(-(-(s.frame_count or 0) // config.every) for s in sources) or None  # frames sampled
     points: dict[str, np.ndarray] = {}
     pupils: dict[str, np.ndarray] = {}
     squares: dict[str, list[float]] = {}
@@ -262,8 +263,33 @@ def _finish(out, staging, stats, points, pupils, squares, config, seconds) -> di
     tmp = out / f".{MANIFEST}.part"
     tmp.write_text(json.dumps(manifest, indent=2))
     tmp.rename(out / MANIFEST)
-    log.info("%s: %d train + %d test pairs from %d frames (dropped: %s)", out,
-             manifest["pairs"]["train"], manifest["pairs"]["test"], frames_read, _describe(dropped))
+    return manifest
+
+
+def describe_dataset(manifest: dict) -> str:
+    """One line: the pairs of each split, the frames they came from, and what was dropped."""
+    return (f"{manifest['pairs']['train']} train + {manifest['pairs']['test']} test pairs from "
+            f"{plural(manifest['frames_read'], 'frame')} ({manifest['frames_per_second']} frames/s); "
+            f"dropped: {_describe(manifest['dropped'])}")
+
+
+def read_manifest(root: str | Path) -> dict:
+    """The dataset's manifest, or a one-line error when the folder is not a complete dataset
+    (pointing at the dataset inside a quickstart folder given in its place)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise Face2FaceError(f"{root}: no such dataset folder (make one with `face2face prepare`)")
+    path = root / MANIFEST
+    if not path.is_file():
+        if (root / "data" / MANIFEST).is_file():
+            raise Face2FaceError(f"{root}: a quickstart folder, not a dataset; its dataset is {root / 'data'}")
+        raise Face2FaceError(f"{root}: no {MANIFEST}; not a complete dataset (run `face2face prepare`)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise Face2FaceError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("size"), int):
+        raise Face2FaceError(f"{path}: not a face2face dataset manifest (no integer 'size')")
     return manifest
 
 

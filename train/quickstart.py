@@ -11,8 +11,8 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from face2face.console import Counter, plural, ticker
 from face2face.errors import Face2FaceError
 from face2face.video import VideoSource
 
@@ -39,35 +39,67 @@ class QuickstartConfig:
 
 
 @dataclass(frozen=True)
+class Done:
+    """What earlier runs of quickstart in the same folder finished."""
+
+    dataset: bool = False
+    steps: int = 0  # training steps in the latest checkpoint
+    exported: bool = False  # the model (and its int8 copy) come from the final checkpoint
+    evaluated: bool = False
+
+
+@dataclass(frozen=True)
 class Plan:
     """What quickstart will do and how long it expects to take."""
 
     device: str  # cpu | gpu
     ngf: int
     steps: int
-    frames: int
-    seconds: float
+    frames: int  # frames of the video that prepare reads
+    seconds_per_step: float
 
-    def describe(self) -> str:
-        """One line for the user before anything starts."""
-        minutes = self.seconds / 60
-        return (f"plan: {self.frames} frames -> dataset, {self.steps} training steps at ngf {self.ngf} on "
-                f"{self.device.upper()}, export (+ int8 copy), evaluate; expected about {minutes:.0f} min")
+    def seconds(self, done: Done = Done()) -> float:
+        """The expected time of what is not done yet."""
+        train_pairs, test_pairs = 0.8 * self.frames, 0.2 * self.frames
+        seconds = 0.0 if done.dataset else self.frames / PREPARE_FPS
+        if done.steps < self.steps:  # + settling: a forward pass per train pair, ~1/3 of a step
+            seconds += (self.steps - done.steps + train_pairs / 3) * self.seconds_per_step
+        seconds += 0.0 if done.exported else 40.0  # export and int8 copy
+        seconds += 0.0 if done.evaluated else 10.0 + 0.3 * test_pairs
+        return seconds
+
+    def describe(self, done: Done = Done()) -> str:
+        """One line for the user before anything starts: the stages left and their expected time."""
+        stages = [] if done.dataset else [f"{plural(self.frames, 'frame')} -> dataset"]
+        if done.steps < self.steps:
+            resuming = f" (resuming at step {done.steps})" if done.steps else ""
+            stages.append(f"{self.steps} training steps at ngf {self.ngf} on {self.device.upper()}{resuming}")
+        stages += [] if done.exported else ["export (+ int8 copy)"]
+        stages += [] if done.evaluated else ["evaluate"]
+        if not stages:
+            return "plan: every stage is already done; its results follow"
+        minutes = self.seconds(done) / 60
+        expected = f"about {minutes:.0f} min" if minutes >= 1 else "under a minute"
+        return f"plan: {', '.join(stages)}; expected {expected}"
+
+
+def check_config(config: QuickstartConfig) -> None:
+    """A one-line error for options that cannot work."""
+    for name in ("steps", "ngf", "every", "size"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise Face2FaceError(f"--{name} must be at least 1, got {value}")
 
 
 def make_plan(video: str, config: QuickstartConfig, gpu: bool) -> Plan:
-    """Choose steps and width for the hardware and estimate the total time."""
+    """Choose steps and width for the hardware, and the training speed to expect."""
     device = "gpu" if gpu else "cpu"
     ngf = config.ngf or DEFAULTS[device]["ngf"]
     steps = config.steps or DEFAULTS[device]["steps"]
     with VideoSource(video) as source:
-        frames = (source.frame_count or 0) // config.every
+        frames = -(-(source.frame_count or 0) // config.every)
     per_step = SECONDS_PER_STEP.get((device, ngf), SECONDS_PER_STEP[(device, 64)] * (ngf / 64) ** 2)
-    per_step *= (config.size / 256) ** 2
-    train_pairs, test_pairs = 0.8 * frames, 0.2 * frames
-    settle = train_pairs * per_step / 3  # one forward pass per train pair, ~1/3 of a step
-    seconds = frames / PREPARE_FPS + steps * per_step + settle + 50 + test_pairs * 0.3  # + export, int8, evaluate
-    return Plan(device, ngf, steps, frames, seconds)
+    return Plan(device, ngf, steps, frames, per_step * (config.size / 256) ** 2)
 
 
 def live_command(model: Path) -> str:
@@ -75,63 +107,75 @@ def live_command(model: Path) -> str:
     return f"face2face live --model {model} --virtual-cam --preview"
 
 
-def quickstart(
-    video: str,
-    workdir: str | Path,
-    config: QuickstartConfig = QuickstartConfig(),
-    announce: Callable[[str], None] = log.info,
-    train_progress: Callable[[int, int, dict[str, float]], None] | None = None,
-) -> dict:
-    """Run (or resume) the whole offline path; returns the evaluation report."""
+def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = QuickstartConfig()) -> dict:
+    """Run (or resume) the whole offline path, with progress; returns the evaluation report."""
+    check_config(config)
+    plan = make_plan(video, config, gpu=False)  # a bad video fails here, before TensorFlow loads; GPU below
     import tensorflow as tf
 
     from face2face.runtime.openvino_engine import int8_is_current, openvino_missing
     from face2face.train.evaluate import EvaluateConfig, evaluate
     from face2face.train.export import export
-    from face2face.train.prepare import MANIFEST, PrepareConfig, prepare
-    from face2face.train.trainer import CHECKPOINTS, TrainConfig, train
+    from face2face.train.options import CHECKPOINTS, TrainConfig
+    from face2face.train.prepare import MANIFEST, PrepareConfig, describe_dataset, prepare
+    from face2face.train.trainer import train
 
     work = Path(workdir)
     data, run, model = work / "data", work / "run", work / "model.onnx"
     evaluation, grid = work / "evaluation.json", work / "evaluation.png"
-    plan = make_plan(video, config, bool(tf.config.list_physical_devices("GPU")))
-    announce(plan.describe())
+    if tf.config.list_physical_devices("GPU"):
+        plan = make_plan(video, config, gpu=True)
+    checkpoint = tf.train.latest_checkpoint(str(run / CHECKPOINTS))  # named ckpt-STEP
+    int8_due = not openvino_missing() and not int8_is_current(model)
+    exported = _exported_steps(model) == plan.steps and not int8_due
+    done = Done(dataset=(data / MANIFEST).exists(), steps=int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0,
+                exported=exported, evaluated=exported and evaluation.exists())
+    log.info(plan.describe(done))
     work.mkdir(parents=True, exist_ok=True)
 
-    if (data / MANIFEST).exists():
-        announce(f"1/4 dataset: {data} is complete, kept")
+    if done.dataset:
+        log.info(f"1/4 dataset: {data} is complete, kept")
     else:
-        announce(f"1/4 dataset: preparing {data}")
-        prepare([video], data, PrepareConfig(every=config.every, size=config.size, detector=config.detector,
-                                             pupils=config.pupils))
+        log.info(f"1/4 dataset: preparing {data}")
+        with Counter("prepare", "frame") as progress:
+            manifest = prepare([video], data, PrepareConfig(every=config.every, size=config.size,
+                                                            detector=config.detector, pupils=config.pupils),
+                               progress=progress)
+        log.info(f"    {describe_dataset(manifest)}")
 
-    resume = bool(tf.train.latest_checkpoint(str(run / CHECKPOINTS)))
-    announce(f"2/4 training: {'resuming' if resume else 'starting'} {run}")
-    result = train(data, run, TrainConfig(steps=plan.steps, ngf=plan.ngf, resume=resume), progress=train_progress)
+    log.info(f"2/4 training: {'resuming' if checkpoint else 'starting'} {run}")
+    defaults = DEFAULTS[plan.device]  # quickstart's own choices are not "changed" options
+    with Counter("train", "step") as progress:
+        result = train(data, run, TrainConfig(steps=plan.steps, ngf=plan.ngf, resume=bool(checkpoint)),
+                       progress=progress, defaults=TrainConfig(**defaults, resume=bool(checkpoint)))
     if result.interrupted:
         raise KeyboardInterrupt
 
-    if model.exists() and _exported_steps(model) == result.step:
-        announce(f"3/4 export: {model} is up to date, kept")
+    if _exported_steps(model) == result.step:
+        log.info(f"3/4 export: {model} is up to date, kept")
     else:
-        announce(f"3/4 export: {model}")
-        export(run, model)
+        log.info(f"3/4 export: {model}")
+        with ticker("export"):
+            export_report = export(run, model)
+        log.info(f"    {export_report.summary()}")
         evaluation.unlink(missing_ok=True)
     if not openvino_missing() and not int8_is_current(model):
         from face2face.train.quantize import quantize
 
-        announce(f"3/4 export: int8 copy of {model} for OpenVINO, checked against fp32 on held-out sketches")
-        made = quantize(model, data)
-        announce(f"    {made.psnr_vs_fp32_min:.1f} dB from fp32 at worst: "
+        log.info(f"3/4 export: int8 copy of {model} for OpenVINO, checked against fp32 on held-out sketches")
+        made = quantize(model, data)  # NNCF shows its own progress
+        log.info(f"    {made.psnr_vs_fp32_min:.1f} dB from fp32 at worst: "
                  + ("live runs it by default" if made.default else "kept off by default (under 40 dB)"))
         evaluation.unlink(missing_ok=True)
 
     if evaluation.exists():
-        announce(f"4/4 evaluation: {evaluation} is up to date, kept")
+        log.info(f"4/4 evaluation: {evaluation} is up to date, kept")
         report = json.loads(evaluation.read_text())
     else:
-        announce(f"4/4 evaluation on the held-out frames: {evaluation}")
-        report = evaluate(model, data, EvaluateConfig(detector=config.detector), json_path=evaluation, grid_path=grid)
+        log.info(f"4/4 evaluation on the held-out frames: {evaluation}")
+        with ticker("evaluate"):
+            report = evaluate(model, data, EvaluateConfig(detector=config.detector), json_path=evaluation,
+                              grid_path=grid)
     return report
 
 

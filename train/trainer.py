@@ -20,7 +20,7 @@ import signal
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import cv2
 import keras
@@ -30,36 +30,9 @@ import tensorflow as tf
 from face2face.errors import Face2FaceError
 from face2face.train import pix2pix
 from face2face.train.data import Split, check_split, make_dataset
+from face2face.train.options import CHECKPOINTS, CONFIG, TrainConfig, check_train_config, read_run_config
 
 log = logging.getLogger(__name__)
-
-CONFIG = "config.json"
-CHECKPOINTS = "checkpoints"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How a generator is trained (the CLI builds it; ``config.json`` records it)."""
-
-    steps: int | None = None  # total steps; None = from epochs
-    epochs: float | None = None  # passes over the train split when steps is None (None = 200, the paper's)
-    batch_size: int = 1  # global batch (the paper: 1)
-    ngf: int = 64  # generator width (64 = the paper, 32 = faster)
-    ndf: int = 64  # discriminator width
-    learning_rate: float = 2e-4
-    beta_1: float = 0.5
-    lambda_l1: float = pix2pix.LAMBDA_L1
-    settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)
-    checkpoint_every: int = 1000  # steps between checkpoints
-    sample_every: int = 500  # steps between sample grids / TensorBoard images
-    log_every: int = 50  # steps between TensorBoard scalars
-    keep_checkpoints: int = 3
-    samples: int = 4  # test pairs in each sample grid
-    strategy: Literal["auto", "default", "mirrored", "multiworker"] = "auto"
-    mixed_precision: bool = False  # float16 compute (GPU only)
-    xla: bool | None = None  # None = on when a GPU is used
-    seed: int = 0
-    resume: bool = False
 
 
 @dataclass
@@ -116,21 +89,15 @@ def make_checkpoint(model: pix2pix.Pix2Pix) -> tuple[tf.train.Checkpoint, tf.Var
     return ckpt, step, settled
 
 
-def read_run_config(run_dir: str | Path) -> dict:
-    """A run's ``config.json``, or a one-line error."""
-    path = Path(run_dir) / CONFIG
-    if not path.is_file():
-        raise Face2FaceError(f"{run_dir}: no {CONFIG}; not a training run folder (see `face2face train`)")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise Face2FaceError(f"{path}: unreadable ({exc})") from None
-
-
 def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = TrainConfig(),
-          progress: Callable[[int, int, dict[str, float]], None] | None = None) -> TrainResult:
-    """Train pix2pix on a dataset folder into a run folder; ``progress(step, total, losses)``."""
-    _check_config(config)
+          progress: Callable[[int, int, dict[str, float]], None] | None = None,
+          defaults: TrainConfig = TrainConfig()) -> TrainResult:
+    """Train pix2pix on a dataset folder into a run folder; ``progress(step, total, losses)``.
+
+    ``config.json`` records, and the log names, the options that differ from ``defaults`` (a
+    caller with defaults of its own, like quickstart, passes them).
+    """
+    check_train_config(config)
     run = Path(run_dir)
     train_split = check_split(data_dir, "train")
     try:
@@ -166,8 +133,8 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
         log.info("resumed %s at step %d", manager.latest_checkpoint, int(step_var.numpy()))
     start = int(step_var.numpy())
     if chief:
-        _write_config(run, data_dir, config, total_steps=total, settle_steps=settle_steps, size=train_split.size,
-                      strategy=strategy, xla=xla, train_pairs=len(train_split.names))
+        _write_config(run, data_dir, config, defaults, total_steps=total, settle_steps=settle_steps,
+                      size=train_split.size, strategy=strategy, xla=xla, train_pairs=len(train_split.names))
 
     def dataset(skip: int):
         ds = make_dataset(train_split, config.batch_size, True, config.seed, repeat=True, skip_batches=skip)
@@ -290,18 +257,6 @@ def _is_chief(strategy) -> bool:
         resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
 
 
-def _check_config(config: TrainConfig) -> None:
-    if config.steps is not None and config.epochs is not None:
-        raise Face2FaceError("give --steps or --epochs, not both")
-    for name in ("batch_size", "ngf", "ndf", "checkpoint_every", "sample_every", "log_every", "keep_checkpoints"):
-        if getattr(config, name) < 1:
-            raise Face2FaceError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
-    if (config.steps is not None and config.steps < 1) or (config.epochs is not None and config.epochs <= 0):
-        raise Face2FaceError("--steps / --epochs must be positive")
-    if not 0.0 <= config.settle_fraction < 1.0:
-        raise Face2FaceError(f"--settle-fraction must be in [0, 1), got {config.settle_fraction}")
-
-
 def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
     if not tf.train.latest_checkpoint(str(run / CHECKPOINTS)):
         raise Face2FaceError(f"{run}: nothing to resume (no checkpoint in {run / CHECKPOINTS})")
@@ -312,9 +267,8 @@ def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
             raise Face2FaceError(f"{run}: cannot resume with {key} {now}; the run was trained with {before}")
 
 
-def _write_config(run: Path, data_dir, config: TrainConfig, **resolved) -> None:
+def _write_config(run: Path, data_dir, config: TrainConfig, defaults: TrainConfig, **resolved) -> None:
     strategy = resolved.pop("strategy")
-    defaults = TrainConfig()
     changed = {f.name: getattr(config, f.name) for f in fields(config)
                if getattr(config, f.name) != getattr(defaults, f.name)}
     if changed:

@@ -1,0 +1,64 @@
+"""Training options and the run folder's record of them (no TensorFlow here: a command can
+check its options and folders before TensorFlow loads)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from face2face.errors import Face2FaceError
+
+LAMBDA_L1 = 100.0  # weight of the L1 term against the GAN term (the paper's)
+CONFIG = "config.json"  # in a run folder: resolved options and what differs from the defaults
+CHECKPOINTS = "checkpoints"  # in a run folder: tf.train.CheckpointManager's folder
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a generator is trained (the CLI builds it; ``config.json`` records it)."""
+
+    steps: int | None = None  # total steps; None = from epochs
+    epochs: float | None = None  # passes over the train split when steps is None (None = 200, the paper's)
+    batch_size: int = 1  # global batch (the paper: 1)
+    ngf: int = 64  # generator width (64 = the paper, 32 = faster)
+    ndf: int = 64  # discriminator width
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    lambda_l1: float = LAMBDA_L1
+    settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)
+    checkpoint_every: int = 1000  # steps between checkpoints
+    sample_every: int = 500  # steps between sample grids / TensorBoard images
+    log_every: int = 50  # steps between TensorBoard scalars
+    keep_checkpoints: int = 3
+    samples: int = 4  # test pairs in each sample grid
+    strategy: Literal["auto", "default", "mirrored", "multiworker"] = "auto"
+    mixed_precision: bool = False  # float16 compute (GPU only)
+    xla: bool | None = None  # None = on when a GPU is used
+    seed: int = 0
+    resume: bool = False
+
+
+def check_train_config(config: TrainConfig) -> None:
+    """A one-line error for options that cannot train."""
+    if config.steps is not None and config.epochs is not None:
+        raise Face2FaceError("give --steps or --epochs, not both")
+    for name in ("batch_size", "ngf", "ndf", "checkpoint_every", "sample_every", "log_every", "keep_checkpoints"):
+        if getattr(config, name) < 1:
+            raise Face2FaceError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    if (config.steps is not None and config.steps < 1) or (config.epochs is not None and config.epochs <= 0):
+        raise Face2FaceError("--steps / --epochs must be positive")
+    if not 0.0 <= config.settle_fraction < 1.0:
+        raise Face2FaceError(f"--settle-fraction must be in [0, 1), got {config.settle_fraction}")
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """A run's ``config.json``, or a one-line error."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise Face2FaceError(f"{run_dir}: no {CONFIG}; not a training run folder (see `face2face train`)")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise Face2FaceError(f"{path}: unreadable ({exc})") from None
