@@ -1,6 +1,7 @@
 """`face2face prepare` on real clips: what is kept, how crops move, and how bad input fails."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -137,3 +138,10 @@ def test_bad_inputs(tmp_path, capsys):
 
 def test_existing_dataset_is_not_overwritten_silently(d19, capsys):
     assert "already holds a dataset" in _one_line_error(capsys, ["prepare", str(VIDEOS / "lp_d18.mp4"), "-o", str(d19)])
+
+
+def test_manifest_finds_its_video_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(VIDEOS.parent)  # a path relative to where prepare ran
+    manifest = prepare(["videos/lp_d19.mp4"], tmp_path / "d", PrepareConfig(size=64, max_pairs=4))
+    path = Path(manifest["sources"][0]["path"])
+    assert path.is_absolute() and path.samefile(VIDEOS / "lp_d19.mp4")  # export reads its frames from here

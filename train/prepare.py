@@ -106,7 +106,7 @@ def prepare(
     done = 0
     started = time.perf_counter()
     for index, video in enumerate(videos):
-        s = SourceStats(path=str(video))
+        s = SourceStats(path=str(Path(video).resolve()))  # export finds it from any folder
         stats.append(s)
         with _open(video) as source:
             s.fps = source.fps
