@@ -70,8 +70,13 @@ def split_transposed_convolutions(proto: onnx.ModelProto) -> int:
         rewritten += 1
     del graph.node[:]
     graph.node.extend(nodes)
+    prune_initializers(graph)
+    return rewritten
+
+
+def prune_initializers(graph: onnx.GraphProto) -> None:
+    """Drop the constants no node reads any more."""
     used = {name for node in graph.node for name in node.input}
     kept = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]
     graph.initializer.extend(kept)
-    return rewritten

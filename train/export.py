@@ -26,6 +26,7 @@ import tf2onnx
 from face2face.console import plural
 from face2face.errors import Face2FaceError
 from face2face.modelfile import ModelInfo, write_sidecar
+from face2face.runtime.phases import prune_initializers
 from face2face.pupils import from_eye_coordinates, to_eye_coordinates
 from face2face.train import pix2pix
 from face2face.train.background import write_background
@@ -183,10 +184,7 @@ def fold_into_conv_transpose(proto: onnx.ModelProto) -> int:
         folded += [mul, add]
     for node in folded:
         graph.node.remove(node)
-    used = {name for node in graph.node for name in node.input}
-    kept = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    prune_initializers(graph)
     return len(folded) // 2
 
 
@@ -235,17 +233,31 @@ def dataset_fingerprint(data: str | Path) -> str:
     return digest.hexdigest()
 
 
+def read_sketches(data: str | Path, split: str, count: int, size: int) -> list[np.ndarray]:
+    """``count`` sketches evenly spread over a split, as ``size x size`` BGR uint8 images."""
+    paths = check_split(data, split, check_sizes=False).inputs()
+    picks = np.linspace(0, len(paths) - 1, min(count, len(paths))).round().astype(int)
+    sketches = []
+    for i in picks:
+        image = cv2.imread(paths[i], cv2.IMREAD_COLOR)
+        if image is None or image.shape != (size, size, 3):
+            raise Face2FaceError(f"{paths[i]}: not a {size}x{size} sketch; is {data} the model's dataset?")
+        sketches.append(image)
+    return sketches
+
+
+def as_input(sketch: np.ndarray) -> np.ndarray:
+    """BGR uint8 -> the generator's ``float32 [1, s, s, 3]`` RGB in [-1, 1]."""
+    return (cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)[None]
+
+
 def _parity_sketches(data: Path, count: int, size: int) -> np.ndarray:
     try:
-        split = check_split(data, "test", check_sizes=False)
+        check_split(data, "test", check_sizes=False)
+        split = "test"
     except Face2FaceError:
-        split = check_split(data, "train", check_sizes=False)
-    paths = split.inputs()
-    picks = np.linspace(0, len(paths) - 1, min(count, len(paths))).round().astype(int)
-    images = [cv2.imread(paths[i], cv2.IMREAD_COLOR) for i in picks]
-    if any(im is None or im.shape != (size, size, 3) for im in images):
-        raise Face2FaceError(f"{split.root}: test sketches missing or not {size}x{size}")
-    return np.stack([cv2.cvtColor(im, cv2.COLOR_BGR2RGB) for im in images]).astype(np.float32) / 127.5 - 1.0
+        split = "train"
+    return np.concatenate([as_input(s) for s in read_sketches(data, split, count, size)])
 
 
 def _rename_io(proto: onnx.ModelProto) -> None:

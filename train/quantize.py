@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from face2face.errors import Face2FaceError
@@ -22,8 +21,7 @@ from face2face.modelfile import read_sidecar
 from face2face.runtime.generator import EngineChoice, Generator
 from face2face.runtime.openvino_engine import (GUARD_DB, GUARD_KEY, SOURCE_KEY, OpenVinoEngine, file_sha256, int8_path,
                                                read_phase_model)
-from face2face.train.data import check_split
-from face2face.train.export import dataset_fingerprint
+from face2face.train.export import as_input, dataset_fingerprint, read_sketches
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +43,6 @@ class QuantizeReport:
     def default(self) -> bool:
         """Whether the copy held its guard, so that ``--precision auto`` runs it."""
         return self.psnr_vs_fp32_min >= GUARD_DB
-
-
-def read_sketches(data: str | Path, split: str, count: int, size: int) -> list[np.ndarray]:
-    """``count`` sketches evenly spread over a split, as ``size x size`` BGR uint8 images."""
-    paths = check_split(data, split, check_sizes=False).inputs()
-    picks = np.linspace(0, len(paths) - 1, min(count, len(paths))).round().astype(int)
-    sketches = []
-    for i in picks:
-        image = cv2.imread(paths[i], cv2.IMREAD_COLOR)
-        if image is None or image.shape != (size, size, 3):
-            raise Face2FaceError(f"{paths[i]}: not a {size}x{size} sketch; is {data} the model's dataset?")
-        sketches.append(image)
-    return sketches
-
-
-def _as_input(sketch: np.ndarray) -> np.ndarray:
-    """BGR uint8 -> the generator's ``float32 [1, s, s, 3]`` RGB in [-1, 1]."""
-    return (cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)[None]
 
 
 def held_out_psnr(model: Path, quantized, sketches: list[np.ndarray]) -> np.ndarray:
@@ -90,7 +70,7 @@ def quantize(model: str | Path, data: str | Path, count: int = 100) -> QuantizeR
     if info.dataset_fingerprint and info.dataset_fingerprint != dataset_fingerprint(data):
         log.warning("%s is not the dataset %s was trained on; calibrating on it anyway", data, model.name)
     sketches = read_sketches(data, "train", count, info.size)
-    quantized = nncf.quantize(read_phase_model(model), nncf.Dataset(sketches, _as_input), subset_size=len(sketches),
+    quantized = nncf.quantize(read_phase_model(model), nncf.Dataset(sketches, as_input), subset_size=len(sketches),
                               preset=nncf.QuantizationPreset.PERFORMANCE)
     held_out = read_sketches(data, "test", HELD_OUT, info.size)
     scores = held_out_psnr(model, quantized, held_out)
