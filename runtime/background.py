@@ -26,6 +26,7 @@ MASK_GROW = 0.03  # the face outline is widened by this share of the crop side b
 FOREHEAD = 0.2  # the forehead reaches this share of the chin-to-brows distance above the brows
 COLOUR_LIMIT = 24.0  # at most this many 8-bit levels of colour correction per channel
 COLOUR_SMOOTHING = 0.15  # EMA weight of each frame's colour offset (steady, no flicker)
+ALPHA_FLOOR = 0.004  # weights at or below this leave the frame as it is (under half an 8-bit level)
 
 
 def background_folder(model: str | os.PathLike) -> Path:
@@ -155,19 +156,27 @@ class FacePaster:
             weight = 1.0 if not self._seen else COLOUR_SMOOTHING
             self._offset += weight * (np.clip(offset, -COLOUR_LIMIT, COLOUR_LIMIT) - self._offset)
             self._seen = True
-        rows, cols = np.nonzero(small.max(axis=1) > 0.004)[0], np.nonzero(small.max(axis=0) > 0.004)[0]
+        self._blend(frame, face, small, x0, y0, side)
+
+    def _blend(self, frame: np.ndarray, face: np.ndarray, small: np.ndarray, x0: int, y0: int, side: int) -> None:
+        """``face`` (colour matched) over ``frame`` by the weights ``small``, on the square at
+        ``(x0, y0)``, ``side`` across. Only the part of the square under non-zero weights (about
+        half of it) is scaled up and blended."""
+        n = face.shape[0]
+        alpha = cv2.resize(small, (n, n), interpolation=cv2.INTER_LINEAR)
+        rows, cols = np.nonzero(alpha.max(axis=1) > ALPHA_FLOOR)[0], np.nonzero(alpha.max(axis=0) > ALPHA_FLOOR)[0]
         if not len(rows):
             return
-        k = side / MASK_SIZE  # only the box where the weights are not 0 changes
-        bx0, by0 = max(x0 + int(cols[0] * k), fx0), max(y0 + int(rows[0] * k), fy0)
-        bx1, by1 = min(x0 + int(np.ceil((cols[-1] + 1) * k)), fx1), min(y0 + int(np.ceil((rows[-1] + 1) * k)), fy1)
-        if bx1 - bx0 < 1 or by1 - by0 < 1:
+        h, w = frame.shape[:2]
+        k = side / n  # face px -> frame px; the face rows r0:r1 cover frame rows y0 + r0 * k ...
+        r0, r1 = max(rows[0], int(np.ceil(-y0 / k))), min(rows[-1] + 1, int((h - y0) / k))
+        c0, c1 = max(cols[0], int(np.ceil(-x0 / k))), min(cols[-1] + 1, int((w - x0) / k))
+        top, bottom, left, right = (y0 + round(r0 * k), y0 + round(r1 * k), x0 + round(c0 * k), x0 + round(c1 * k))
+        if bottom - top < 1 or right - left < 1:
             return
-        box = (slice(by0 - y0, by1 - y0), slice(bx0 - x0, bx1 - x0))
-        alpha = cv2.resize(np.round(small * 255.0).astype(np.uint8), (side, side), interpolation=cv2.INTER_LINEAR)[box]
-        alpha = cv2.merge([alpha, alpha, alpha])
-        matched = cv2.add(face, (*self._offset, 0.0))  # saturating, per channel
-        generated = cv2.resize(matched, (side, side), interpolation=cv2.INTER_LINEAR)[box]
-        region = frame[by0:by1, bx0:bx1]  # face * alpha + frame * (1 - alpha), in 8-bit steps
-        cv2.add(cv2.multiply(generated, alpha, scale=1 / 255), cv2.multiply(region, cv2.bitwise_not(alpha), scale=1 / 255),
-                dst=region)
+        size = (right - left, bottom - top)
+        a = cv2.resize(alpha[r0:r1, c0:c1], size, interpolation=cv2.INTER_LINEAR)
+        matched = cv2.add(face[r0:r1, c0:c1], (*self._offset, 0.0))  # saturating, per channel
+        generated = cv2.resize(matched, size, interpolation=cv2.INTER_LINEAR)
+        region = frame[top:bottom, left:right]
+        cv2.blendLinear(generated, region, a, 1.0 - a, dst=region)
