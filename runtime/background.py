@@ -26,6 +26,7 @@ MASK_GROW = 0.03  # the face outline is widened by this share of the crop side b
 FOREHEAD = 0.2  # the forehead reaches this share of the chin-to-brows distance above the brows
 COLOUR_LIMIT = 24.0  # at most this many 8-bit levels of colour correction per channel
 COLOUR_SMOOTHING = 0.15  # EMA weight of each frame's colour offset (steady, no flicker)
+CAMERA_MARGIN = 0.05  # share of the output height the picture can move by with the driver's head
 ALPHA_FLOOR = 0.004  # weights at or below this leave the frame as it is (under half an 8-bit level)
 
 
@@ -37,12 +38,15 @@ def background_folder(model: str | os.PathLike) -> Path:
 
 @dataclass
 class BackgroundClip:
-    """Frames of the target video fitted into the output size, with the target's crop square in each."""
+    """Frames of the target video fitted into the output size with a margin on every side, so the
+    picture can move with the driver's head (a camera following it), with the target's crop
+    square and face outline in each."""
 
-    frames: list[np.ndarray]  # HxWx3 uint8 BGR at the output size
-    squares: list[Square]  # the target's face square in each frame, output pixels
-    outlines: list[np.ndarray]  # the target's face outline in each frame, output pixels
+    frames: list[np.ndarray]  # (H + 2 margin) x (W + 2 margin) x 3 uint8 BGR, W x H the output size
+    squares: list[Square]  # the target's face square in each frame, pixels of ``frames``
+    outlines: list[np.ndarray]  # the target's face outline in each frame, pixels of ``frames``
     fps: float
+    margin: int = 0  # px the picture can move by in each direction
 
     def index(self, t: float) -> int:
         """The frame shown at time ``t`` (s): forwards, then backwards, then forwards again."""
@@ -52,15 +56,17 @@ class BackgroundClip:
         step = int(t * self.fps) % (2 * n - 2)
         return step if step < n else 2 * n - 2 - step
 
-
-def fit(width: int, height: int, out_width: int, out_height: int) -> tuple[float, int, int]:
-    """Scale and offset that fit a ``width x height`` frame into the output, aspect kept (centred)."""
-    scale = min(out_width / width, out_height / height)
-    return scale, round((out_width - width * scale) / 2), round((out_height - height * scale) / 2)
+    def corner(self, dx: float, dy: float) -> tuple[int, int]:
+        """Top-left corner (in ``frames`` px) of the output's view of a frame whose picture moves
+        by ``(dx, dy)`` px, clamped to the margin."""
+        m = self.margin
+        return m - int(np.clip(round(dx), -m, m)), m - int(np.clip(round(dy), -m, m))
 
 
 def load_background(folder: str | os.PathLike, out_width: int, out_height: int) -> BackgroundClip:
-    """A background clip (a ``MODEL.background/`` folder) fitted into ``out_width x out_height``."""
+    """A background clip (a ``MODEL.background/`` folder) fitted into ``out_width x out_height``,
+    with ``CAMERA_MARGIN`` of the height around it: the picture is enlarged just enough that
+    moving it by the margin never shows an edge where it fills the output."""
     folder = Path(folder)
     try:
         meta = json.loads((folder / SQUARES).read_text())
@@ -72,19 +78,24 @@ def load_background(folder: str | os.PathLike, out_width: int, out_height: int) 
             raise ValueError("landmarks do not match the frames")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise Face2FaceError(f"{folder / SQUARES}: unreadable background clip ({exc}); export the model again") from None
-    scale, x0, y0 = fit(width, height, out_width, out_height)
+    margin = round(CAMERA_MARGIN * out_height)
+    scale = min(out_width / width, out_height / height)  # fitted, aspect kept
+    scale *= max([(out + 2 * margin) / out for out, size in ((out_width, width), (out_height, height))
+                  if size * scale >= out - 1], default=1.0)  # enlarged where it fills the output
+    full = (out_width + 2 * margin, out_height + 2 * margin)
+    x0, y0 = round((full[0] - width * scale) / 2), round((full[1] - height * scale) / 2)
     size = (round(width * scale), round(height * scale))
     frames = []
     for i in range(len(squares)):
         image = cv2.imread(str(folder / f"{i:04d}.jpg"), cv2.IMREAD_COLOR)
         if image is None or image.shape[:2] != (height, width):
             raise Face2FaceError(f"{folder}/{i:04d}.jpg: missing or not {width}x{height}; export the model again")
-        canvas = np.zeros((out_height, out_width, 3), np.uint8)
+        canvas = np.zeros((full[1], full[0], 3), np.uint8)
         canvas[y0 : y0 + size[1], x0 : x0 + size[0]] = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         frames.append(canvas)
     placed = [Square(cx * scale + x0, cy * scale + y0, side * scale) for cx, cy, side in squares]
     outlines = [face_outline(crop_to_frame(p, square, crop_size)) for p, square in zip(points, placed)]
-    return BackgroundClip(frames, placed, outlines, fps)
+    return BackgroundClip(frames, placed, outlines, fps, margin)
 
 
 def crop_to_frame(points: np.ndarray, square: Square, crop_size: float) -> np.ndarray:

@@ -30,12 +30,6 @@ def output_size(layout: str, width: int | None, height: int | None, model_size: 
     return width or default[0], height or default[1]
 
 
-def moved(square: Square, motion: tuple[float, float, float]) -> Square:
-    """``square`` shifted by ``(dx, dy)`` of its side and scaled by ``scale``."""
-    dx, dy, scale = motion
-    return Square(square.cx + dx * square.side, square.cy + dy * square.side, square.side * scale)
-
-
 class Composer:
     """Draws each output frame into one buffer made at start-up (``HxWx3 uint8 BGR``).
 
@@ -68,10 +62,14 @@ class Composer:
         ``motion`` (dx, dy in face sizes, scale)."""
         side = self._side
         if self.layout == "frame":
-            index = self.background.index(t)
-            np.copyto(self.out, self.background.frames[index])
-            target = moved(self.background.squares[index], motion)
-            outlines = [self.background.outlines[index]]
+            clip = self.background
+            index = clip.index(t)
+            square, (dx, dy, scale) = clip.squares[index], motion
+            x, y = clip.corner(dx * square.side, dy * square.side)  # the picture moves with the head
+            h, w = self.out.shape[:2]
+            np.copyto(self.out, clip.frames[index][y : y + h, x : x + w])
+            target = Square(square.cx - x, square.cy - y, square.side * scale)
+            outlines = [clip.outlines[index] - (x, y)]
             if points is not None:
                 outlines.append(face_outline(crop_to_frame(points, target, face.shape[0])))
             self.paster.paste(self.out, face, target, outlines)

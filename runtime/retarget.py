@@ -28,9 +28,11 @@ MODES: tuple[str, ...] = ("absolute", "aligned", "relative")
 # pose on these keeps a yawn or a smile from being read as a change of head size or roll.
 RIGID = np.array([21, 22, 27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])
 
-# Head motion carried into the target's frame: shift (crop sides) and log scale, at most.
+# Head motion carried into the target's frame: shift (crop sides) and log scale, at most. The
+# shift moves the whole picture (hair and neck go with the face); the scale only the face, so it
+# stays small: the face outgrowing its own head is what a viewer notices first.
 MOTION_SHIFT_LIMIT = 0.08
-MOTION_SCALE_LIMIT = 0.1
+MOTION_SCALE_LIMIT = 0.05
 
 # Gaze kept inside the eye outline: eye coordinates (along, across), in eye widths.
 GAZE_LIMIT = np.array([0.35, 0.15], np.float32)
@@ -108,8 +110,8 @@ class Retargeter:
 
 class HeadMotion:
     """The driver's head translation and scale since their neutral face, as the ``frame`` layout
-    moves the target's face: ``(dx, dy)`` in face sizes and a scale, both clamped so that the
-    generated crop always covers the target's own face in the background."""
+    moves the target's face: ``(dx, dy)`` in face sizes and a scale, both clamped (the frame
+    layout also holds the shift to its margin)."""
 
     def __init__(self, frames: int, shift_limit: float = MOTION_SHIFT_LIMIT, scale_limit: float = MOTION_SCALE_LIMIT) -> None:
         self.neutral = NeutralCapture(frames, (3,))  # cx, cy, log side of the driver's face square

@@ -10,7 +10,7 @@ from face2face.cli import main
 from face2face.geometry import Square
 from face2face.modelfile import read_sidecar
 from face2face.runtime.background import BackgroundClip, FacePaster, crop_to_frame, face_outline, load_background
-from face2face.runtime.compose import output_size
+from face2face.runtime.compose import Composer, output_size
 from face2face.runtime.generator import Generator
 from face2face.runtime.pipeline import Puppeteer, PuppetConfig
 from face2face.train.background import steadiest_stretch
@@ -30,10 +30,22 @@ def test_export_writes_the_target_s_frames_with_their_squares(tiny_model, tiny_d
         frames = [f for _, f in zip(range(meta["frames"][0] + 1), video)]
     stored = cv2.imread(str(folder / "0000.jpg"))
     assert cv2.PSNR(stored, frames[meta["frames"][0]]) > 35
-    clip = load_background(folder, 1280, 720)  # fitted, aspect kept: 720x720 in the middle
-    assert clip.frames[0].shape == (720, 1280, 3) and not clip.frames[0][:, :280].any()
-    first = meta["squares"][0]
-    assert np.allclose([clip.squares[0].cx, clip.squares[0].side], [first[0] * 1.5 + 280, first[2] * 1.5], atol=0.01)
+    clip = load_background(folder, 1280, 720)  # fitted, aspect kept, then enlarged to fill a 36 px margin
+    assert clip.margin == 36 and clip.frames[0].shape == (792, 1352, 3) and not clip.frames[0][:, :280].any()
+    first, scale = meta["squares"][0], 1.5 * 792 / 720
+    assert np.allclose([clip.squares[0].cx, clip.squares[0].side], [first[0] * scale + 280, first[2] * scale], atol=0.01)
+
+
+def test_the_picture_moves_with_the_driver_s_head_up_to_the_margin(tiny_model):
+    clip = load_background(tiny_model.with_name(read_sidecar(tiny_model).background), 640, 360)
+    composer = Composer("frame", 640, 360, clip)
+    face = np.zeros((64, 64, 3), np.uint8)
+    still = composer.compose(None, None, face, None, motion=(0.0, 0.0, 1.0)).copy()
+    side = clip.squares[0].side
+    right = composer.compose(None, None, face, None, motion=(10 / side, 0.0, 1.0)).copy()
+    assert np.array_equal(right[:30, 10:], still[:30, :-10])  # the room above the face, 10 px to the right
+    far = composer.compose(None, None, face, None, motion=(0.0, -1.0, 1.0))  # a whole face up: the margin only
+    assert clip.margin == 18 and np.array_equal(far[:-18][:, :100], still[18:][:, :100])
 
 
 def test_output_sizes_follow_the_layout():
@@ -80,8 +92,9 @@ def test_reenact_puts_the_face_into_the_target_s_frames(tiny_model, tmp_path):
     with VideoSource(str(out)) as video:
         frames = list(video)
     assert len(frames) == 216 and frames[0].shape == (360, 640, 3)
-    top = slice(0, 40)  # above the face: the target's own room, whichever clip frame is shown
-    assert max(cv2.PSNR(frames[50][top], f[top]) for f in clip.frames) > 30
+    top = frames[50][:40]  # above the face: the target's own room, from a clip frame, wherever the head moved it
+    mse = min(cv2.matchTemplate(f[: 40 + 2 * clip.margin], top, cv2.TM_SQDIFF).min() / top.size for f in clip.frames)
+    assert 10 * np.log10(255**2 / mse) > 30
 
 
 def test_a_model_without_a_clip_falls_back_to_the_face_layout(tiny_model, tmp_path, analyzer, caplog):
