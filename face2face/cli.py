@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Callable
 
 from face2face import __version__
 from face2face.console import console
 from face2face.errors import Face2FaceError
+from face2face.files import writable_file, write_atomic
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +66,58 @@ def add_command(commands, name: str, summary: str, description: str | None = Non
                                  formatter_class=HelpFormatter)
     add_output_options(parser, default=argparse.SUPPRESS)
     return parser
+
+
+def _number(kind: type, text: str, ok: Callable[[float], bool], what: str):
+    """``text`` as ``kind`` if finite and ``ok``; else argparse's usage error saying what was expected."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    return _number(int, text, lambda v: v >= 1, "an integer of at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    return _number(int, text, lambda v: v >= 0, "an integer of at least 0")
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number above 0."""
+    return _number(float, text, lambda v: v > 0, "a number above 0")
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type: a number of at least 0."""
+    return _number(float, text, lambda v: v >= 0, "a number of at least 0")
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a share in [0, 1)."""
+    return _number(float, text, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def image_size(text: str) -> int:
+    """An argparse type: a crop / generator side in px, a power of two from 16 to 1024 (the U-Net
+    halves it down to 1 px)."""
+    return _number(int, text, lambda v: 16 <= v <= 1024 and v & (v - 1) == 0, "a power of two from 16 to 1024")
+
+
+def frame_side(text: str) -> int:
+    """An argparse type: an output frame side in px, 16 to 7680."""
+    return _number(int, text, lambda v: 16 <= v <= 7680, "an integer from 16 to 7680")
+
+
+def opset(text: str) -> int:
+    """An argparse type: an ONNX opset that tf2onnx writes and the runtime reads, 13 to 18."""
+    return _number(int, text, lambda v: 13 <= v <= 18, "an integer from 13 to 18")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,11 +177,13 @@ def read_image(path: str):
     """An ``HxWx3 uint8 BGR`` image from a file, or a one-line error."""
     import cv2
 
+    if Path(path).is_dir():
+        raise Face2FaceError(f"{path}: is a folder; give one photo (png, jpg, ...)")
     if not Path(path).is_file():
         raise Face2FaceError(f"{path}: no such file")
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    image = cv2.imread(path, cv2.IMREAD_COLOR)  # grey, alpha and 16-bit photos come as 8-bit BGR
     if image is None:
-        raise Face2FaceError(f"{path}: not an image OpenCV can read")
+        raise Face2FaceError(f"{path}: not an image OpenCV can read (empty, truncated or another kind of file)")
     return image
 
 
@@ -134,6 +191,8 @@ def _detect(args) -> int:
     from face2face.faces import FaceAnalyzer
 
     image = read_image(args.image)
+    if args.draw:
+        writable_image(args.draw)
     faces = FaceAnalyzer(args.detector).analyze(image)
     result = {
         "image": args.image,
@@ -168,8 +227,18 @@ def _draw_faces(image, faces, out: str) -> None:
         cv2.putText(image, f"{f.score:.2f}", (x, max(y - 6, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2)
         for px, py in f.landmarks:
             cv2.circle(image, (int(round(px)), int(round(py))), 2, (0, 0, 255), -1)
-    if not cv2.imwrite(out, image):
-        raise Face2FaceError(f"{out}: cannot write the image")
+    write_atomic(out, cv2.imencode(Path(out).suffix, image)[1].tobytes())
+
+
+def writable_image(path: str) -> Path:
+    """``path`` if an image can be written there in the format its extension names, else a one-line error."""
+    import cv2
+
+    target = writable_file(path)
+    if not cv2.haveImageWriter(path):
+        raise Face2FaceError(f"{path}: no image format for {target.suffix or 'a name without extension'}; "
+                             "use .png or .jpg")
+    return target
 
 
 def _models_list(args) -> int:

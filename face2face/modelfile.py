@@ -83,17 +83,53 @@ def read_sidecar(model_path: str | os.PathLike) -> ModelInfo:
         raise Face2FaceError(f"{path}: unreadable sidecar ({exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise Face2FaceError(f"{path}: not a face2face generator sidecar (format != {FORMAT!r})")
-    if data.get("version", 0) > VERSION:
+    if isinstance(data.get("version"), int) and data["version"] > VERSION:
         raise Face2FaceError(f"{path}: sidecar version {data['version']} is newer than this face2face; upgrade")
     known = set(ModelInfo.__dataclass_fields__)
     try:
         info = ModelInfo(**{k: v for k, v in data.items() if k in known})
     except TypeError as exc:
-        raise Face2FaceError(f"{path}: incomplete sidecar ({exc})") from None
-    if np.asarray(info.template).shape != (68, 2):
-        raise Face2FaceError(f"{path}: landmark template must be 68x2")
-    if not isinstance(info.background, str) or Path(info.background).name != info.background:
-        raise Face2FaceError(f"{path}: background must be a folder name beside the model")
-    if info.template_pupils is not None and np.asarray(info.template_pupils).shape != (2, 2):
-        raise Face2FaceError(f"{path}: template pupils must be 2x2")
+        raise Face2FaceError(f"{path}: incomplete sidecar ({exc}); export the model again") from None
+    problem = _problem(info)
+    if problem:
+        raise Face2FaceError(f"{path}: {problem}; export the model again or fix the sidecar")
     return info
+
+
+_SCALARS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
+
+
+def _problem(info: ModelInfo) -> str:
+    """What is wrong with a sidecar's values ("" if nothing): a sidecar is input from other people."""
+    for name, kind in ModelInfo.__annotations__.items():
+        value = getattr(info, name)
+        accepted = _SCALARS.get(kind)
+        if accepted and (not isinstance(value, accepted) or (bool not in accepted and isinstance(value, bool))):
+            return f"{name} must be {kind}, got {value!r}"
+    if not 16 <= info.size <= 1024 or info.size & (info.size - 1):
+        return f"size must be a power of two from 16 to 1024, got {info.size}"
+    if info.ngf < 1 or info.steps < 0 or not 0 < info.context < 10:
+        return f"ngf {info.ngf}, steps {info.steps} or context {info.context} out of range"
+    for name, shape in (("template", (68, 2)), ("template_pupils", (2, 2)), ("value_range", (2,))):
+        value = getattr(info, name)
+        if value is None and name == "template_pupils":
+            continue
+        if not _finite_array(value, shape):
+            return f"{name} must be {'x'.join(map(str, shape))} finite numbers"
+    fixed = {"layout": "NHWC", "channels": "RGB", "precision": ("fp32", "fp16")}
+    for name, allowed in fixed.items():
+        if getattr(info, name) not in (allowed if isinstance(allowed, tuple) else (allowed,)):
+            return f"{name} {getattr(info, name)!r} is not supported (expected {allowed!r})"
+    for name in ("background", "fallback"):
+        if Path(getattr(info, name)).name != getattr(info, name):
+            return f"{name} must be a name beside the model, got {getattr(info, name)!r}"
+    return ""
+
+
+def _finite_array(value: object, shape: tuple[int, ...]) -> bool:
+    """True if ``value`` is nested lists of finite numbers of ``shape``."""
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged
+        return False
+    return array.dtype.kind in "iuf" and array.shape == shape and bool(np.isfinite(array).all())

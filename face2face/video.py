@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from face2face.errors import Face2FaceError
-from face2face.files import publish
+from face2face.files import publish, writable_file
 
 
 class VideoSource:
@@ -91,12 +91,9 @@ class VideoWriter:
     """
 
     def __init__(self, path: str | os.PathLike, width: int, height: int, fps: float) -> None:
-        self.path = Path(path)
+        self.path = writable_file(path)
         self.size = (width, height)
-        folder = self.path.parent if str(self.path.parent) else Path(".")
-        if not folder.is_dir():
-            raise Face2FaceError(f"{self.path}: folder {folder} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part.mp4", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part.mp4", dir=self.path.parent)
         os.close(fd)
         self._tmp = Path(tmp)
         self.writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)

@@ -6,18 +6,19 @@ import argparse
 import json
 import logging
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Callable
 
 from face2face.console import Counter, plural, ticker
 from face2face.errors import Face2FaceError
+from face2face.files import writable_file, write_atomic
 
 log = logging.getLogger("face2face")
 
 
 def add_commands(commands) -> None:
     """Register ``live``, ``reenact`` and ``bench`` on the main parser."""
-    from face2face.cli import add_command, add_detector_option
+    from face2face.cli import (add_command, add_detector_option, frame_side, non_negative_int, positive_float,
+                               positive_int)
 
     p = add_command(commands, "live", "drive the target face from a webcam into a virtual camera",
                     "Drive the target face from a webcam (or a video file: --source) into a virtual camera "
@@ -26,7 +27,7 @@ def add_commands(commands) -> None:
                     "says what this machine has.")
     _model_options(p)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--camera", type=int, default=0, metavar="N", help="webcam index")
+    src.add_argument("--camera", type=non_negative_int, default=0, metavar="N", help="webcam index")
     src.add_argument("--source", metavar="VIDEO", help="a video file instead of a webcam (played at its own speed)")
     p.add_argument("--virtual-cam", action="store_true", help="send frames to a virtual camera")
     p.add_argument("--device", help="virtual camera device, e.g. /dev/video10 (default: the first free one)")
@@ -34,12 +35,12 @@ def add_commands(commands) -> None:
                                      "(default: the platform's own)")
     p.add_argument("--preview", action="store_true", help="show a preview window (q quits, c neutral face, s sketch)")
     p.add_argument("--record", metavar="OUT.mp4", help="also record the output, in real time at --fps")
-    p.add_argument("--width", type=int, default=None,
+    p.add_argument("--width", type=frame_side, default=None,
                    help="output width in px (default: 1280 with --layout frame, else 640)")
-    p.add_argument("--height", type=int, default=None,
+    p.add_argument("--height", type=frame_side, default=None,
                    help="output height in px (default: 720 with --layout frame, else 480)")
-    p.add_argument("--fps", type=float, default=30.0, help="output frame rate")
-    p.add_argument("--frames", type=int, default=None, metavar="N",
+    p.add_argument("--fps", type=positive_float, default=30.0, help="output frame rate")
+    p.add_argument("--frames", type=positive_int, default=None, metavar="N",
                    help="stop after N frames (default: at the end of --source, on q or Ctrl-C)")
     add_detector_option(p)
     p.set_defaults(handler=_live)
@@ -49,10 +50,10 @@ def add_commands(commands) -> None:
     _model_options(p)
     p.add_argument("--source", required=True, metavar="DRIVING.mp4", help="video of the person driving the face")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="video to write")
-    p.add_argument("--width", type=int, default=None,
+    p.add_argument("--width", type=frame_side, default=None,
                    help="output width in px (default: 1280 with --layout frame, else the model size, "
                         "x3 with --layout side-by-side)")
-    p.add_argument("--height", type=int, default=None,
+    p.add_argument("--height", type=frame_side, default=None,
                    help="output height in px (default: 720 with --layout frame, else the model size)")
     add_detector_option(p)
     p.set_defaults(handler=_reenact)
@@ -62,12 +63,12 @@ def add_commands(commands) -> None:
                     "(looping) into a sink that discards frames.")
     _model_options(p)
     p.add_argument("--source", required=True, metavar="VIDEO", help="video fed as the webcam")
-    p.add_argument("--frames", type=int, default=300, help="measured frames")
-    p.add_argument("--warmup", type=int, default=30, help="frames before measuring")
-    p.add_argument("--camera-fps", type=float, default=60.0, help="rate the video is fed at")
-    p.add_argument("--width", type=int, default=None,
+    p.add_argument("--frames", type=positive_int, default=300, help="measured frames")
+    p.add_argument("--warmup", type=non_negative_int, default=30, help="frames before measuring")
+    p.add_argument("--camera-fps", type=positive_float, default=60.0, help="rate the video is fed at")
+    p.add_argument("--width", type=frame_side, default=None,
                    help="output width in px (default: 1280 with --layout frame, else 640)")
-    p.add_argument("--height", type=int, default=None,
+    p.add_argument("--height", type=frame_side, default=None,
                    help="output height in px (default: 720 with --layout frame, else 480)")
     p.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
     p.add_argument("--baseline", action="store_true",
@@ -78,6 +79,7 @@ def add_commands(commands) -> None:
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
+    from face2face.cli import non_negative_float, positive_float, positive_int
     from face2face.faces import TrackerConfig
     from face2face.runtime.compose import LAYOUTS
     from face2face.runtime.generator import PRECISIONS, PROVIDERS
@@ -95,10 +97,10 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="OpenVINO compute: auto = int8 where a calibrated copy holds its guard, else bf16 on CPUs "
                         "with native bf16, else fp32; int8 needs `face2face quantize` first")
-    p.add_argument("--smooth-min-cutoff", type=float, default=1.0, metavar="HZ",
+    p.add_argument("--smooth-min-cutoff", type=positive_float, default=1.0, metavar="HZ",
                    help="One Euro filter: jitter at rest (lower = steadier)")
-    p.add_argument("--smooth-beta", type=float, default=5.0, help="One Euro filter: lag when moving (higher = less lag)")
-    p.add_argument("--redetect-every", type=int, default=TrackerConfig.redetect_every, metavar="N",
+    p.add_argument("--smooth-beta", type=non_negative_float, default=5.0, help="One Euro filter: lag when moving (higher = less lag)")
+    p.add_argument("--redetect-every", type=positive_int, default=TrackerConfig.redetect_every, metavar="N",
                    help="run the full face detector at least every N frames")
 
 
@@ -194,6 +196,7 @@ def _reenact(args) -> int:
     from face2face.runtime.sinks import SinkConfig, create_sink
     from face2face.video import VideoSource
 
+    writable_file(args.output)  # before the generator loads
     with VideoSource(args.source) as source:
         generator, analyzer = _engine(args)
         size = generator.info.size
@@ -214,6 +217,8 @@ def _bench(args) -> int:
 
     with VideoSource(args.source):  # a bad source fails before the generator loads
         pass
+    if args.json:
+        writable_file(args.json)
     generator, analyzer = _engine(args)
     config = _config(args, *output_size(args.layout, args.width, args.height))
     bench = BenchConfig(frames=args.frames, warmup=args.warmup, camera_fps=args.camera_fps)
@@ -227,5 +232,5 @@ def _bench(args) -> int:
             report["baseline"] = run_bench(args.model, args.source, seed_generator, analyzer, config, bench, seed=True)
     print(format_table(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_atomic(args.json, json.dumps(report, indent=2).encode())
     return 0

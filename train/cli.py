@@ -10,13 +10,15 @@ from pathlib import Path
 
 from face2face.console import Counter, plural, ticker
 from face2face.errors import Face2FaceError
+from face2face.files import writable_file, writable_folder, write_atomic
 
 log = logging.getLogger("face2face")
 
 
 def add_commands(commands) -> None:
     """Register ``prepare``, ``quickstart``, ``train``, ``export``, ``quantize`` and ``evaluate`` on the main parser."""
-    from face2face.cli import add_command, add_detector_option
+    from face2face.cli import (add_command, add_detector_option, fraction, image_size, non_negative_int, opset,
+                               positive_float, positive_int)
     from face2face.runtime.generator import PRECISIONS, PROVIDERS
 
     p = add_command(commands, "prepare", "turn target video(s) into a paired training dataset",
@@ -24,10 +26,10 @@ def add_commands(commands) -> None:
                     "pair per frame with exactly one usable face, split by time into train and test.")
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video(s) of the target face")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="dataset folder to write")
-    p.add_argument("--every", type=int, default=1, metavar="N", help="keep every N-th frame")
-    p.add_argument("--size", type=int, default=256, help="crop size in px")
-    p.add_argument("--max-pairs", type=int, default=None, metavar="N", help="stop after N pairs (default: no limit)")
-    p.add_argument("--test-fraction", type=float, default=0.2, metavar="F", help="last share of each video held out")
+    p.add_argument("--every", type=positive_int, default=1, metavar="N", help="keep every N-th frame")
+    p.add_argument("--size", type=image_size, default=256, help="crop size in px")
+    p.add_argument("--max-pairs", type=positive_int, default=None, metavar="N", help="stop after N pairs (default: no limit)")
+    p.add_argument("--test-fraction", type=fraction, default=0.2, metavar="F", help="last share of each video held out")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in DIR")
     p.add_argument("--no-pupils", dest="pupils", action="store_false",
                    help="sketches without pupils (the output's gaze then ignores the driver's)")
@@ -40,20 +42,20 @@ def add_commands(commands) -> None:
     p.add_argument("data", metavar="DATA", help="dataset folder made by `face2face prepare`")
     p.add_argument("-o", "--output", required=True, metavar="RUN", help="run folder (config, checkpoints, logs, samples)")
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, help="total training steps (default: from --epochs)")
-    length.add_argument("--epochs", type=float, help="passes over the train split (default 200, as the paper)")
-    p.add_argument("--batch-size", type=int, default=1, help="global batch size (1 = the paper)")
-    p.add_argument("--ngf", type=int, default=64, help="generator width (64 = the paper, 32 = 4x cheaper)")
-    p.add_argument("--ndf", type=int, default=64, help="discriminator width (64 = the paper)")
+    length.add_argument("--steps", type=positive_int, help="total training steps (default: from --epochs)")
+    length.add_argument("--epochs", type=positive_float, help="passes over the train split (default 200, as the paper)")
+    p.add_argument("--batch-size", type=positive_int, default=1, help="global batch size (1 = the paper)")
+    p.add_argument("--ngf", type=positive_int, default=64, help="generator width (64 = the paper, 32 = 4x cheaper)")
+    p.add_argument("--ndf", type=positive_int, default=64, help="discriminator width (64 = the paper)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
-    p.add_argument("--checkpoint-every", type=int, default=1000, metavar="N", help="steps between checkpoints")
-    p.add_argument("--sample-every", type=int, default=500, metavar="N", help="steps between sample grids")
-    p.add_argument("--settle-fraction", type=float, default=0.1, metavar="F",
+    p.add_argument("--checkpoint-every", type=positive_int, default=1000, metavar="N", help="steps between checkpoints")
+    p.add_argument("--sample-every", type=positive_int, default=500, metavar="N", help="steps between sample grids")
+    p.add_argument("--settle-fraction", type=fraction, default=0.1, metavar="F",
                    help="final share of steps trained with frozen batch-norm statistics, as exported (0 = off)")
     p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"),
                    help="tf.distribute strategy (auto: multiworker with TF_CONFIG, mirrored on 2+ GPUs)")
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU only)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights, shuffling and jitter")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights, shuffling and jitter")
     p.set_defaults(handler=_train)
 
     p = add_command(commands, "export", "export a trained generator to ONNX (+ sidecar JSON)",
@@ -62,14 +64,14 @@ def add_commands(commands) -> None:
     p.add_argument("run", metavar="RUN", help="run folder made by `face2face train`")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.onnx", help="model file to write")
     p.add_argument("--fp16", action="store_true", help="float16 weights and compute (I/O stays float32)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    p.add_argument("--opset", type=opset, default=17, help="ONNX opset")
     p.set_defaults(handler=_export)
 
     p = add_command(commands, "quantize", "make the int8 copy of an exported generator for OpenVINO "
                     "(calibrated on its training sketches)")
     p.add_argument("model", metavar="MODEL.onnx", help="exported generator; writes MODEL.int8.xml/.bin beside it")
     p.add_argument("data", metavar="DATA", help="the dataset folder the model was trained on")
-    p.add_argument("--sketches", type=int, default=100, help="training sketches to calibrate on")
+    p.add_argument("--sketches", type=positive_int, default=100, help="training sketches to calibrate on")
     p.set_defaults(handler=_quantize)
 
     p = add_command(commands, "evaluate", "score an exported generator on a dataset split",
@@ -83,7 +85,7 @@ def add_commands(commands) -> None:
     p.add_argument("--driver", metavar="VIDEO",
                    help="instead of the held-out frames, let the person in VIDEO drive the model and report, per "
                         "retargeting mode: face rate, identity to target and driver, expression and gaze error")
-    p.add_argument("--frames", type=int, default=150, help="driver frames per mode with --driver")
+    p.add_argument("--frames", type=positive_int, default=150, help="driver frames per mode with --driver")
     p.add_argument("--provider", choices=PROVIDERS, default="auto",
                    help="generator engine: auto = CUDA if usable, else OpenVINO, else onnxruntime CPU")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -94,7 +96,7 @@ def add_commands(commands) -> None:
 
 def add_quickstart(commands) -> None:
     """Register ``quickstart``: prepare, train, export and evaluate in one resumable command."""
-    from face2face.cli import add_command, add_detector_option
+    from face2face.cli import add_command, add_detector_option, image_size, positive_int
 
     p = add_command(commands, "quickstart", "from a target video to a live-ready model in one command",
                     "From a target video to a live-ready model in one command: prepare -> train -> export "
@@ -102,10 +104,10 @@ def add_quickstart(commands) -> None:
     p.add_argument("video", metavar="TARGET.mp4", help="video of the target face (a minute or more, well lit)")
     p.add_argument("-o", "--output", default="face2face-work", metavar="WORKDIR",
                    help="working folder: data/, run/, model.onnx, evaluation.json/.png")
-    p.add_argument("--steps", type=int, help="training steps (default: 6000 on CPU, 40000 on GPU)")
-    p.add_argument("--ngf", type=int, help="generator width (default: 32 on CPU, 64 on GPU)")
-    p.add_argument("--every", type=int, default=1, metavar="N", help="keep every N-th frame")
-    p.add_argument("--size", type=int, default=256, help="crop and generator size in px")
+    p.add_argument("--steps", type=positive_int, help="training steps (default: 6000 on CPU, 40000 on GPU)")
+    p.add_argument("--ngf", type=positive_int, help="generator width (default: 32 on CPU, 64 on GPU)")
+    p.add_argument("--every", type=positive_int, default=1, metavar="N", help="keep every N-th frame")
+    p.add_argument("--size", type=image_size, default=256, help="crop and generator size in px")
     p.add_argument("--no-pupils", dest="pupils", action="store_false",
                    help="sketches without pupils (the output's gaze then ignores the driver's)")
     add_detector_option(p)
@@ -116,6 +118,7 @@ def _quickstart(args: argparse.Namespace) -> int:
     from face2face.train.evaluate import format_table
     from face2face.train.quickstart import QuickstartConfig, live_command, quickstart
 
+    writable_folder(args.output)
     config = QuickstartConfig(steps=args.steps, ngf=args.ngf, every=args.every, size=args.size, detector=args.detector,
                               pupils=args.pupils)
     try:
@@ -137,6 +140,7 @@ def _quickstart(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     from face2face.train.prepare import PrepareConfig, describe_dataset, prepare
 
+    writable_folder(args.output)
     config = PrepareConfig(
         every=args.every, size=args.size, max_pairs=args.max_pairs,
         test_fraction=args.test_fraction, detector=args.detector, pupils=args.pupils, overwrite=args.overwrite,
@@ -159,6 +163,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     check_train_config(config)  # before TensorFlow loads
     read_manifest(args.data)
+    writable_folder(args.output)
     from face2face.train.trainer import train
 
     with Counter("train", "step") as progress:
@@ -176,6 +181,7 @@ def _export(args: argparse.Namespace) -> int:
     from face2face.train.options import read_run_config
 
     read_run_config(args.run)  # before TensorFlow loads
+    writable_file(args.output)
     from face2face.train.export import ExportConfig, export
 
     with ticker("export"):
@@ -202,9 +208,14 @@ def _quantize(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from face2face.cli import writable_image
     from face2face.train.prepare import read_manifest
 
     read_manifest(args.data)
+    if args.json:
+        writable_file(args.json)
+    if args.grid:
+        writable_image(args.grid)
     if args.driver:
         from face2face.train.crossdrive import CrossDriveConfig, cross_drive, format_cross_drive
 
@@ -221,5 +232,5 @@ def _evaluate(args: argparse.Namespace) -> int:
                               grid_path=args.grid)
         print(format_table(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_atomic(args.json, json.dumps(report, indent=2).encode())
     return 0
