@@ -150,28 +150,39 @@ def fetch(
     progress: Callable[[int, int | None], None] | None = None,
     timeout: float = 30.0,
 ) -> Path:
-    """Download an asset, verify its sha256 and move it into ``dest_dir`` (the user cache).
-
-    ``progress(done_bytes, total_bytes_or_None)`` is called as the download advances. The file
-    appears under its final name only when complete and verified; otherwise nothing is left.
-    """
+    """Download an asset, verify its sha256 and move it into ``dest_dir`` (the user cache)."""
     asset = get_asset(name)
     url = url or asset.url
     if not url:
         raise Face2FaceError(f"model {name!r} has no download address; it ships with its package")
-    dest_dir = Path(dest_dir) if dest_dir else user_cache_dir()
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    target = dest_dir / asset.filename
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{asset.filename}.", suffix=".part", dir=dest_dir)
+    target = (Path(dest_dir) if dest_dir else user_cache_dir()) / asset.filename
+    return download(url, target, asset.sha256, asset.compression, progress, timeout)
+
+
+def download(
+    url: str,
+    target: Path,
+    sha256: str | None = None,
+    compression: str = "none",
+    progress: Callable[[int, int | None], None] | None = None,
+    timeout: float = 30.0,
+) -> Path:
+    """Download ``url`` to ``target``, checking its sha256 (of the file after decompression).
+
+    ``progress(done_bytes, total_bytes_or_None)`` is called as the download advances. The file
+    appears under its final name only when complete and verified; otherwise nothing is left.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            _download(url, out, asset.compression, progress, timeout)
-        if asset.sha256:
+            _download(url, out, compression, progress, timeout)
+        if sha256:
             actual = sha256_of(tmp)
-            if actual != asset.sha256:
+            if actual != sha256:
                 raise Face2FaceError(
-                    f"{url}: checksum mismatch (sha256 {actual} != {asset.sha256}); "
+                    f"{url}: checksum mismatch (sha256 {actual} != {sha256}); "
                     "the download is corrupt, try again"
                 )
         publish(tmp, target)

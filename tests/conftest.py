@@ -1,25 +1,95 @@
-"""Shared test setup: the real face data in ../shared, and the detector weights folder."""
+"""Shared test setup: the real face data (see testdata.py for where it is found), the detector
+weights folder, and skipping, with one line saying how to get them, the tests that need what is
+missing."""
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
+from types import CodeType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+import testdata
+from face2face import assets
+from face2face.errors import Face2FaceError
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 SHARED = REPO.parent / "shared"
-DATA = SHARED / "data"
+DATA = testdata.data_dir(SHARED / "data")
 VIDEOS = DATA / "videos"
 IMAGES = DATA / "images"
+DATA_PROBLEM = pytest.StashKey[str]()
 
-# Tests point the product at the shared detector weights the same way a user would.
-os.environ["FACE2FACE_MODELS"] = str(SHARED / "models")
+# Tests point the product at the shared detector weights the same way a user would; without
+# shared/, the product's own lookup applies ($FACE2FACE_MODELS, the user cache, the packages).
+if (SHARED / "models").is_dir():
+    os.environ["FACE2FACE_MODELS"] = str(SHARED / "models")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not DATA.is_dir():
-        raise pytest.UsageError(f"test data not found: {DATA} (the shared folder must sit beside the repo)")
+    config.stash[DATA_PROBLEM] = testdata.unavailable(DATA, testdata.manifest())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests that read the real face data when it is missing, and those run with a
+    weight file that is not found (e.g. ``yunet`` before `face2face models fetch yunet`)."""
+    problem = config.stash[DATA_PROBLEM]
+    for item in items:
+        if problem and _reads_data(item):
+            item.add_marker(pytest.mark.skip(reason=problem))
+        weights = _missing_weights(item)
+        if weights:
+            item.add_marker(pytest.mark.skip(reason=f"weight file {weights!r} not found: run "
+                                                    f"`face2face models fetch {weights}` or set $FACE2FACE_MODELS"))
+
+
+def _reads_data(item: pytest.Item) -> bool:
+    """True if the test, its parameters or its fixtures (or the functions they call) name a path
+    in the data folder."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if any(str(DATA) in str(value) for value in params.values()):
+        return True
+    definitions = item._fixtureinfo.name2fixturedefs
+    functions = [item.obj, *(d.func for name in item.fixturenames for d in definitions.get(name, ()))]
+    seen: set[int] = set()
+    return any(_names_data(inspect.unwrap(f), seen) for f in functions)
+
+
+def _names_data(function, seen: set[int]) -> bool:
+    """True if ``function``'s code refers to a global that is a data path, directly or through
+    another function of the tests."""
+    if not inspect.isfunction(function) or id(function) in seen or Path(function.__code__.co_filename).resolve().parent != TESTS:
+        return False
+    seen.add(id(function))
+    for name in _global_names(function.__code__):
+        value = function.__globals__.get(name)
+        if (isinstance(value, Path) and value.is_relative_to(DATA)) or _names_data(value, seen):
+            return True
+    return False
+
+
+def _global_names(code: CodeType) -> set[str]:
+    """Names a code object (and the lambdas and comprehensions inside it) looks up."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _global_names(const)
+    return names
+
+
+def _missing_weights(item: pytest.Item) -> str:
+    """A weight file the test is parametrized with that cannot be found ("" if none)."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for value in params.values():
+        if isinstance(value, str) and value in assets.ASSETS:
+            try:
+                assets.locate(value)
+            except Face2FaceError:
+                return value
+    return ""
 
 
 @pytest.fixture(scope="session")
