@@ -133,7 +133,12 @@ def test_bad_inputs(tmp_path, capsys):
     writer.release()
     error = _one_line_error(capsys, ["prepare", str(faceless), "-o", out])
     assert "cup.mp4: no usable face in 10 frames" in error and "no_face 10" in error
-    assert not (tmp_path / "out" / "manifest.json").exists()
+    assert not (tmp_path / "out").exists()  # the folder it made is gone
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    _one_line_error(capsys, ["prepare", str(faceless), "-o", str(mine)])
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]  # a folder that was there keeps what it held
 
 
 def test_existing_dataset_is_not_overwritten_silently(d19, capsys):

@@ -25,7 +25,7 @@ import tf2onnx
 
 from face2face.console import plural
 from face2face.errors import Face2FaceError
-from face2face.modelfile import ModelInfo, write_sidecar
+from face2face.modelfile import ModelInfo, sidecar_path, write_sidecar
 from face2face.runtime.phases import prune_initializers
 from face2face.pupils import from_eye_coordinates, to_eye_coordinates
 from face2face.train import pix2pix
@@ -116,6 +116,7 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
                                  f"{config.tolerance:g} on {len(sketches)} test sketches; no model written")
         info = model_info(data, size, run_config["options"]["ngf"], steps, precision)
         info.fallback = fallback
+        sidecar_path(model_path).unlink(missing_ok=True)  # the sidecar, written last, marks a finished export
         os.replace(tmp, model_path)
         clip = write_background(data, model_path)
         info.background = clip.name if clip else ""

@@ -12,6 +12,7 @@ Layout written under the output folder::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -127,7 +128,9 @@ def prepare(
                 if config.max_pairs and len(points) >= config.max_pairs:
                     break
         if not s.kept:
-            shutil.rmtree(out, ignore_errors=True)
+            _clear(out)
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if nothing else was in it
             raise Face2FaceError(
                 f"{video}: no usable face in {s.frames_read} frames read "
                 f"(dropped: {_describe(s.dropped)}); is the target's face visible and large enough?"
@@ -151,10 +154,15 @@ def _reset(out: Path) -> None:
     """Clear what an earlier (possibly interrupted) run left in the output folder."""
     if out.exists() and not out.is_dir():
         raise Face2FaceError(f"{out}: exists and is not a folder")
+    _clear(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _clear(out: Path) -> None:
+    """Remove what ``prepare`` writes in ``out``, and nothing else the folder holds."""
     (out / MANIFEST).unlink(missing_ok=True)
     for name in (".staging", *SPLITS):
         shutil.rmtree(out / name, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def _sampled(source: VideoSource, every: int, stats: SourceStats):

@@ -80,6 +80,7 @@ def quantize(model: str | Path, data: str | Path, count: int = 100) -> QuantizeR
     tmp = target.with_name(f".{target.stem}.part.xml")
     try:
         ov.save_model(quantized, str(tmp), compress_to_fp16=False)
+        target.unlink(missing_ok=True)  # an old .xml never meets the new .bin
         os.replace(tmp.with_suffix(".bin"), target.with_suffix(".bin"))
         os.replace(tmp, target)  # last: the .xml is what the runtime looks for
     finally:

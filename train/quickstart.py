@@ -14,6 +14,7 @@ from pathlib import Path
 
 from face2face.console import Counter, plural, ticker
 from face2face.errors import Face2FaceError
+from face2face.train.options import CHECKPOINTS, TrainConfig
 from face2face.video import VideoSource
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,6 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     from face2face.runtime.openvino_engine import int8_is_current, openvino_missing
     from face2face.train.evaluate import EvaluateConfig, evaluate
     from face2face.train.export import export
-    from face2face.train.options import CHECKPOINTS, TrainConfig
     from face2face.train.prepare import MANIFEST, PrepareConfig, describe_dataset, prepare
     from face2face.train.trainer import train
 
@@ -146,8 +146,10 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     log.info(f"2/4 training: {'resuming' if checkpoint else 'starting'} {run}")
     defaults = DEFAULTS[plan.device]  # quickstart's own choices are not "changed" options
     with Counter("train", "step") as progress:
-        result = train(data, run, TrainConfig(steps=plan.steps, ngf=plan.ngf, resume=bool(checkpoint)),
-                       progress=progress, defaults=TrainConfig(**defaults, resume=bool(checkpoint)))
+        result = train(data, run, TrainConfig(steps=plan.steps, ngf=plan.ngf, resume=bool(checkpoint),
+                                              checkpoint_every=checkpoint_interval(plan.steps)),
+                       progress=progress, defaults=TrainConfig(**defaults, resume=bool(checkpoint),
+                                                               checkpoint_every=checkpoint_interval(plan.steps)))
     if result.interrupted:
         raise KeyboardInterrupt
 
@@ -177,6 +179,12 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
             report = evaluate(model, data, EvaluateConfig(detector=config.detector), json_path=evaluation,
                               grid_path=grid)
     return report
+
+
+def checkpoint_interval(steps: int) -> int:
+    """Steps between checkpoints: ten per run, at most the training default apart (a crash loses
+    at most a tenth of the run)."""
+    return max(1, min(TrainConfig.checkpoint_every, steps // 10))
 
 
 def _exported_steps(model: Path) -> int | None:
