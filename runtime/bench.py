@@ -106,7 +106,7 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
         "dropped": result.dropped - dropped_before,
         "captured": result.captured - captured_before,
         "detector_runs": puppeteer.detector_runs - runs_before,
-        "memory_mb": _memory_figures(memory),
+        "memory_mb": memory_figures(memory),
         "drift": _drift(times, config.warmup),
         "faces_found": puppeteer.faces_found,
         "method": "seed baseline" if seed else "face2face",
@@ -127,7 +127,7 @@ def resident_mb() -> float | None:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _memory_figures(samples: list[float | None]) -> dict | None:
+def memory_figures(samples: list[float | None]) -> dict | None:
     """Resident memory after warm-up, at the end and at its peak, and the growth in between."""
     if any(m is None for m in samples):
         return None

@@ -29,6 +29,7 @@ def add_commands(commands) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--camera", type=non_negative_int, default=0, metavar="N", help="webcam index")
     src.add_argument("--source", metavar="VIDEO", help="a video file instead of a webcam (played at its own speed)")
+    p.add_argument("--loop", action="store_true", help="with --source: play the video over and over (demos, long runs)")
     p.add_argument("--virtual-cam", action="store_true", help="send frames to a virtual camera")
     p.add_argument("--device", help="virtual camera device, e.g. /dev/video10 (default: the first free one)")
     p.add_argument("--backend", help="pyvirtualcam backend: v4l2loopback, obs or unitycapture "
@@ -132,11 +133,14 @@ def _config(args, width: int, height: int):
 def _live(args) -> int:
     from face2face.runtime.compose import output_size
     from face2face.modelfile import read_sidecar
+    from face2face.runtime.bench import memory_figures, resident_mb
     from face2face.runtime.capture import LatestFrameCapture
     from face2face.runtime.pipeline import Puppeteer, StageTimes, run_live
     from face2face.runtime.sinks import SinkConfig, create_sink
     from face2face.video import VideoSource
 
+    if args.loop and not args.source:
+        raise Face2FaceError("--loop plays a video file over and over: add --source VIDEO")
     requested = {"virtual": args.virtual_cam, "window": args.preview, "record": bool(args.record)}
     names = [name for name, wanted in requested.items() if wanted]
     if not names:
@@ -156,22 +160,30 @@ def _live(args) -> int:
         generator, analyzer = _engine(args)
         config = _config(args, args.width, args.height)
         pace = source.fps if args.source else None
-        capture = stack.enter_context(LatestFrameCapture(source, pace_fps=pace))
+        capture = stack.enter_context(LatestFrameCapture(source, pace_fps=pace, loop=args.loop))
         puppeteer = Puppeteer(generator, analyzer, config)
         for sink in sinks:
             if getattr(sink, "device", None):
                 log.info("virtual camera: %s (%dx%d @ %g fps)", sink.device, args.width, args.height, args.fps)
         gaze = "gaze followed" if puppeteer.draw_pupils else "gaze not followed: the model was trained without pupils"
         log.info("running (%s retargeting, %s); Ctrl-C to stop", args.retarget, gaze)
-        times = StageTimes()
-        result = run_live(capture, puppeteer, sinks, times, max_frames=args.frames,
-                          on_second=lambda fps, ms: log.debug("%.1f fps, %.0f ms", fps, ms))
+        times, memory = StageTimes(), []  # resident MiB once a second, from the first second on
+
+        def each_second(fps: float, ms: float) -> None:
+            memory.append(resident_mb())
+            log.debug("%.1f fps, %.0f ms", fps, ms)
+
+        result = run_live(capture, puppeteer, sinks, times, max_frames=args.frames, on_second=each_second)
+    memory.append(resident_mb())
+    growth = memory_figures(memory) if len(memory) > 2 else None
     summary = times.summary()
     lat = summary["latency_ms"]
     print(f"{plural(result.frames, 'frame')} in {result.seconds:.1f} s "
           f"({result.frames / max(result.seconds, 1e-9):.1f} fps), latency p50 {lat.get('p50', 0):.1f} ms, "
           f"dropped {plural(result.dropped, 'stale frame')}; stopped: {result.stopped_by}"
-          + (f"; recorded {args.record} at {args.fps:g} fps, as long as the run" if args.record else ""))
+          + (f"; recorded {args.record} at {args.fps:g} fps, as long as the run" if args.record else "")
+          + (f"; memory {growth['after_warmup']:.0f} MiB after the first second, {growth['end']:.0f} at the end "
+             f"({growth['growth_pct']:+.1f}%)" if growth else ""))
     return 0
 
 

@@ -263,6 +263,21 @@ def test_live_recording_lasts_as_long_as_the_run(tiny_model, tmp_path, capsys):
     assert abs(recorded - seconds) <= 0.2
 
 
+def test_live_loops_a_short_video_and_reports_its_memory(tiny_model, tmp_path, capsys):
+    clip = tmp_path / "short.mp4"
+    with VideoSource(str(VIDEOS / "lp_d19.mp4")) as video:
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 30, (video.width, video.height))
+        for _, frame in zip(range(15), video):
+            writer.write(frame)
+        writer.release()
+    assert main(["live", "--model", str(tiny_model), "--source", str(clip), "--loop", "--frames", "75",
+                 "--record", str(tmp_path / "out.mp4"), "--width", "128", "--height", "96"]) == 0
+    summary = capsys.readouterr().out
+    assert summary.startswith("75 frames in ") and "MiB after the first second" in summary  # 5 rounds of 15
+    assert main(["live", "--model", str(tiny_model), "--loop", "--record", str(tmp_path / "no.mp4")]) == 1
+    assert "--loop plays a video file" in capsys.readouterr().err
+
+
 def test_recording_holds_each_frame_until_the_next_one(tmp_path):
     path = tmp_path / "rec.mp4"
     times = iter([0.0, 0.15, 0.17, 0.42, 0.55])  # sends at 0, 0.15, 0.17, 0.42 s; closed at 0.55 s
