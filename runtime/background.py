@@ -60,7 +60,7 @@ class BackgroundClip:
         """Top-left corner (in ``frames`` px) of the output's view of a frame whose picture moves
         by ``(dx, dy)`` px, clamped to the margin."""
         m = self.margin
-        return m - int(np.clip(round(dx), -m, m)), m - int(np.clip(round(dy), -m, m))
+        return m - max(-m, min(m, round(dx))), m - max(-m, min(m, round(dy)))
 
 
 def load_background(folder: str | os.PathLike, out_width: int, out_height: int) -> BackgroundClip:
