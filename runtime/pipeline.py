@@ -99,6 +99,7 @@ class Puppeteer:
         self.motion = HeadMotion(retarget.neutral_frames)
         self.head = (0.0, 0.0, 1.0)  # the driver's head motion, as last measured
         self.sketch = np.zeros((self.size, self.size, 3), np.uint8)
+        self.driver_points: np.ndarray | None = None  # the driver's landmarks in the last frame (None: no face)
         self.points: np.ndarray | None = None  # crop landmarks of the last sketch drawn from a face
         self.pupils: np.ndarray | None = None  # crop pupils asked of the generator (NaN: none)
         self.neutral_sketch = draw_sketch(info.template_array(), self.size,
@@ -113,7 +114,7 @@ class Puppeteer:
         """The output frame for a driver frame at time ``t`` (s); stage durations go into ``times``."""
         clock = time.perf_counter
         t0 = clock()
-        points = self.tracker.update(frame)
+        points = self.driver_points = self.tracker.update(frame)
         t1 = clock()
         gaze = None
         if points is not None and self.gaze is not None:

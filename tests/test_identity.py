@@ -2,12 +2,15 @@
 
 import json
 
+import cv2
+import pytest
 
 from face2face.cli import main
 from face2face.identity import SAME_PERSON, FaceIdentity, distance
+from face2face.train.crossdrive import Steadiness
 from face2face.video import VideoSource
 
-from conftest import VIDEOS
+from conftest import IMAGES, VIDEOS
 
 
 def _descriptors(analyzer, identity, video, count=4):
@@ -41,4 +44,26 @@ def test_cross_driver_report(tiny_model, tiny_dataset, tmp_path, capsys):
         assert 0.0 <= scores["face_rate"] <= 1.0
         for key in ("identity_to_target", "identity_to_driver"):
             assert scores[key] is None or 0.0 < scores[key] < 2.0
+        assert 0.0 < scores["change_driver"] < 50.0 and scores["change_output"] > 0.0  # a talking man moves
+        assert scores["change_ratio"] == pytest.approx(scores["change_output"] / scores["change_driver"])
     assert "relative" in capsys.readouterr().out
+
+
+def test_steadiness_counts_change_inside_the_face_only(analyzer):
+    photo = cv2.imread(str(IMAGES / "lp_d8.jpg"))
+    points = analyzer.analyze(photo)[0].landmarks
+    still = Steadiness()
+    for _ in range(3):
+        still.add(photo, points)
+    assert still.value == 0.0
+    outside = photo.copy()
+    outside[:, : int(points[:, 0].min()) - 5] = 255  # the background changes, the face does not
+    moving = Steadiness()
+    for image in (photo, outside, photo):
+        moving.add(image, points)
+    assert moving.value == 0.0
+    moving.add(cv2.add(photo, (8.0, 8.0, 8.0, 0.0)), points)  # every face pixel 8 levels brighter
+    assert moving.value == pytest.approx(8.0 / 3, abs=0.3)
+    moving.add(None, None)  # a frame without a face breaks the chain
+    moving.add(photo, points)
+    assert len(moving.changes) == 3

@@ -10,7 +10,10 @@ loop (tracker, One Euro filter, retargeting, sketch, generator), and each output
 - gaze error: mean px distance between the pupils found on the output (inside the eye outlines
   the sketch asked for) and the pupils the driver's gaze asks for, over eyes showing both. The
   driver's gaze is followed for every model with a pupil template, so a model trained without
-  pupils shows how far its eyes stray from the driver's gaze.
+  pupils shows how far its eyes stray from the driver's gaze;
+- steadiness: mean change of grey level (0-255) from one frame to the next inside the face, of
+  the output crop and of the driver's own face crop (as the side-by-side layout shows it), and
+  their ratio: flicker and jitter the driver did not make show as a ratio near or above 1.
 No TensorFlow here.
 """
 
@@ -23,6 +26,7 @@ import cv2
 import numpy as np
 
 from face2face.faces import FaceAnalyzer
+from face2face.geometry import apply_affine, crop, face_square
 from face2face.identity import FaceIdentity, distance
 from face2face.pupils import find_pupils
 from face2face.runtime.generator import Generator
@@ -41,6 +45,31 @@ class CrossDriveConfig:
     modes: tuple[str, ...] = MODES
     provider: str = "auto"  # generator engine (face2face.runtime.generator)
     precision: str = "auto"
+
+
+class Steadiness:
+    """Mean frame-to-frame change of grey level inside the face over a stream of face crops."""
+
+    def __init__(self) -> None:
+        self.previous: np.ndarray | None = None
+        self.changes: list[float] = []
+
+    def add(self, image: np.ndarray | None, points: np.ndarray | None) -> None:
+        """The next crop and its face landmarks (crop px); None for a frame without a face."""
+        if image is None or points is None:
+            self.previous = None
+            return
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        if self.previous is not None:
+            face = np.zeros(grey.shape, np.uint8)
+            cv2.fillConvexPoly(face, cv2.convexHull(np.round(points).astype(np.int32)), 1)
+            self.changes.append(float(cv2.mean(cv2.absdiff(grey, self.previous), face)[0]))
+        self.previous = grey
+
+    @property
+    def value(self) -> float | None:
+        """The mean change, or None before two face frames in a row."""
+        return float(np.mean(self.changes)) if self.changes else None
 
 
 def _mean_distance(descriptors: list[np.ndarray], reference: list[np.ndarray]) -> float | None:
@@ -73,8 +102,11 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
         puppet = Puppeteer(generator, analyzer, PuppetConfig(width=size, height=size, retarget=RetargetConfig(mode=mode),
                                                              measure_gaze=True))
         outputs, fidelity, gaze, found = [], [], [], 0
+        steady_out, steady_driver = Steadiness(), Steadiness()
         for index, frame in enumerate(frames):
             out = puppet.process(frame, index / fps, row)
+            steady_out.add(out, puppet.points)
+            steady_driver.add(*_driver_crop(frame, puppet.driver_points, size, puppet.retargeter.config.context))
             faces = analyzer.analyze(out)
             if not faces:
                 continue
@@ -94,8 +126,21 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
             "expression_error_median_px": float(np.median(fidelity)) if fidelity else None,
             "gaze_error_px": float(np.mean(gaze)) if gaze else None,
             "gaze_eyes": len(gaze),
+            "change_output": steady_out.value,
+            "change_driver": steady_driver.value,
+            "change_ratio": (steady_out.value / steady_driver.value
+                             if steady_out.value is not None and steady_driver.value else None),
         }
     return report
+
+
+def _driver_crop(frame: np.ndarray, points: np.ndarray | None, size: int,
+                 context: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The driver's face crop (``size`` px, framed like a training crop) and its landmarks in it."""
+    if points is None:
+        return None, None
+    square = face_square(points, context)
+    return crop(frame, square, size), apply_affine(points, square.transform(size))
 
 
 def _target_descriptors(data: Path, identity: FaceIdentity, count: int) -> list[np.ndarray]:
@@ -115,9 +160,9 @@ def format_cross_drive(report: dict) -> str:
     lines = [f"{report['model']} driven by {report['driver']} ({report['frames']} frames); "
              f"driver's own face to target: {fmt(report['driver_to_target'], '.3f')}",
              f"{'mode':10s} {'face rate':>9s} {'id->target':>10s} {'id->driver':>10s} {'expr err px':>11s} "
-             f"{'gaze err px':>11s}"]
+             f"{'gaze err px':>11s} {'change out/driver':>17s}"]
     for mode, m in report["modes"].items():
         lines.append(f"{mode:10s} {100 * m['face_rate']:8.1f}% {fmt(m['identity_to_target'], '10.3f')} "
                      f"{fmt(m['identity_to_driver'], '10.3f')} {fmt(m['expression_error_px'], '11.2f')} "
-                     f"{fmt(m['gaze_error_px'], '11.2f')}")
+                     f"{fmt(m['gaze_error_px'], '11.2f')} {fmt(m['change_ratio'], '17.2f')}")
     return "\n".join(lines)
