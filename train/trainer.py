@@ -17,10 +17,12 @@ import logging
 import math
 import os
 import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import cv2
 import keras
@@ -29,6 +31,7 @@ import tensorflow as tf
 
 from face2face.errors import Face2FaceError
 from face2face.train import pix2pix
+from face2face.train.distribute import PEER_ERRORS, is_chief, lost_peer_message, make_strategy, share_from_chief
 from face2face.train.data import Split, check_split, make_dataset
 from face2face.train.options import CHECKPOINTS, CONFIG, TrainConfig, check_train_config, read_run_config
 
@@ -55,20 +58,6 @@ def resolve_steps(config: TrainConfig, train_pairs: int) -> int:
     return max(1, math.ceil((config.epochs if config.epochs is not None else 200) * per_epoch))
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """``tf.distribute`` strategy by name; ``auto``: multi-worker with TF_CONFIG, mirrored on 2+ GPUs."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if name == "auto":
-        name = "multiworker" if os.environ.get("TF_CONFIG") else "mirrored" if len(gpus) > 1 else "default"
-    if name == "multiworker":
-        if not os.environ.get("TF_CONFIG"):
-            raise Face2FaceError("--strategy multiworker needs TF_CONFIG describing the cluster")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def build(config: TrainConfig, size: int, global_batch: int) -> pix2pix.Pix2Pix:
     """The GAN with both optimisers, built and compiled (call inside the strategy's scope)."""
     model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch)
@@ -89,13 +78,32 @@ def make_checkpoint(model: pix2pix.Pix2Pix) -> tuple[tf.train.Checkpoint, tf.Var
     return ckpt, step, settled
 
 
+def restore(ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> str:
+    """Restore the newest readable checkpoint; an unreadable newer one gets one warning line, none
+    readable a one-line error naming the newest."""
+    bad: list[tuple[str, str]] = []
+    for path in reversed(manager.checkpoints):
+        try:
+            ckpt.restore(path).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as exc:
+            bad.append((path, _first_line(exc)))
+            continue
+        if bad:
+            log.warning("%s is unreadable (%s); resuming from %s instead", bad[0][0], bad[0][1], path)
+        return path
+    if not bad:
+        raise Face2FaceError(f"{manager.directory}: nothing to resume (no checkpoint)")
+    raise Face2FaceError(f"{bad[0][0]}: unreadable checkpoint ({bad[0][1]}), and no older one is readable")
+
+
 def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = TrainConfig(),
           progress: Callable[[int, int, dict[str, float]], None] | None = None,
           defaults: TrainConfig = TrainConfig()) -> TrainResult:
     """Train pix2pix on a dataset folder into a run folder; ``progress(step, total, losses)``.
 
     ``config.json`` records, and the log names, the options that differ from ``defaults`` (a
-    caller with defaults of its own, like quickstart, passes them).
+    caller with defaults of its own, like quickstart, passes them). A multi-worker run's other
+    workers write nothing to their run folder (see ``face2face.train.distribute``).
     """
     check_train_config(config)
     run = Path(run_dir)
@@ -105,10 +113,11 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
     except Face2FaceError:
         log.warning("%s: no usable test split; samples come from the train split", data_dir)
         test_split = train_split
+    chief = is_chief(config.strategy)
     manager_dir = run / CHECKPOINTS
-    if not config.resume and tf.train.latest_checkpoint(str(manager_dir)):
+    if chief and not config.resume and tf.train.latest_checkpoint(str(manager_dir)):
         raise Face2FaceError(f"{run}: already holds a run; pass --resume to continue it or choose another folder")
-    if config.resume:
+    if chief and config.resume:
         _check_resumable(run, train_split.size, config)
 
     if config.mixed_precision:
@@ -116,7 +125,15 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
             raise Face2FaceError("--mixed-precision needs a GPU (float16 is slower than float32 on CPU)")
         keras.mixed_precision.set_global_policy("mixed_float16")
     keras.utils.set_random_seed(config.seed)
-    strategy = make_strategy(config.strategy)
+    with _default_signals():  # a cluster forms holding Python's lock: let SIGINT end the process there
+        strategy = make_strategy(config.strategy)
+    # After the strategy: TensorFlow's preemption notifier took SIGTERM while the cluster formed.
+    with _SignalFlag() as stop:
+        return _train(run, data_dir, train_split, test_split, config, defaults, strategy, chief, stop, progress)
+
+
+def _train(run: Path, data_dir, train_split: Split, test_split: Split, config: TrainConfig, defaults: TrainConfig,
+           strategy: tf.distribute.Strategy, chief: bool, stop: "_SignalFlag", progress) -> TrainResult:
     use_gpu = bool(tf.config.list_physical_devices("GPU"))
     xla = use_gpu if config.xla is None else config.xla
     total = resolve_steps(config, len(train_split.names))
@@ -124,34 +141,31 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
     with strategy.scope():
         model = build(config, train_split.size, config.batch_size)
         ckpt, step_var, settled = make_checkpoint(model)
-    chief = _is_chief(strategy)
-    # Non-chief workers write to a private folder (MultiWorkerMirroredStrategy saves on all workers).
-    ckpt_dir = manager_dir if chief else run / f".worker-{strategy.cluster_resolver.task_id}"
-    manager = tf.train.CheckpointManager(ckpt, str(ckpt_dir), max_to_keep=config.keep_checkpoints)
-    if config.resume and manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info("resumed %s at step %d", manager.latest_checkpoint, int(step_var.numpy()))
-    start = int(step_var.numpy())
-    if chief:
-        _write_config(run, data_dir, config, defaults, total_steps=total, settle_steps=settle_steps,
-                      size=train_split.size, strategy=strategy, xla=xla, train_pairs=len(train_split.names))
-
-    def dataset(skip: int):
-        ds = make_dataset(train_split, config.batch_size, True, config.seed, repeat=True, skip_batches=skip)
+    # The chief alone saves: the checkpoint holds no sync-on-read variables, so saving needs no collective.
+    manager = tf.train.CheckpointManager(ckpt, str(run / CHECKPOINTS), max_to_keep=config.keep_checkpoints)
+    resumed = restore(ckpt, manager) if chief and config.resume else None
+    multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    step = 0
+    try:
+        if multiworker:
+            share_from_chief(strategy, _state(model, step_var, settled), chief)
+        start = step = int(step_var.numpy())
+        if resumed or step:
+            log.info("resumed %s at step %d", resumed or "the chief's checkpoint", step)
+        if chief:
+            _write_config(run, data_dir, config, defaults, total_steps=total, settle_steps=settle_steps,
+                          size=train_split.size, strategy=strategy, xla=xla, train_pairs=len(train_split.names))
+        ds = make_dataset(train_split, config.batch_size, True, config.seed, repeat=True, skip_batches=start)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        return iter(strategy.experimental_distribute_dataset(ds.with_options(options)))
-
-    batches = dataset(start)
-    step_fn = _step_function(model, strategy, xla)
-    if bool(settled.numpy()):
-        pix2pix.set_inference_normalization(model.generator, True)
-    writer = tf.summary.create_file_writer(str(run / "logs")) if chief else tf.summary.create_noop_writer()
-    samples = _sample_batch(test_split, config.samples)
-    stop = _SignalFlag()
-    step, rate, started = start, 0.0, None
-    try:
-        with stop:
+        batches = iter(strategy.experimental_distribute_dataset(ds.with_options(options)))
+        step_fn = _step_function(model, strategy, xla)
+        if bool(settled.numpy()):
+            pix2pix.set_inference_normalization(model.generator, True)
+        writer = tf.summary.create_file_writer(str(run / "logs")) if chief else tf.summary.create_noop_writer()
+        samples = _sample_batch(test_split, config.samples)
+        rate, started, lost = 0.0, None, False
+        try:
             while step < total and stop.signum is None:
                 if settle_steps and step >= total - settle_steps and not bool(settled.numpy()):
                     settle(model.generator, train_split, config.batch_size)
@@ -171,12 +185,19 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
                 if step % config.sample_every == 0 or step == total:
                     _write_samples(writer, run, model.generator, samples, step, chief)
                 if step % config.checkpoint_every == 0 and step < total:
-                    manager.save(checkpoint_number=step)
-    finally:
-        # Always leave the latest weights behind: end of training, a signal, or an error.
-        if step > start or not manager.latest_checkpoint:
-            manager.save(checkpoint_number=step)
-        writer.flush()
+                    _save(manager, writer, step, chief)
+        except PEER_ERRORS:
+            lost = multiworker
+            raise
+        finally:
+            # Leave the latest weights behind (end of training, a signal, an error), but not after a
+            # lost peer: a step cut short by it may have updated some variables and not others.
+            if not lost and (step > start or not manager.latest_checkpoint):
+                _save(manager, writer, step, chief)
+    except PEER_ERRORS as exc:
+        if not multiworker:
+            raise
+        raise Face2FaceError(lost_peer_message(exc, step, manager.latest_checkpoint, chief)) from None
     if stop.signum is not None:
         log.info("stopped by signal %d at step %d; checkpoint saved", stop.signum, step)
     return TrainResult(step, total, stop.signum is not None, stop.signum, rate, manager.latest_checkpoint)
@@ -226,35 +247,93 @@ def _step_function(model, strategy, xla: bool):
     return step
 
 
-class _SignalFlag:
-    """Within ``with``: SIGINT/SIGTERM set ``signum`` instead of killing the loop."""
+def _state(model: pix2pix.Pix2Pix, step: tf.Variable, settled: tf.Variable) -> list:
+    """Every checkpointed variable, in a fixed order."""
+    return [*model.generator.variables, *model.discriminator.variables, *model.g_optimizer.variables,
+            *model.d_optimizer.variables, step, settled]
 
-    def __init__(self) -> None:
+
+def _save(manager: tf.train.CheckpointManager, writer, step: int, chief: bool) -> None:
+    """On the chief: a checkpoint at ``step``, and the logs up to it flushed (a crash keeps both)."""
+    if chief:
+        manager.save(checkpoint_number=step)
+        writer.flush()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
+@contextmanager
+def _default_signals() -> Iterator[None]:
+    """Within ``with``: SIGINT and SIGTERM end the process at once (where setting handlers is allowed)."""
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, signal.SIG_DFL)
+    except ValueError:  # not the main thread
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _SignalFlag:
+    """Within ``with``: SIGINT/SIGTERM set ``signum`` and the loop stops after its step and saves.
+
+    Python runs a handler only once TensorFlow hands control back. A process blocked in
+    TensorFlow (e.g. a collective waiting for a worker that hangs) would never stop, so a thread
+    woken by the signal ends it (status 128 + signal, no checkpoint: the last one stands) when the
+    handler has not run within ``grace`` seconds.
+    """
+
+    def __init__(self, grace: float = 5.0) -> None:
         self.signum: int | None = None
+        self.grace = grace
+        self._handled = threading.Event()
         self._previous: dict[int, object] = {}
+        self._wakeup: tuple[int, int] | None = None
+        self._previous_fd = -1
+        self._thread: threading.Thread | None = None
 
     def _handle(self, signum, frame) -> None:
         self.signum = signum
+        self._handled.set()
 
-    def __enter__(self):
+    def _watch(self, read: int) -> None:
+        while data := os.read(read, 1):
+            if data[0] in (signal.SIGINT, signal.SIGTERM) and not self._handled.wait(self.grace):
+                log.error("stopped by signal %d while TensorFlow was waiting (for another worker?); "
+                          "no checkpoint saved, the last one stands", data[0])
+                os._exit(128 + data[0])
+        os.close(read)
+
+    def __enter__(self) -> "_SignalFlag":
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
             except ValueError:  # not the main thread: leave signals alone
-                pass
+                return self
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        self._previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        self._wakeup = (read, write)
+        self._thread = threading.Thread(target=self._watch, args=(read,), name="signal-watch", daemon=True)
+        self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-def _is_chief(strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.cluster_spec().as_dict():
-        return True
-    return resolver.task_type in ("chief", None) or (
-        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+        if self._wakeup is not None:
+            signal.set_wakeup_fd(self._previous_fd)
+            self._handled.set()  # a pending watch returns at once
+            os.close(self._wakeup[1])  # the watching thread reads the end and closes its side
+            self._thread.join()
+            self._wakeup = self._thread = None
 
 
 def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:

@@ -1,0 +1,135 @@
+"""Training across devices and machines, on this CPU: two real `face2face train --strategy
+multiworker` processes on 127.0.0.1 (a lost worker, SIGTERM while blocked, resume), and the
+mirrored strategy over two logical CPU devices."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+WAIT = 120  # s: the longest any process may take; a hang fails the test instead of stalling CI
+TRAIN = ["--ngf", "8", "--ndf", "8", "--batch-size", "2", "--checkpoint-every", "5", "--sample-every", "1000",
+         "--settle-fraction", "0"]
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+class Cluster:
+    """Two `face2face train --strategy multiworker` processes, one run folder each (as on two machines)."""
+
+    def __init__(self, data: Path, runs: list[Path], logs: Path, steps: int, resume: bool) -> None:
+        self.addresses = [f"127.0.0.1:{p}" for p in _free_ports(len(runs))]
+        self.procs, self.errs = [], []
+        for index, run in enumerate(runs):
+            tf_config = {"cluster": {"worker": self.addresses}, "task": {"type": "worker", "index": index}}
+            err = logs / f"{run.name}.{time.monotonic_ns()}.err"
+            cmd = [sys.executable, "-m", "face2face", "train", str(data), "-o", str(run), "--steps", str(steps),
+                   "--strategy", "multiworker", *TRAIN, *(["--resume"] if resume else [])]
+            with open(err, "wb") as stderr:
+                self.procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr,
+                                                   env={**os.environ, "TF_CONFIG": json.dumps(tf_config)}))
+            self.errs.append(err)
+
+    def lines(self, index: int) -> list[str]:
+        """Task ``index``'s stderr lines, progress bars left out."""
+        text = self.errs[index].read_text().replace("\r", "\n")
+        return [line for line in text.splitlines() if line.strip() and not line.startswith("train:")]
+
+    def wait(self, index: int, timeout: float = WAIT) -> int:
+        return self.procs[index].wait(timeout=timeout)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_for(path: Path, cluster: Cluster) -> None:
+    deadline = time.monotonic() + WAIT
+    while not path.exists():
+        assert all(p.poll() is None for p in cluster.procs), [cluster.lines(i) for i in range(2)]
+        assert time.monotonic() < deadline, f"no {path} after {WAIT} s"
+        time.sleep(0.1)
+
+
+def _steps(run: Path) -> list[int]:
+    return sorted(int(p.stem.split("-")[1]) for p in (run / "checkpoints").glob("ckpt-*.index"))
+
+
+def test_two_workers_train_lose_a_worker_stop_on_sigterm_resume_and_export(tiny_dataset, tmp_path):
+    chief, worker = tmp_path / "chief", tmp_path / "worker"
+    runs = [chief, worker]
+
+    # 1. Fresh start; the worker is killed once the chief has checkpointed step 10.
+    cluster = Cluster(tiny_dataset, runs, tmp_path, steps=40, resume=False)
+    try:
+        _wait_for(chief / "checkpoints" / "ckpt-10.index", cluster)
+        cluster.procs[1].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        assert cluster.wait(0) == 1
+        lost_after = time.monotonic() - killed
+    finally:
+        cluster.close()
+    lines = cluster.lines(0)
+    assert lost_after < 30, lost_after  # a broken connection at once, a silent peer after the heartbeat timeout
+    errors = [line for line in lines if "error" in line]
+    assert len(errors) == 1 and "Traceback" not in "".join(lines), lines
+    assert re.search(rf"lost worker 1 \({cluster.addresses[1]}\) at step \d+ .*ckpt-\d+", errors[0]), errors
+    kept = _steps(chief)
+    assert kept[-1] >= 10 and kept[-1] % 5 == 0  # no checkpoint of a step cut short
+
+    # 2. Both resume at the chief's step; the worker hangs (SIGSTOP) and the blocked chief obeys SIGTERM.
+    cluster = Cluster(tiny_dataset, runs, tmp_path, steps=40, resume=True)
+    try:
+        _wait_for(chief / "checkpoints" / f"ckpt-{kept[-1] + 5}.index", cluster)
+        cluster.procs[1].send_signal(signal.SIGSTOP)
+        time.sleep(0.5)  # the chief's next step now waits for the worker
+        cluster.procs[0].send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        assert cluster.wait(0, timeout=30) == 128 + signal.SIGTERM
+        stop_after = time.monotonic() - stopped
+    finally:
+        cluster.close()
+    for index in (0, 1):
+        assert f"at step {kept[-1]}" in next(line for line in cluster.lines(index) if "resumed" in line)
+    assert stop_after < 15, stop_after
+    assert len(cluster.lines(0)) == 3 and "signal 15" in cluster.lines(0)[-1]  # resumed, options, stopped
+    kept = _steps(chief)
+
+    # 3. Both resume and finish; only the chief's folder holds the run.
+    cluster = Cluster(tiny_dataset, runs, tmp_path, steps=40, resume=True)
+    try:
+        assert [cluster.wait(0), cluster.wait(1)] == [0, 0], [cluster.lines(i) for i in range(2)]
+    finally:
+        cluster.close()
+    for index in (0, 1):
+        assert f"at step {kept[-1]}" in next(line for line in cluster.lines(index) if "resumed" in line)
+    assert _steps(chief)[-1] == 40
+    config = json.loads((chief / "config.json").read_text())
+    assert config["resolved"]["replicas"] == 2
+    assert not (worker / "checkpoints").exists() and not (worker / "config.json").exists()
+
+    from face2face.train.export import export
+
+    report = export(chief, tmp_path / "model.onnx")
+    assert Path(report.model).is_file() and report.steps == 40 and report.max_error <= 1e-4
