@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -213,3 +214,69 @@ def test_bad_dataset_folders_get_a_one_line_error_before_training(tiny_dataset, 
 
     assert main(["train", str(data), "-o", str(tmp_path / "run2"), "--steps", "2"]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def _latest_step(run) -> int:
+    return int(tf.train.latest_checkpoint(str(run / "checkpoints")).rsplit("-", 1)[1])
+
+
+def test_sigkill_loses_at_most_one_checkpoint_interval_and_resume_finishes_the_run(tiny_dataset, tmp_path):
+    run, err = tmp_path / "run", tmp_path / "train.err"
+    args = [sys.executable, "-m", "face2face", "train", str(tiny_dataset), "-o", str(run), "--steps", "40",
+            "--ngf", "8", "--ndf", "8", "--checkpoint-every", "5", "--sample-every", "1000", "--settle-fraction", "0"]
+    with open(err, "wb") as stderr:
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
+    shown = 0  # the last step the progress bar showed
+    deadline = time.monotonic() + 120
+    try:
+        while shown < 13:  # past the checkpoint at step 10, before the next
+            assert proc.poll() is None and time.monotonic() < deadline, err.read_text()[-2000:]
+            shown = max([shown] + [int(n) for n in re.findall(r"\| (\d+)/40 \[", err.read_text())])
+            time.sleep(0.02)
+        proc.kill()
+    finally:
+        proc.kill()
+        proc.wait()
+    kept = _latest_step(run)
+    assert 10 <= kept and shown - kept <= 5, (shown, kept)  # lost at most --checkpoint-every steps
+    assert json.loads((run / "config.json").read_text())["resolved"]["total_steps"] == 40
+
+    done = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resumed {run / 'checkpoints' / f'ckpt-{kept}'} at step {kept}" in done.stderr
+    assert "trained 40 steps" in done.stdout and _latest_step(run) == 40
+    assert json.loads((run / "config.json").read_text())["options"]["resume"] is True
+    scalars = [(e.step, v.tag) for f in sorted((run / "logs").iterdir())
+               for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value]
+    assert scalars.count((40, "loss/G_L1")) == 1  # every events file reads to its end
+
+
+def test_an_unreadable_latest_checkpoint_falls_back_to_the_previous_one_or_stops_naming_it(
+        tiny_dataset, tmp_path, capsys):
+    from face2face.cli import main
+
+    run = tmp_path / "run"
+    args = ["train", str(tiny_dataset), "-o", str(run), "--ngf", "8", "--ndf", "8", "--checkpoint-every", "5",
+            "--sample-every", "1000", "--settle-fraction", "0", "-q"]
+    assert main(args + ["--steps", "15"]) == 0
+    capsys.readouterr()
+
+    def truncate(step: int) -> str:
+        data = run / "checkpoints" / f"ckpt-{step}.data-00000-of-00001"
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+        return str(data.with_name(f"ckpt-{step}"))
+
+    bad = truncate(15)
+    assert main(args + ["--steps", "20", "--resume"]) == 0
+    warning = capsys.readouterr().err.splitlines()
+    assert len(warning) == 1 and f"{bad} is unreadable" in warning[0] and warning[0].endswith("ckpt-10 instead")
+    assert _latest_step(run) == 20
+    reader = tf.train.load_checkpoint(str(run / "checkpoints" / "ckpt-20"))
+    assert reader.get_tensor("g_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 20  # 10 + 10 steps
+
+    newest = truncate(20)
+    for step in (10, 15):  # every checkpoint the manager keeps
+        truncate(step)
+    assert main(args + ["--steps", "25", "--resume"]) == 1
+    error = capsys.readouterr().err.splitlines()
+    assert len(error) == 1 and error[0].startswith(f"face2face: error: {newest}: unreadable checkpoint"), error

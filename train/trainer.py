@@ -85,7 +85,7 @@ def restore(ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> s
     for path in reversed(manager.checkpoints):
         try:
             ckpt.restore(path).assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as exc:
+        except (AssertionError, ValueError, IndexError, tf.errors.OpError) as exc:  # IndexError: a short file
             bad.append((path, _first_line(exc)))
             continue
         if bad:
