@@ -132,8 +132,9 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
         return _train(run, data_dir, train_split, test_split, config, defaults, strategy, chief, stop, progress)
 
 
-def _train(run: Path, data_dir, train_split: Split, test_split: Split, config: TrainConfig, defaults: TrainConfig,
-           strategy: tf.distribute.Strategy, chief: bool, stop: "_SignalFlag", progress) -> TrainResult:
+def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Split, config: TrainConfig,
+           defaults: TrainConfig, strategy: tf.distribute.Strategy, chief: bool, stop: "_SignalFlag",
+           progress: Callable[[int, int, dict[str, float]], None] | None) -> TrainResult:
     use_gpu = bool(tf.config.list_physical_devices("GPU"))
     xla = use_gpu if config.xla is None else config.xla
     total = resolve_steps(config, len(train_split.names))
