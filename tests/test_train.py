@@ -223,7 +223,7 @@ def _latest_step(run) -> int:
 def test_sigkill_loses_at_most_one_checkpoint_interval_and_resume_finishes_the_run(tiny_dataset, tmp_path):
     run, err = tmp_path / "run", tmp_path / "train.err"
     args = [sys.executable, "-m", "face2face", "train", str(tiny_dataset), "-o", str(run), "--steps", "40",
-            "--ngf", "8", "--ndf", "8", "--checkpoint-every", "5", "--sample-every", "1000", "--settle-fraction", "0"]
+            "--ngf", "8", "--ndf", "8", "--checkpoint-every", "10", "--sample-every", "1000", "--settle-fraction", "0"]
     with open(err, "wb") as stderr:
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
     shown = 0  # the last step the progress bar showed
@@ -238,7 +238,7 @@ def test_sigkill_loses_at_most_one_checkpoint_interval_and_resume_finishes_the_r
         proc.kill()
         proc.wait()
     kept = _latest_step(run)
-    assert 10 <= kept and shown - kept <= 5, (shown, kept)  # lost at most --checkpoint-every steps
+    assert 10 <= kept and shown - kept <= 10, (shown, kept)  # lost at most --checkpoint-every steps
     assert json.loads((run / "config.json").read_text())["resolved"]["total_steps"] == 40
 
     done = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=120)
