@@ -187,3 +187,34 @@ def test_mirrored_on_two_cpu_devices_trains_resumes_and_exports_like_one_device(
     report = export(run, tmp_path / "mirrored.onnx")
     assert report.max_error <= 1e-4
     assert _structure(Path(report.model)) == _structure(tiny_model)  # tiny_model: one device, same widths
+
+
+@pytest.mark.parametrize("cluster,task,peer,chief", [
+    ({"worker": ["a:1", "b:1"]}, ("worker", 0), ("worker", 1), True),
+    ({"worker": ["a:1", "b:1"]}, ("worker", 1), ("worker", 0), False),
+    ({"chief": ["c:1"], "worker": ["a:1"]}, ("worker", 0), ("chief", 0), False),
+    ({"chief": ["c:1"], "worker": ["a:1"]}, ("chief", 0), ("worker", 0), True),
+])
+def test_the_chief_owns_the_run_and_a_lost_peer_is_named(monkeypatch, cluster, task, peer, chief):
+    from face2face.train.distribute import is_chief, lost_peer_message
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": task[0], "index": task[1]}}))
+    assert is_chief("auto") is chief and is_chief("multiworker") is chief and is_chief("default")
+    job, index = peer
+    exc = tf.errors.UnavailableError(None, None, f"Error reported from /job:{job}/task:{index}: The following "
+                                     f"tasks are unhealthy:\n/job:{job}/replica:0/task:{index}")
+    message = lost_peer_message(exc, 7, "RUN/checkpoints/ckpt-5", chief)
+    assert message.startswith(f"lost {job} {index} ({cluster[job][index]}) at step 7 (UnavailableError)")
+    assert ("ckpt-5" in message) is chief and "\n" not in message
+
+
+def test_a_broken_tf_config_is_one_line(monkeypatch):
+    from face2face.errors import Face2FaceError
+    from face2face.train.distribute import is_chief
+
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}))
+    with pytest.raises(Face2FaceError, match="TF_CONFIG does not describe this task"):
+        is_chief("multiworker")
+    monkeypatch.delenv("TF_CONFIG")
+    with pytest.raises(Face2FaceError, match="needs TF_CONFIG"):
+        is_chief("multiworker")

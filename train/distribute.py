@@ -19,7 +19,7 @@ from face2face.errors import Face2FaceError
 # Errors a collective raises when a peer is gone (crashed, killed, unreachable, timed out).
 PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.AbortedError,
                tf.errors.DeadlineExceededError)
-_TASK = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
+_TASK = re.compile(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)")
 
 
 def strategy_name(name: str) -> str:
