@@ -16,6 +16,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from face2face.errors import Face2FaceError  # noqa: E402
+from face2face.modelfile import read_sidecar  # noqa: E402
 from face2face.sketch import draw_sketch  # noqa: E402
 from face2face.train import pix2pix  # noqa: E402
 from face2face.train.data import check_split, jitter, make_dataset  # noqa: E402
@@ -275,6 +276,11 @@ def test_an_unreadable_latest_checkpoint_falls_back_to_the_previous_one_or_stops
     assert reader.get_tensor("g_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 20  # 10 + 10 steps
 
     newest = truncate(20)
+    model = tmp_path / "m.onnx"
+    assert main(["export", str(run), "-o", str(model), "-q"]) == 0  # export falls back the same way
+    warning = capsys.readouterr().err.splitlines()
+    assert len(warning) == 1 and f"{newest} is unreadable" in warning[0] and warning[0].endswith("ckpt-15 instead")
+    assert read_sidecar(model).steps == 15
     for step in (10, 15):  # every checkpoint the manager keeps
         truncate(step)
     assert main(args + ["--steps", "25", "--resume"]) == 1

@@ -168,12 +168,11 @@ def _train(args: argparse.Namespace) -> int:
 
     with Counter("train", "step") as progress:
         result = train(args.data, args.output, config, progress=progress)
-    where = result.checkpoint or args.output
+    where = f"checkpoint {result.checkpoint}" if result.checkpoint else "checkpoints are the chief's"
     if result.interrupted:
-        print(f"stopped at step {result.step}/{result.total_steps}; checkpoint {where} "
-              f"(continue with --resume)")
+        print(f"stopped at step {result.step}/{result.total_steps}; {where} (continue with --resume)")
         return 128 + (result.signal or 2)
-    print(f"trained {plural(result.step, 'step')} ({result.steps_per_second:.2f} steps/s); checkpoint {where}")
+    print(f"trained {plural(result.step, 'step')} ({result.steps_per_second:.2f} steps/s); {where}")
     return 0
 
 

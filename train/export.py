@@ -32,6 +32,7 @@ from face2face.train import pix2pix
 from face2face.train.background import write_background
 from face2face.train.data import check_split
 from face2face.train.options import CHECKPOINTS, read_run_config
+from face2face.train.trainer import restore
 from face2face.train.prepare import MANIFEST, read_landmarks, read_manifest
 
 log = logging.getLogger(__name__)
@@ -74,17 +75,12 @@ def load_generator(run_dir: str | Path) -> tuple[tf.keras.Model, dict, int, str]
     """The run's generator with its latest weights: (model, run config, step, checkpoint path)."""
     run = Path(run_dir)
     config = read_run_config(run)
-    latest = tf.train.latest_checkpoint(str(run / CHECKPOINTS))
-    if latest is None:
+    if tf.train.latest_checkpoint(str(run / CHECKPOINTS)) is None:
         raise Face2FaceError(f"{run}: no checkpoint in {run / CHECKPOINTS}; train first")
     generator = pix2pix.build_generator(config["resolved"]["size"], config["options"]["ngf"])
     step = tf.Variable(0, dtype=tf.int64)
-    ckpt = tf.train.Checkpoint(generator=generator, step=step)
-    try:
-        ckpt.restore(latest).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as exc:
-        raise Face2FaceError(f"{latest}: does not match the generator described in config.json ({exc})") from None
-    return generator, config, int(step.numpy()), latest
+    used = restore(tf.train.Checkpoint(generator=generator, step=step), run / CHECKPOINTS, partial=True)
+    return generator, config, int(step.numpy()), used
 
 
 def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = ExportConfig()) -> ExportReport:

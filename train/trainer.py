@@ -78,21 +78,23 @@ def make_checkpoint(model: pix2pix.Pix2Pix) -> tuple[tf.train.Checkpoint, tf.Var
     return ckpt, step, settled
 
 
-def restore(ckpt: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> str:
-    """Restore the newest readable checkpoint; an unreadable newer one gets one warning line, none
-    readable a one-line error naming the newest."""
+def restore(ckpt: tf.train.Checkpoint, folder: str | Path, partial: bool = False) -> str:
+    """Restore the newest readable checkpoint in ``folder`` (``partial``: some of its objects); an
+    unreadable newer one gets one warning line, none readable a one-line error naming the newest."""
+    state = tf.train.get_checkpoint_state(str(folder))
     bad: list[tuple[str, str]] = []
-    for path in reversed(manager.checkpoints):
+    for path in reversed(list(state.all_model_checkpoint_paths) if state else []):
         try:
-            ckpt.restore(path).assert_existing_objects_matched()
+            status = ckpt.restore(path)
+            (status.expect_partial() if partial else status).assert_existing_objects_matched()
         except (AssertionError, ValueError, IndexError, tf.errors.OpError) as exc:  # IndexError: a short file
             bad.append((path, _first_line(exc)))
             continue
         if bad:
-            log.warning("%s is unreadable (%s); resuming from %s instead", bad[0][0], bad[0][1], path)
+            log.warning("%s is unreadable (%s); using %s instead", bad[0][0], bad[0][1], path)
         return path
     if not bad:
-        raise Face2FaceError(f"{manager.directory}: nothing to resume (no checkpoint)")
+        raise Face2FaceError(f"{folder}: no checkpoint")
     raise Face2FaceError(f"{bad[0][0]}: unreadable checkpoint ({bad[0][1]}), and no older one is readable")
 
 
@@ -144,7 +146,7 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Spli
         ckpt, step_var, settled = make_checkpoint(model)
     # The chief alone saves: the checkpoint holds no sync-on-read variables, so saving needs no collective.
     manager = tf.train.CheckpointManager(ckpt, str(run / CHECKPOINTS), max_to_keep=config.keep_checkpoints)
-    resumed = restore(ckpt, manager) if chief and config.resume else None
+    resumed = restore(ckpt, manager.directory) if chief and config.resume else None
     multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     step = 0
     try:
