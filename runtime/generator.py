@@ -22,7 +22,7 @@ import onnxruntime as ort
 
 from face2face.errors import Face2FaceError
 from face2face.modelfile import ModelInfo, read_sidecar
-from face2face.runtime.openvino_engine import OpenVinoEngine, cpu_capabilities, int8_unready, openvino_missing
+from face2face.runtime.openvino_engine import NO_BF16, OpenVinoEngine, cpu_capabilities, int8_unready, openvino_missing
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 ENGINE_NAMES = {"cuda": "onnxruntime CUDA", "openvino": "OpenVINO CPU", "cpu": "onnxruntime CPU"}
-NO_BF16 = "this CPU has no native bf16 (AMX or AVX-512 BF16)"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,14 @@ def openvino_missing() -> str:
     return ""
 
 
+NO_BF16 = "this CPU has no native bf16 (AMX or AVX-512 BF16)"
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AMX or AVX-512 BF16), as OpenVINO sees it."""
+    return not openvino_missing() and "BF16" in cpu_capabilities()
+
+
 @lru_cache(maxsize=1)
 def core():
     """The process's one OpenVINO runtime core (imported on first use)."""

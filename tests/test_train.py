@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
 
 from face2face.errors import Face2FaceError  # noqa: E402
 from face2face.modelfile import read_sidecar  # noqa: E402
+from face2face.runtime.openvino_engine import native_bf16  # noqa: E402
 from face2face.sketch import draw_sketch  # noqa: E402
 from face2face.train import pix2pix  # noqa: E402
 from face2face.train.data import check_split, jitter, make_dataset  # noqa: E402
@@ -103,6 +105,34 @@ def test_losses_fall_when_a_few_pairs_are_overfitted(tiny_dataset, tmp_path):
     # The generator's objective falls; the adversarial terms trade places and need not fall.
     assert late["G_GAN"] + 100 * late["G_L1"] < 0.7 * (early["G_GAN"] + 100 * early["G_L1"]), (early, late)
     assert all(np.isfinite(v) for h in history for v in h.values())
+
+
+def test_bf16_trains_and_exports_a_float32_model(tiny_dataset, tmp_path, caplog, monkeypatch):
+    from face2face.train.export import export
+
+    names = check_split(tiny_dataset, "train").names[:4]
+    data = tmp_path / "four"
+    _subset(tiny_dataset, data, names)
+    history, compute = [], []
+    original = pix2pix.build_generator
+
+    def spy(*args, **kwargs):
+        generator = original(*args, **kwargs)
+        compute.append(generator.get_layer("face").input.dtype)  # the last convolution's output
+        return generator
+
+    monkeypatch.setattr(pix2pix, "build_generator", spy)
+    train(data, tmp_path / "run", TrainConfig(steps=60, ngf=8, ndf=8, settle_fraction=0.2, precision="bf16",
+                                              learning_rate=1e-3, sample_every=1000),
+          progress=lambda step, total, losses: history.append(losses))
+    monkeypatch.undo()
+    assert compute == ["bfloat16"] and keras.mixed_precision.global_policy().name == "float32"  # restored
+    assert all(np.isfinite(v) for h in history for v in h.values())
+    assert np.mean([h["G_L1"] for h in history[-5:]]) < 0.8 * np.mean([h["G_L1"] for h in history[:5]])
+    if not native_bf16():
+        assert "runs emulated" in caplog.text
+    report = export(tmp_path / "run", tmp_path / "bf16.onnx")
+    assert report.precision == "fp32" and report.max_error <= 1e-4  # float32 weights: an ordinary model
 
 
 def test_resume_continues_at_the_saved_step_with_the_same_optimizer_state(tiny_dataset, tmp_path):

@@ -54,7 +54,9 @@ def add_commands(commands) -> None:
                    help="final share of steps trained with frozen batch-norm statistics, as exported (0 = off)")
     p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"),
                    help="tf.distribute strategy (auto: multiworker with TF_CONFIG, mirrored on 2+ GPUs)")
-    p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU only)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="compute precision: bf16 runs on matrix units (AMX, AVX-512 BF16, recent GPUs), fp16 on "
+                        "GPUs only (with loss scaling); weights, outputs and losses stay float32"),
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights, shuffling and jitter")
     p.set_defaults(handler=_train)
 
@@ -159,7 +161,7 @@ def _train(args: argparse.Namespace) -> int:
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         settle_fraction=args.settle_fraction, strategy=args.strategy,
-        mixed_precision=args.mixed_precision, seed=args.seed, resume=args.resume,
+        precision=args.precision, seed=args.seed, resume=args.resume,
     )
     check_train_config(config)  # before TensorFlow loads
     read_manifest(args.data)

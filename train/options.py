@@ -34,7 +34,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     samples: int = 4  # test pairs in each sample grid
     strategy: Literal["auto", "default", "mirrored", "multiworker"] = "auto"
-    mixed_precision: bool = False  # float16 compute (GPU only)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # compute; weights, outputs and losses stay float32
     xla: bool | None = None  # None = on when a GPU is used
     seed: int = 0
     resume: bool = False

@@ -201,10 +201,10 @@ class Pix2Pix(keras.Model):
         return values
 
 
-def make_optimizer(learning_rate: float = 2e-4, beta_1: float = 0.5, mixed_precision: bool = False,
+def make_optimizer(learning_rate: float = 2e-4, beta_1: float = 0.5, loss_scale: bool = False,
                    name: str | None = None) -> keras.optimizers.Optimizer:
     """Adam as in the paper; wrapped for dynamic loss scaling under mixed precision."""
     optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=0.999, name=name)
-    if mixed_precision:
+    if loss_scale:
         optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer, name=name)
     return optimizer

@@ -30,12 +30,15 @@ import numpy as np
 import tensorflow as tf
 
 from face2face.errors import Face2FaceError
+from face2face.runtime.openvino_engine import NO_BF16, native_bf16
 from face2face.train import pix2pix
 from face2face.train.distribute import PEER_ERRORS, is_chief, lost_peer_message, make_strategy, share_from_chief
 from face2face.train.data import Split, check_split, make_dataset
 from face2face.train.options import CHECKPOINTS, CONFIG, TrainConfig, check_train_config, read_run_config
 
 log = logging.getLogger(__name__)
+
+POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}  # Keras dtype policies
 
 
 @dataclass
@@ -62,8 +65,8 @@ def build(config: TrainConfig, size: int, global_batch: int) -> pix2pix.Pix2Pix:
     """The GAN with both optimisers, built and compiled (call inside the strategy's scope)."""
     model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch)
     model.compile(
-        pix2pix.make_optimizer(config.learning_rate, config.beta_1, config.mixed_precision, "g_adam"),
-        pix2pix.make_optimizer(config.learning_rate, config.beta_1, config.mixed_precision, "d_adam"),
+        pix2pix.make_optimizer(config.learning_rate, config.beta_1, config.precision == "fp16", "g_adam"),
+        pix2pix.make_optimizer(config.learning_rate, config.beta_1, config.precision == "fp16", "d_adam"),
     )
     return model
 
@@ -122,16 +125,17 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
     if chief and config.resume:
         _check_resumable(run, train_split.size, config)
 
-    if config.mixed_precision:
-        if not tf.config.list_physical_devices("GPU"):
-            raise Face2FaceError("--mixed-precision needs a GPU (float16 is slower than float32 on CPU)")
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    _check_precision(config.precision)
     keras.utils.set_random_seed(config.seed)
     with _default_signals():  # a cluster forms holding Python's lock: let SIGINT end the process there
         strategy = make_strategy(config.strategy)
     # After the strategy: TensorFlow's preemption notifier took SIGTERM while the cluster formed.
-    with _SignalFlag() as stop:
-        return _train(run, data_dir, train_split, test_split, config, defaults, strategy, chief, stop, progress)
+    keras.mixed_precision.set_global_policy(POLICIES[config.precision])
+    try:
+        with _SignalFlag() as stop:
+            return _train(run, data_dir, train_split, test_split, config, defaults, strategy, chief, stop, progress)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Split, config: TrainConfig,
@@ -337,6 +341,16 @@ class _SignalFlag:
             os.close(self._wakeup[1])  # the watching thread reads the end and closes its side
             self._thread.join()
             self._wakeup = self._thread = None
+
+
+def _check_precision(precision: str) -> None:
+    """A one-line error for fp16 without a GPU; a warning for bf16 where neither the GPU nor the CPU
+    computes it natively (it still trains, emulated, slower than fp32)."""
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    if precision == "fp16" and not gpu:
+        raise Face2FaceError("--precision fp16 needs a GPU (float16 is slower than float32 on CPU); use fp32 or bf16")
+    if precision == "bf16" and not gpu and not native_bf16():
+        log.warning("--precision bf16: %s, so it runs emulated and slower than fp32", NO_BF16)
 
 
 def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
