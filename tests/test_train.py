@@ -135,6 +135,16 @@ def test_bf16_trains_and_exports_a_float32_model(tiny_dataset, tmp_path, caplog,
     assert report.precision == "fp32" and report.max_error <= 1e-4  # float32 weights: an ordinary model
 
 
+def test_lr_decay_holds_the_rate_then_falls_linearly_to_zero():
+    model = build(TrainConfig(ngf=8, ndf=8, lr_decay=0.5), 64, 1, total_steps=100)
+    rates = []
+    for step in (0, 50, 75, 100, 120):
+        model.g_optimizer.iterations.assign(step)
+        rates.append(float(model.g_optimizer.learning_rate))
+    assert rates == pytest.approx([2e-4, 2e-4, 1e-4, 0.0, 0.0], abs=1e-9)
+    assert float(build(TrainConfig(ngf=8, ndf=8), 64, 1, 100).d_optimizer.learning_rate) == pytest.approx(2e-4)
+
+
 def test_resume_continues_at_the_saved_step_with_the_same_optimizer_state(tiny_dataset, tmp_path):
     run = tmp_path / "run"
     config = TrainConfig(steps=6, ngf=8, ndf=8, settle_fraction=0.0, sample_every=1000)
@@ -142,7 +152,7 @@ def test_resume_continues_at_the_saved_step_with_the_same_optimizer_state(tiny_d
     saved = tf.train.load_checkpoint(str(run / "checkpoints" / "ckpt-6"))
     assert saved.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 6
     # What the trainer restores: both optimisers' iterations and Adam moments, exactly.
-    model = build(config, 64, 1)
+    model = build(config, 64, 1, 6)
     ckpt, step, _ = make_checkpoint(model)
     ckpt.restore(str(run / "checkpoints" / "ckpt-6")).assert_existing_objects_matched()
     assert int(step.numpy()) == 6

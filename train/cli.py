@@ -50,6 +50,9 @@ def add_commands(commands) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
     p.add_argument("--checkpoint-every", type=positive_int, default=1000, metavar="N", help="steps between checkpoints")
     p.add_argument("--sample-every", type=positive_int, default=500, metavar="N", help="steps between sample grids")
+    p.add_argument("--lr-decay", type=fraction, default=0.0, metavar="F",
+                   help="final share of steps over which the learning rate falls linearly to 0, as in the paper "
+                        "(0.5); 0 keeps it constant")
     p.add_argument("--settle-fraction", type=fraction, default=0.1, metavar="F",
                    help="final share of steps trained with frozen batch-norm statistics, as exported (0 = off)")
     p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"),
@@ -160,7 +163,7 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-        settle_fraction=args.settle_fraction, strategy=args.strategy,
+        lr_decay=args.lr_decay, settle_fraction=args.settle_fraction, strategy=args.strategy,
         precision=args.precision, seed=args.seed, resume=args.resume,
     )
     check_train_config(config)  # before TensorFlow loads

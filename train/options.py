@@ -27,6 +27,7 @@ class TrainConfig:
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     lambda_l1: float = LAMBDA_L1
+    lr_decay: float = 0.0  # final share of steps over which the learning rate falls linearly to 0 (0 = constant)
     settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)
     checkpoint_every: int = 1000  # steps between checkpoints
     sample_every: int = 500  # steps between sample grids / TensorBoard images
@@ -49,6 +50,8 @@ def check_train_config(config: TrainConfig) -> None:
             raise Face2FaceError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
     if (config.steps is not None and config.steps < 1) or (config.epochs is not None and config.epochs <= 0):
         raise Face2FaceError("--steps / --epochs must be positive")
+    if not 0.0 <= config.lr_decay < 1.0:
+        raise Face2FaceError(f"--lr-decay must be in [0, 1), got {config.lr_decay}")
     if not 0.0 <= config.settle_fraction < 1.0:
         raise Face2FaceError(f"--settle-fraction must be in [0, 1), got {config.settle_fraction}")
 

@@ -201,7 +201,23 @@ class Pix2Pix(keras.Model):
         return values
 
 
-def make_optimizer(learning_rate: float = 2e-4, beta_1: float = 0.5, loss_scale: bool = False,
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """The paper's schedule: ``rate`` for the first steps, then linearly to 0 over the last
+    ``fraction`` of ``total`` steps (Isola et al. 2017: 100 epochs constant, 100 decaying)."""
+
+    def __init__(self, rate: float, total: int, fraction: float) -> None:
+        self.rate, self.total, self.fraction = rate, total, fraction
+
+    def __call__(self, step):
+        start = self.total * (1.0 - self.fraction)
+        left = (tf.cast(step, tf.float32) - start) / max(self.total - start, 1.0)
+        return self.rate * (1.0 - tf.clip_by_value(left, 0.0, 1.0))
+
+    def get_config(self) -> dict:
+        return {"rate": self.rate, "total": self.total, "fraction": self.fraction}
+
+
+def make_optimizer(learning_rate: float | LinearDecay = 2e-4, beta_1: float = 0.5, loss_scale: bool = False,
                    name: str | None = None) -> keras.optimizers.Optimizer:
     """Adam as in the paper; wrapped for dynamic loss scaling under mixed precision."""
     optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=0.999, name=name)

@@ -61,12 +61,15 @@ def resolve_steps(config: TrainConfig, train_pairs: int) -> int:
     return max(1, math.ceil((config.epochs if config.epochs is not None else 200) * per_epoch))
 
 
-def build(config: TrainConfig, size: int, global_batch: int) -> pix2pix.Pix2Pix:
+def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -> pix2pix.Pix2Pix:
     """The GAN with both optimisers, built and compiled (call inside the strategy's scope)."""
     model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch)
+    rate = config.learning_rate
+    if config.lr_decay:
+        rate = pix2pix.LinearDecay(config.learning_rate, total_steps, config.lr_decay)
     model.compile(
-        pix2pix.make_optimizer(config.learning_rate, config.beta_1, config.precision == "fp16", "g_adam"),
-        pix2pix.make_optimizer(config.learning_rate, config.beta_1, config.precision == "fp16", "d_adam"),
+        pix2pix.make_optimizer(rate, config.beta_1, config.precision == "fp16", "g_adam"),
+        pix2pix.make_optimizer(rate, config.beta_1, config.precision == "fp16", "d_adam"),
     )
     return model
 
@@ -146,7 +149,7 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Spli
     total = resolve_steps(config, len(train_split.names))
     settle_steps = int(round(total * config.settle_fraction))
     with strategy.scope():
-        model = build(config, train_split.size, config.batch_size)
+        model = build(config, train_split.size, config.batch_size, total)
         ckpt, step_var, settled = make_checkpoint(model)
     # The chief alone saves: the checkpoint holds no sync-on-read variables, so saving needs no collective.
     manager = tf.train.CheckpointManager(ckpt, str(run / CHECKPOINTS), max_to_keep=config.keep_checkpoints)
