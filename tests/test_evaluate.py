@@ -50,7 +50,7 @@ def test_evaluate_a_trained_model(tiny_model, tiny_dataset, tmp_path, analyzer):
 
 
 def _constant_model(path, image_bgr: np.ndarray) -> None:
-    """An ONNX 'generator' that always returns one real photo (sketch * 0 + photo)."""
+    """An ONNX 'generator' that always returns one real photo (sketch * 0 + photo); its sidecar says ngf 1."""
     photo = cv2.cvtColor(image_bgr, cv2.COLOR_BGR2RGB).astype(np.float32)[None] / 127.5 - 1.0
     size = photo.shape[1]
     graph = helper.make_graph(
@@ -59,7 +59,7 @@ def _constant_model(path, image_bgr: np.ndarray) -> None:
         [helper.make_tensor_value_info("face", TensorProto.FLOAT, [1, size, size, 3])],
         [numpy_helper.from_array(np.zeros((1,), np.float32), "zero"), numpy_helper.from_array(photo, "photo")])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(path))
-    write_sidecar(path, ModelInfo(size=size, ngf=0, steps=0, template=np.zeros((68, 2)).tolist()))
+    write_sidecar(path, ModelInfo(size=size, ngf=1, steps=0, template=np.zeros((68, 2)).tolist()))
 
 
 def test_akd_is_zero_on_the_real_photo_and_grows_with_misplacement(tiny_dataset, tmp_path, analyzer):
