@@ -25,7 +25,8 @@ FEATHER = 0.08  # share of the crop side over which the generated face fades int
 MASK_GROW = 0.03  # the face outline is widened by this share of the crop side before feathering
 FOREHEAD = 0.08  # the pasted forehead reaches this share of the chin-to-brows distance above the brows (below the hairline)
 COLOUR_LIMIT = 24.0  # at most this many 8-bit levels of colour correction per channel
-COLOUR_SMOOTHING = 0.15  # EMA weight of each frame's colour offset (steady, no flicker)
+COLOUR_EVERY = 3  # frames between two measurements of the colour offset
+COLOUR_SMOOTHING = 0.4  # EMA weight of each measurement (about 0.15 a frame): steady, no flicker
 CAMERA_MARGIN = 0.05  # share of the output height the picture can move by with the driver's head
 ALPHA_FLOOR = 0.004  # weights at or below this leave the frame as it is (under half an 8-bit level)
 
@@ -131,7 +132,7 @@ class FacePaster:
         self._grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(MASK_GROW * MASK_SIZE) | 1,) * 2)
         self._blur = int(feather * MASK_SIZE) | 1
         self._offset = np.zeros(3)
-        self._seen = False
+        self._pasted = 0  # frames since the last reset
 
     def weights(self, side: int, outlines: list[np.ndarray] | None) -> np.ndarray:
         """``MASK_SIZE`` square float32 weights over the crop square for outlines in square px
@@ -147,7 +148,7 @@ class FacePaster:
     def reset(self) -> None:
         """Forget the colour offset (a new stream)."""
         self._offset[:] = 0.0
-        self._seen = False
+        self._pasted = 0
 
     def paste(self, frame: np.ndarray, face: np.ndarray, square: Square, outlines: list[np.ndarray] | None = None) -> None:
         """Blend ``face`` (a square crop) into ``frame`` in place, over ``square`` (clipped to the
@@ -160,13 +161,13 @@ class FacePaster:
             return
         small = self.weights(side, [o - (x0, y0) for o in outlines] if outlines else None)
         band = ((small > 0.02) & (small < 0.98)).astype(np.uint8)  # the seam, where both show
-        if band.any():
+        if self._pasted % COLOUR_EVERY == 0 and band.any():
             there = crop(frame, Square(x0 + side / 2, y0 + side / 2, side), MASK_SIZE)
             ours = cv2.resize(face, (MASK_SIZE, MASK_SIZE), interpolation=cv2.INTER_LINEAR)
             offset = np.subtract(cv2.mean(there, band)[:3], cv2.mean(ours, band)[:3])
-            weight = 1.0 if not self._seen else COLOUR_SMOOTHING
+            weight = 1.0 if self._pasted == 0 else COLOUR_SMOOTHING
             self._offset += weight * (np.clip(offset, -COLOUR_LIMIT, COLOUR_LIMIT) - self._offset)
-            self._seen = True
+        self._pasted += 1
         self._blend(frame, face, small, x0, y0, side)
 
     def _blend(self, frame: np.ndarray, face: np.ndarray, small: np.ndarray, x0: int, y0: int, side: int) -> None:
