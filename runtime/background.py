@@ -64,10 +64,11 @@ class BackgroundClip:
         return m - max(-m, min(m, round(dx))), m - max(-m, min(m, round(dy)))
 
 
-def load_background(folder: str | os.PathLike, out_width: int, out_height: int) -> BackgroundClip:
+def load_background(folder: str | os.PathLike, out_width: int, out_height: int, still: bool = False) -> BackgroundClip:
     """A background clip (a ``MODEL.background/`` folder) fitted into ``out_width x out_height``,
     with ``CAMERA_MARGIN`` of the height around it: the picture is enlarged just enough that
-    moving it by the margin never shows an edge where it fills the output."""
+    moving it by the margin never shows an edge where it fills the output. ``still``: its first
+    frame only."""
     folder = Path(folder)
     try:
         meta = json.loads((folder / SQUARES).read_text())
@@ -77,6 +78,8 @@ def load_background(folder: str | os.PathLike, out_width: int, out_height: int) 
             raise ValueError("empty clip, bad fps or squares")
         if points.shape != (len(squares), 68, 2) or crop_size <= 0:
             raise ValueError("landmarks do not match the frames")
+        if still:
+            squares, points = squares[:1], points[:1]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise Face2FaceError(f"{folder / SQUARES}: unreadable background clip ({exc}); export the model again") from None
     margin = round(CAMERA_MARGIN * out_height)

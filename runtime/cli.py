@@ -93,6 +93,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
                    help="output layout: frame (the face in the target's own video frame; models without a "
                         "background clip fall back to face), face (the generated crop), or side-by-side "
                         "(driver | sketch | output)")
+    p.add_argument("--still", action="store_true",
+                   help="frame layout: hold one frame of the target's clip instead of playing it back and forth")
     p.add_argument("--provider", choices=PROVIDERS, default="auto",
                    help="generator engine: auto = CUDA if usable, else OpenVINO, else onnxruntime CPU")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -123,7 +125,7 @@ def _config(args, width: int, height: int):
     from face2face.runtime.smooth import OneEuroConfig
 
     return PuppetConfig(
-        layout=args.layout, width=width, height=height,
+        layout=args.layout, still=args.still, width=width, height=height,
         retarget=RetargetConfig(mode=args.retarget),
         smoothing=OneEuroConfig(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta),
         tracker=TrackerConfig(redetect_every=args.redetect_every),

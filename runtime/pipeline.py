@@ -34,6 +34,7 @@ class PuppetConfig:
     """How driver frames become output frames."""
 
     layout: Layout = "face"
+    still: bool = False  # frame layout: hold the clip's first frame instead of playing the clip
     width: int = 640  # output frame size, px
     height: int = 480
     retarget: RetargetConfig = field(default_factory=RetargetConfig)
@@ -90,7 +91,8 @@ class Puppeteer:
         self.gaze_filter = OneEuroFilter(config.smoothing)
         layout, background = config.layout, None
         if layout == "frame" and info.background:
-            background = load_background(generator.model.with_name(info.background), config.width, config.height)
+            background = load_background(generator.model.with_name(info.background), config.width, config.height,
+                                         still=config.still)
         elif layout == "frame":
             log.info("%s has no background clip (exported before clips, or without its video): layout face",
                      generator.model.name)

@@ -97,6 +97,15 @@ def test_reenact_puts_the_face_into_the_target_s_frames(tiny_model, tmp_path):
     assert 10 * np.log10(255**2 / mse) > 30
 
 
+def test_still_holds_the_clip_s_first_frame(tiny_model, analyzer):
+    folder = tiny_model.with_name(read_sidecar(tiny_model).background)
+    clip = load_background(folder, 640, 360)
+    still = Puppeteer(Generator(tiny_model, provider="cpu"), analyzer,
+                      PuppetConfig(layout="frame", still=True, width=640, height=360)).composer.background
+    assert len(clip.frames) == 32 and len(still.frames) == 1 and still.index(5.0) == 0
+    assert np.array_equal(still.frames[0], clip.frames[0]) and still.squares == clip.squares[:1]
+
+
 def test_a_model_without_a_clip_falls_back_to_the_face_layout(tiny_model, tmp_path, analyzer, caplog):
     old = tmp_path / "old.onnx"
     old.write_bytes(tiny_model.read_bytes())
