@@ -2,8 +2,9 @@
 model (``MODEL.background/``, written by ``export``) and the seamless paste of a face crop.
 
 The clip is a stretch of the target video with its face crop square in every frame; it plays
-forwards then backwards (ping-pong), so the loop never jumps. The generated crop replaces the
-square, blended into the frame over a feathered border whose colours are matched to the frame's.
+forwards then backwards (ping-pong), so the loop never jumps, and is held with a margin so the
+whole picture can move with the driver's head. The generated crop replaces the target's face,
+blended into the frame over a feathered outline whose colours are matched to the frame's.
 """
 
 from __future__ import annotations
