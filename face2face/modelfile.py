@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from face2face.errors import Face2FaceError
+from face2face.files import write_atomic
 
 FORMAT = "face2face-generator"
 VERSION = 1
@@ -63,9 +64,7 @@ def sidecar_path(model_path: str | os.PathLike) -> Path:
 def write_sidecar(model_path: str | os.PathLike, info: ModelInfo) -> Path:
     """Write the sidecar atomically beside the model."""
     path = sidecar_path(model_path)
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(json.dumps(asdict(info), indent=2))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(asdict(info), indent=2).encode())
     return path
 
 

@@ -164,8 +164,8 @@ class FacePaster:
         if fx1 - fx0 < 2 or fy1 - fy0 < 2:
             return
         small = self.weights(side, [o - (x0, y0) for o in outlines] if outlines else None)
-        band = ((small > 0.02) & (small < 0.98)).astype(np.uint8)  # the seam, where both show
-        if self._pasted % COLOUR_EVERY == 0 and band.any():
+        band = ((small > 0.02) & (small < 0.98)).astype(np.uint8) if self._pasted % COLOUR_EVERY == 0 else None
+        if band is not None and band.any():  # the seam, where both show
             there = crop(frame, Square(x0 + side / 2, y0 + side / 2, side), MASK_SIZE)
             ours = cv2.resize(face, (MASK_SIZE, MASK_SIZE), interpolation=cv2.INTER_LINEAR)
             offset = np.subtract(cv2.mean(there, band)[:3], cv2.mean(ours, band)[:3])

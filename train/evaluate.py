@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from face2face.errors import Face2FaceError
+from face2face.files import write_atomic
 from face2face.faces import FaceAnalyzer
 from face2face.identity import FaceIdentity, distance
 from face2face.pupils import find_pupils
@@ -125,7 +126,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
     frames.close()
     report = _summarise(per_pair, model_path, data, config, generator, time.perf_counter() - started)
     if json_path:
-        Path(json_path).write_text(json.dumps(report, indent=2))
+        write_atomic(json_path, json.dumps(report, indent=2).encode())  # quickstart's mark of a finished stage
     if grid_path and not cv2.imwrite(str(grid_path), np.concatenate(rows, axis=0)):
         raise Face2FaceError(f"{grid_path}: cannot write the grid image")
     return report

@@ -27,6 +27,7 @@ import numpy as np
 from face2face.console import plural
 from face2face.detectors import DetectorConfig
 from face2face.errors import Face2FaceError
+from face2face.files import write_atomic
 from face2face.faces import FaceAnalyzer
 from face2face.geometry import Square, apply_affine, crop, face_square, smooth_square
 from face2face.pupils import find_pupils
@@ -268,9 +269,7 @@ def _finish(out, staging, stats, points, pupils, squares, config, seconds) -> di
         "frames_per_second": round(frames_read / max(seconds, 1e-9), 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    tmp = out / f".{MANIFEST}.part"
-    tmp.write_text(json.dumps(manifest, indent=2))
-    tmp.rename(out / MANIFEST)
+    write_atomic(out / MANIFEST, json.dumps(manifest, indent=2).encode())
     return manifest
 
 

@@ -146,10 +146,10 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     log.info(f"2/4 training: {'resuming' if checkpoint else 'starting'} {run}")
     defaults = DEFAULTS[plan.device]  # quickstart's own choices are not "changed" options
     with Counter("train", "step") as progress:
-        result = train(data, run, TrainConfig(steps=plan.steps, ngf=plan.ngf, resume=bool(checkpoint),
-                                              checkpoint_every=checkpoint_interval(plan.steps)),
-                       progress=progress, defaults=TrainConfig(**defaults, resume=bool(checkpoint),
-                                                               checkpoint_every=checkpoint_interval(plan.steps)))
+        every = checkpoint_interval(plan.steps)
+        resumed = bool(checkpoint)
+        result = train(data, run, TrainConfig(steps=plan.steps, ngf=plan.ngf, resume=resumed, checkpoint_every=every),
+                       progress=progress, defaults=TrainConfig(**defaults, resume=resumed, checkpoint_every=every))
     if result.interrupted:
         raise KeyboardInterrupt
 

@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from face2face.errors import Face2FaceError
+from face2face.files import write_atomic
 from face2face.runtime.openvino_engine import NO_BF16, native_bf16
 from face2face.train import pix2pix
 from face2face.train.distribute import PEER_ERRORS, is_chief, lost_peer_message, make_strategy, share_from_chief
@@ -381,9 +382,7 @@ def _write_config(run: Path, data_dir, config: TrainConfig, defaults: TrainConfi
                      "devices": [d.name for d in tf.config.list_logical_devices() if d.device_type in ("GPU", "CPU")]},
     }
     run.mkdir(parents=True, exist_ok=True)
-    tmp = run / f".{CONFIG}.part"
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, run / CONFIG)
+    write_atomic(run / CONFIG, json.dumps(doc, indent=2).encode())
 
 
 def _log_scalars(writer, model, step: int) -> None:
