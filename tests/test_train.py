@@ -21,7 +21,7 @@ from face2face.modelfile import read_sidecar  # noqa: E402
 from face2face.runtime.openvino_engine import native_bf16  # noqa: E402
 from face2face.sketch import draw_sketch  # noqa: E402
 from face2face.train import pix2pix  # noqa: E402
-from face2face.train.data import check_split, jitter, make_dataset  # noqa: E402
+from face2face.train.data import check_split, jitter, make_dataset, warp  # noqa: E402
 from face2face.train.trainer import TrainConfig, build, make_checkpoint, settle, train  # noqa: E402
 
 
@@ -60,6 +60,39 @@ def test_jitter_is_identical_on_both_images_and_seeded():
     np.testing.assert_array_equal(a.numpy(), again.numpy())
 
 
+def _sketch(tiny_dataset, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """A real face's landmarks scaled to ``size`` and its RGB sketch in [-1, 1]."""
+    points = np.asarray(json.loads((tiny_dataset / "train" / "landmarks.json").read_text())["points"][0])
+    points = points * size / 64
+    return points, draw_sketch(points, size)[..., ::-1].astype(np.float32) / 127.5 - 1.0
+
+
+def test_warp_moves_sketch_and_photo_together_within_its_bounds(tiny_dataset):
+    _, sketch = _sketch(tiny_dataset, 64)
+    photo = 0.5 * sketch + 0.4  # a grey background, which the photo's reflection keeps
+    seed = tf.constant([3, 4], tf.int64)
+    a, b = (t.numpy() for t in warp(tf.constant(sketch), tf.constant(photo), seed, 64))
+    np.testing.assert_array_equal(a, warp(tf.constant(sketch), tf.constant(photo), seed, 64)[0].numpy())
+    assert not np.allclose(a, sketch, atol=0.1)  # moved
+    filled = (a.max(axis=-1) == -1.0) & (b.min(axis=-1) > -0.2)  # the sketch's black fill
+    assert filled.any()
+    np.testing.assert_allclose(b[~filled], 0.5 * a[~filled] + 0.4, atol=1e-5)  # the same transform
+    # A similarity of at most 10% zoom: the strokes' area changes by at most (1.1)^2, plus blur.
+    area = lambda image: (image.max(axis=-1) > 0).sum()  # noqa: E731
+    assert 0.7 < area(a) / area(sketch) < 1.4
+
+
+def test_parts_mask_covers_eyes_and_lips_and_nothing_else(tiny_dataset):
+    points, sketch = _sketch(tiny_dataset)
+    mask = pix2pix.parts_mask(tf.constant(sketch[None]), 256).numpy()[0, ..., 0]
+    at = lambda i: mask[int(round(points[i, 1])), int(round(points[i, 0]))]  # noqa: E731
+    assert all(at(i) == 1 for i in range(36, 68))  # eye corners and lids, lips
+    inner = points[60:68].mean(axis=0).round().astype(int)
+    assert mask[inner[1], inner[0]] == 1  # inside the mouth
+    assert all(at(i) == 0 for i in (0, 8, 16, 19, 24, 30))  # jaw, chin, brows, nose tip
+    assert 0.03 < mask.mean() < 0.25
+
+
 def test_mirrored_sketch_is_the_sketch_of_the_mirrored_face(tiny_dataset):
     points = np.asarray(json.loads((tiny_dataset / "train" / "landmarks.json").read_text())["points"][0])
     mirrored = points.copy()
@@ -91,14 +124,17 @@ def _subset(src, dst, names):
     shutil.copy(src / "manifest.json", dst / "manifest.json")
 
 
-def test_losses_fall_when_a_few_pairs_are_overfitted(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("options", [{}, {"feature_matching": 10.0, "parts_weight": 4.0, "warp": True}],
+                         ids=["paper", "feature-matching+parts+warp"])
+def test_losses_fall_when_a_few_pairs_are_overfitted(tiny_dataset, tmp_path, options):
     names = check_split(tiny_dataset, "train").names[:4]
     data = tmp_path / "four"
     _subset(tiny_dataset, data, names)
     history = []
     train(data, tmp_path / "run", TrainConfig(steps=120, ngf=16, ndf=16, settle_fraction=0.0,
-                                              learning_rate=1e-3, sample_every=1000),
+                                              learning_rate=1e-3, sample_every=1000, **options),
           progress=lambda step, total, losses: history.append(losses))
+    assert ("G_FM" in history[0]) == bool(options)
     early = {k: np.mean([h[k] for h in history[:10]]) for k in history[0]}
     late = {k: np.mean([h[k] for h in history[-10:]]) for k in history[0]}
     assert late["G_L1"] < 0.6 * early["G_L1"], (early, late)

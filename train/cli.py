@@ -17,8 +17,8 @@ log = logging.getLogger("face2face")
 
 def add_commands(commands) -> None:
     """Register ``prepare``, ``quickstart``, ``train``, ``export``, ``quantize`` and ``evaluate`` on the main parser."""
-    from face2face.cli import (add_command, add_detector_option, fraction, image_size, non_negative_int, opset,
-                               positive_float, positive_int)
+    from face2face.cli import (add_command, add_detector_option, fraction, image_size, non_negative_float,
+                               non_negative_int, opset, positive_float, positive_int)
     from face2face.runtime.generator import PRECISIONS, PROVIDERS
 
     p = add_command(commands, "prepare", "turn target video(s) into a paired training dataset",
@@ -53,6 +53,13 @@ def add_commands(commands) -> None:
     p.add_argument("--lr-decay", type=fraction, default=0.0, metavar="F",
                    help="final share of steps over which the learning rate falls linearly to 0, as in the paper "
                         "(0.5); 0 keeps it constant")
+    p.add_argument("--feature-matching", type=non_negative_float, default=0.0, metavar="W",
+                   help="add pix2pixHD's discriminator feature-matching loss with weight W (pix2pixHD: 10); 0 = off")
+    p.add_argument("--parts-weight", type=non_negative_float, default=0.0, metavar="W",
+                   help="weigh the L1 loss 1+W times around the eyes and lips; 0 = the paper's plain L1")
+    p.add_argument("--warp", action="store_true",
+                   help="before the paper's jitter, rotate (up to 10 degrees), scale (10%%) and shift (5%%) each "
+                        "sketch and photo together: head poses the target video never showed")
     p.add_argument("--settle-fraction", type=fraction, default=0.1, metavar="F",
                    help="final share of steps trained with frozen batch-norm statistics, as exported (0 = off)")
     p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"),
@@ -163,7 +170,8 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-        lr_decay=args.lr_decay, settle_fraction=args.settle_fraction, strategy=args.strategy,
+        lr_decay=args.lr_decay, feature_matching=args.feature_matching,
+        parts_weight=args.parts_weight, warp=args.warp, settle_fraction=args.settle_fraction, strategy=args.strategy,
         precision=args.precision, seed=args.seed, resume=args.resume,
     )
     check_train_config(config)  # before TensorFlow loads

@@ -8,6 +8,7 @@ Pairs come from ``face2face prepare``: ``DIR/{split}/input/NAME.png`` (sketch) a
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,10 @@ from face2face.train.prepare import read_manifest
 log = logging.getLogger(__name__)
 
 JITTER_SCALE = 286 / 256  # the paper's resize-then-crop jitter
+# ``warp``: a random similarity transform before the jitter, uniform within these bounds.
+WARP_DEGREES = 10.0  # in-plane rotation, either way
+WARP_SCALE = 0.1  # zoom in or out by up to 10%
+WARP_SHIFT = 0.05  # shift by up to 5% of the side, each axis
 
 
 @dataclass(frozen=True)
@@ -95,9 +100,39 @@ def jitter(sketch: tf.Tensor, photo: tf.Tensor, seed: tf.Tensor, size: int) -> t
     return both[..., :3], both[..., 3:]
 
 
+def warp(sketch: tf.Tensor, photo: tf.Tensor, seed: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """A random rotation, scale and shift about the centre, identical on both images: poses and
+    framings the target never showed. The sketch is filled with black, the photo reflected."""
+    u = tf.random.stateless_uniform((4,), seed, -1.0, 1.0)
+    angle = u[0] * WARP_DEGREES * math.pi / 180.0
+    scale = 1.0 + u[1] * WARP_SCALE
+    shift = u[2:] * WARP_SHIFT * size
+    centre = (size - 1) / 2.0
+    # The inverse map, output pixel -> input pixel: R(-angle) (p - centre - shift) / scale + centre.
+    a0, a1 = tf.cos(angle) / scale, tf.sin(angle) / scale
+    b0, b1 = -a1, a0
+    x0, y0 = centre + shift[0], centre + shift[1]
+    transform = tf.stack([a0, a1, centre - a0 * x0 - a1 * y0, b0, b1, centre - b0 * x0 - b1 * y0, 0.0, 0.0])
+
+    def apply(image: tf.Tensor, fill_mode: str) -> tf.Tensor:
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=image[None], transforms=transform[None], output_shape=(size, size), fill_value=-1.0,
+            interpolation="BILINEAR", fill_mode=fill_mode)[0]
+
+    return apply(sketch, "CONSTANT"), apply(photo, "REFLECT")
+
+
+def _augment(sketch: tf.Tensor, photo: tf.Tensor, seed: tf.Tensor, size: int,
+             warped: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    if warped:  # its own seed, so the jitter's draws stay those of an unwarped run
+        sketch, photo = warp(sketch, photo, tf.random.experimental.stateless_fold_in(seed, 1), size)
+    return jitter(sketch, photo, seed, size)
+
+
 def make_dataset(split: Split, batch_size: int, training: bool, seed: int = 0,
-                 repeat: bool = False, skip_batches: int = 0) -> tf.data.Dataset:
-    """Batches of ``(sketch, photo)``; training adds jitter and shuffling, both seeded.
+                 repeat: bool = False, skip_batches: int = 0, warped: bool = False) -> tf.data.Dataset:
+    """Batches of ``(sketch, photo)``; training adds jitter (``warped``: after ``warp``) and
+    shuffling, all seeded.
 
     ``skip_batches`` replays the seeded stream up to where a resumed run stopped.
     """
@@ -113,7 +148,7 @@ def make_dataset(split: Split, batch_size: int, training: bool, seed: int = 0,
         # A per-element seed from a seeded counter: the same run jitters the same way.
         counter = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
         ds = tf.data.Dataset.zip((ds, counter))
-        ds = ds.map(lambda pair, s: jitter(pair[0], pair[1], s, size),
+        ds = ds.map(lambda pair, s: _augment(pair[0], pair[1], s, size, warped),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=training)
     if skip_batches:

@@ -27,7 +27,10 @@ class TrainConfig:
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     lambda_l1: float = LAMBDA_L1
+    feature_matching: float = 0.0  # weight of pix2pixHD's discriminator feature matching (0 = off; pix2pixHD: 10)
+    parts_weight: float = 0.0  # extra L1 weight around the eyes and lips (0 = the paper's plain L1)
     lr_decay: float = 0.0  # final share of steps over which the learning rate falls linearly to 0 (0 = constant)
+    warp: bool = False  # also rotate, scale and shift each pair (``face2face.train.data.warp``)
     settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)
     checkpoint_every: int = 1000  # steps between checkpoints
     sample_every: int = 500  # steps between sample grids / TensorBoard images
@@ -50,6 +53,9 @@ def check_train_config(config: TrainConfig) -> None:
             raise Face2FaceError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
     if (config.steps is not None and config.steps < 1) or (config.epochs is not None and config.epochs <= 0):
         raise Face2FaceError("--steps / --epochs must be positive")
+    for name in ("feature_matching", "parts_weight"):
+        if getattr(config, name) < 0:
+            raise Face2FaceError(f"--{name.replace('_', '-')} must be at least 0, got {getattr(config, name)}")
     if not 0.0 <= config.lr_decay < 1.0:
         raise Face2FaceError(f"--lr-decay must be in [0, 1), got {config.lr_decay}")
     if not 0.0 <= config.settle_fraction < 1.0:

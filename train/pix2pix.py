@@ -111,10 +111,28 @@ def build_discriminator(size: int = 256, ndf: int = 64, name: str = "discriminat
         x = layers.Conv2D(width, 4, stride, use_bias=i == 0, kernel_initializer=_init(), name=f"d{i}")(x)
         if i > 0:
             x = BatchNorm(name=f"d{i}_bn")(x)
-        x = layers.LeakyReLU(0.2)(x)
+        x = layers.LeakyReLU(0.2, name=f"d{i}_act")(x)
     x = layers.ZeroPadding2D(1)(x)
     logits = layers.Conv2D(1, 4, 1, kernel_initializer=_init(), dtype="float32", name="logits")(x)
     return keras.Model([sketch, image], logits, name=name)
+
+
+def discriminator_features(discriminator: keras.Model) -> keras.Model:
+    """The discriminator with its four hidden activations as outputs before the logits (same layers)."""
+    hidden = [discriminator.get_layer(f"d{i}_act").output for i in range(4)]
+    return keras.Model(discriminator.inputs, [*hidden, discriminator.output], name="discriminator_features")
+
+
+def parts_mask(sketch: tf.Tensor, size: int) -> tf.Tensor:
+    """``[B, size, size, 1]``: 1 around the eyes (green strokes, cyan pupils) and the lips (red and
+    magenta strokes) of RGB sketches in [-1, 1], 0 elsewhere; the strokes are widened by a tenth
+    of the side, which covers the eyes' and the open mouth's insides."""
+    r, g, b = tf.unstack((tf.cast(sketch, tf.float32) + 1.0) / 2.0, axis=-1)
+    eyes = (g > 0.75) & (r < 0.3)  # green, cyan; not yellow, white or the nose's blue (g 0.5)
+    lips = (r > 0.5) & (g < 0.3)  # red, magenta
+    strokes = tf.cast(eyes | lips, tf.float32)[..., None]
+    width = max(3, size // 10) | 1
+    return tf.nn.max_pool2d(strokes, width, 1, "SAME")
 
 
 def batch_norms(model: keras.Model) -> list[BatchNorm]:
@@ -141,19 +159,28 @@ class Pix2Pix(keras.Model):
     """The conditional GAN: ``train_step((sketch, photo))`` updates D and G once each.
 
     Losses (pix2pix vocabulary): ``G_GAN`` + ``lambda_l1`` x ``G_L1`` for the generator,
-    ``D_real + D_fake`` for the discriminator (sigmoid cross-entropy on logits).
+    ``D_real + D_fake`` for the discriminator (sigmoid cross-entropy on logits). Options:
+    ``lambda_fm`` adds pix2pixHD's feature matching (Wang et al. 2018), ``lambda_fm`` x ``G_FM``:
+    the L1 distance between the discriminator's hidden activations on the photo and on the output,
+    summed over its four layers; ``parts_weight`` weighs the L1 term ``1 + parts_weight`` times
+    around the eyes and lips (``parts_mask``), normalised so the term keeps its scale.
     Per-example losses are averaged over the *global* batch so ``tf.distribute`` replicas sum
     correctly.
     """
 
     def __init__(self, size: int = 256, ngf: int = 64, ndf: int = 64, lambda_l1: float = LAMBDA_L1,
-                 global_batch_size: int = 1, **kwargs) -> None:
+                 global_batch_size: int = 1, lambda_fm: float = 0.0, parts_weight: float = 0.0,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.generator = build_generator(size, ngf)
         self.discriminator = build_discriminator(size, ndf)
+        self.features = discriminator_features(self.discriminator)
+        self.size = size
         self.lambda_l1 = lambda_l1
+        self.lambda_fm = lambda_fm
+        self.parts_weight = parts_weight
         self.global_batch_size = global_batch_size
-        self.names = ("G_GAN", "G_L1", "D_real", "D_fake")
+        self.names = ("G_GAN", "G_L1", *(("G_FM",) if lambda_fm else ()), "D_real", "D_fake")
         self.loss_metrics = {n: keras.metrics.Mean(name=n) for n in self.names}
 
     def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer) -> None:
@@ -174,17 +201,31 @@ class Pix2Pix(keras.Model):
     def _mean(self, per_example: tf.Tensor) -> tf.Tensor:
         return tf.reduce_sum(per_example) / self.global_batch_size
 
+    def _l1(self, sketch: tf.Tensor, photo: tf.Tensor, fake: tf.Tensor) -> tf.Tensor:
+        """Per-example mean absolute error, weighted around the eyes and lips by ``parts_weight``."""
+        error = tf.abs(photo - tf.cast(fake, photo.dtype))
+        if not self.parts_weight:
+            return tf.reduce_mean(error, axis=[1, 2, 3])
+        weight = 1.0 + self.parts_weight * parts_mask(sketch, self.size)
+        return tf.reduce_sum(error * weight, axis=[1, 2, 3]) / (3.0 * tf.reduce_sum(weight, axis=[1, 2, 3]))
+
     def train_step(self, data) -> dict[str, tf.Tensor]:
         sketch, photo = data
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = self.generator(sketch, training=True)
-            real_logits = self.discriminator([sketch, photo], training=True)
-            fake_logits = self.discriminator([sketch, fake], training=True)
+            *real_hidden, real_logits = self.features([sketch, photo], training=True)
+            *fake_hidden, fake_logits = self.features([sketch, fake], training=True)
             g_gan = self._mean(_bce(fake_logits, fake_logits, 1.0))
-            g_l1 = self._mean(tf.reduce_mean(tf.abs(photo - tf.cast(fake, photo.dtype)), axis=[1, 2, 3]))
+            g_l1 = self._mean(self._l1(sketch, photo, fake))
             d_real = self._mean(_bce(real_logits, real_logits, 1.0))
             d_fake = self._mean(_bce(fake_logits, fake_logits, 0.0))
             g_loss = g_gan + self.lambda_l1 * g_l1
+            values = {"G_GAN": g_gan, "G_L1": g_l1, "D_real": d_real, "D_fake": d_fake}
+            if self.lambda_fm:
+                values["G_FM"] = self._mean(tf.add_n([
+                    tf.reduce_mean(tf.abs(tf.cast(tf.stop_gradient(r) - f, tf.float32)), axis=[1, 2, 3])
+                    for r, f in zip(real_hidden, fake_hidden)]))
+                g_loss += self.lambda_fm * values["G_FM"]
             d_loss = d_real + d_fake
             # Loss scaling under mixed precision; apply_gradients unscales (identity otherwise).
             g_scaled = self.g_optimizer.scale_loss(g_loss)
@@ -195,7 +236,6 @@ class Pix2Pix(keras.Model):
         d_grads = d_tape.gradient(d_scaled, d_vars)
         self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
         self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
-        values = dict(zip(self.names, (g_gan, g_l1, d_real, d_fake)))
         for name, value in values.items():
             self.loss_metrics[name].update_state(value)
         return values

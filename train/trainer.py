@@ -64,7 +64,8 @@ def resolve_steps(config: TrainConfig, train_pairs: int) -> int:
 
 def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -> pix2pix.Pix2Pix:
     """The GAN with both optimisers, built and compiled (call inside the strategy's scope)."""
-    model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch)
+    model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch,
+                            config.feature_matching, config.parts_weight)
     rate = config.learning_rate
     if config.lr_decay:
         rate = pix2pix.LinearDecay(config.learning_rate, total_steps, config.lr_decay)
@@ -166,7 +167,8 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Spli
         if chief:
             _write_config(run, data_dir, config, defaults, total_steps=total, settle_steps=settle_steps,
                           size=train_split.size, strategy=strategy, xla=xla, train_pairs=len(train_split.names))
-        ds = make_dataset(train_split, config.batch_size, True, config.seed, repeat=True, skip_batches=start)
+        ds = make_dataset(train_split, config.batch_size, True, config.seed, repeat=True, skip_batches=start,
+                          warped=config.warp)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         batches = iter(strategy.experimental_distribute_dataset(ds.with_options(options)))
