@@ -124,7 +124,7 @@ def _subset(src, dst, names):
     shutil.copy(src / "manifest.json", dst / "manifest.json")
 
 
-@pytest.mark.parametrize("options", [{}, {"feature_matching": 10.0, "parts_weight": 4.0, "warp": True}],
+@pytest.mark.parametrize("options", [{"feature_matching": 0.0}, {"parts_weight": 4.0, "warp": True}],
                          ids=["paper", "feature-matching+parts+warp"])
 def test_losses_fall_when_a_few_pairs_are_overfitted(tiny_dataset, tmp_path, options):
     names = check_split(tiny_dataset, "train").names[:4]
@@ -134,7 +134,7 @@ def test_losses_fall_when_a_few_pairs_are_overfitted(tiny_dataset, tmp_path, opt
     train(data, tmp_path / "run", TrainConfig(steps=120, ngf=16, ndf=16, settle_fraction=0.0,
                                               learning_rate=1e-3, sample_every=1000, **options),
           progress=lambda step, total, losses: history.append(losses))
-    assert ("G_FM" in history[0]) == bool(options)
+    assert ("G_FM" in history[0]) == ("feature_matching" not in options)  # on by default
     early = {k: np.mean([h[k] for h in history[:10]]) for k in history[0]}
     late = {k: np.mean([h[k] for h in history[-10:]]) for k in history[0]}
     assert late["G_L1"] < 0.6 * early["G_L1"], (early, late)
@@ -181,7 +181,7 @@ def test_lr_decay_holds_the_rate_then_falls_linearly_to_zero():
     assert float(build(TrainConfig(ngf=8, ndf=8), 64, 1, 100).d_optimizer.learning_rate) == pytest.approx(2e-4)
 
 
-def test_resume_continues_at_the_saved_step_with_the_same_optimizer_state(tiny_dataset, tmp_path):
+def test_resume_continues_at_the_saved_step_with_the_same_optimizer_state(tiny_dataset, tmp_path, caplog):
     run = tmp_path / "run"
     config = TrainConfig(steps=6, ngf=8, ndf=8, settle_fraction=0.0, sample_every=1000)
     train(tiny_dataset, run, config)
@@ -211,6 +211,10 @@ def test_resume_continues_at_the_saved_step_with_the_same_optimizer_state(tiny_d
     assert after.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 9
     assert after.get_tensor("g_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 9
     assert after.get_tensor("d_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 9
+    # Other losses resume too (same networks), with a warning naming the change.
+    assert train(tiny_dataset, run, TrainConfig(**{**config.__dict__, "steps": 10, "resume": True,
+                                                   "feature_matching": 0.0})).step == 10
+    assert "resuming with feature_matching 0.0; the run so far was trained with 10.0" in caplog.text
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

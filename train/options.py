@@ -11,6 +11,7 @@ from typing import Literal
 from face2face.errors import Face2FaceError
 
 LAMBDA_L1 = 100.0  # weight of the L1 term against the GAN term (the paper's)
+FEATURE_MATCHING = 10.0  # weight of the discriminator feature-matching term (pix2pixHD's; 0 = the paper's losses)
 CONFIG = "config.json"  # in a run folder: resolved options and what differs from the defaults
 CHECKPOINTS = "checkpoints"  # in a run folder: tf.train.CheckpointManager's folder
 
@@ -27,7 +28,7 @@ class TrainConfig:
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     lambda_l1: float = LAMBDA_L1
-    feature_matching: float = 0.0  # weight of pix2pixHD's discriminator feature matching (0 = off; pix2pixHD: 10)
+    feature_matching: float = FEATURE_MATCHING
     parts_weight: float = 0.0  # extra L1 weight around the eyes and lips (0 = the paper's plain L1)
     lr_decay: float = 0.0  # final share of steps over which the learning rate falls linearly to 0 (0 = constant)
     warp: bool = False  # also rotate, scale and shift each pair (``face2face.train.data.warp``)
