@@ -106,7 +106,7 @@ def test_two_workers_train_lose_a_worker_stop_on_sigterm_resume_and_export(tiny_
         time.sleep(0.5)  # the chief's next step now waits for the worker
         cluster.procs[0].send_signal(signal.SIGTERM)
         stopped = time.monotonic()
-        assert cluster.wait(0, timeout=30) == 128 + signal.SIGTERM
+        assert cluster.wait(0, timeout=30) == 128 + signal.SIGTERM, cluster.lines(0)
         stop_after = time.monotonic() - stopped
     finally:
         cluster.close()

@@ -158,7 +158,7 @@ def test_bf16_trains_and_exports_a_float32_model(tiny_dataset, tmp_path, caplog,
         return generator
 
     monkeypatch.setattr(pix2pix, "build_generator", spy)
-    train(data, tmp_path / "run", TrainConfig(steps=60, ngf=8, ndf=8, settle_fraction=0.2, precision="bf16",
+    train(data, tmp_path / "run", TrainConfig(steps=120, ngf=8, ndf=8, settle_fraction=0.2, precision="bf16",
                                               learning_rate=1e-3, sample_every=1000),
           progress=lambda step, total, losses: history.append(losses))
     monkeypatch.undo()
