@@ -367,8 +367,8 @@ def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
         before = saved["resolved"]["size"] if key == "size" else saved["options"][key]
         if before != now:
             raise Face2FaceError(f"{run}: cannot resume with {key} {now}; the run was trained with {before}")
-    for key, before_them in (("feature_matching", 0.0), ("parts_weight", 0.0), ("warp", False)):
-        before = saved["options"].get(key, before_them)  # runs made before the option: without it
+    for key, absent in (("feature_matching", 0.0), ("parts_weight", 0.0), ("warp", False)):
+        before = saved["options"].get(key, absent)  # runs made before the option: without it
         if before != getattr(config, key):
             log.warning("%s: resuming with %s %s; the run so far was trained with %s",
                         run, key, getattr(config, key), before)
