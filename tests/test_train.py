@@ -84,7 +84,7 @@ def test_warp_moves_sketch_and_photo_together_within_its_bounds(tiny_dataset):
 
 def test_parts_mask_covers_eyes_and_lips_and_nothing_else(tiny_dataset):
     points, sketch = _sketch(tiny_dataset)
-    mask = pix2pix.parts_mask(tf.constant(sketch[None]), 256).numpy()[0, ..., 0]
+    mask = pix2pix.parts_mask(tf.constant(sketch[None])).numpy()[0, ..., 0]
     at = lambda i: mask[int(round(points[i, 1])), int(round(points[i, 0]))]  # noqa: E731
     assert all(at(i) == 1 for i in range(36, 68))  # eye corners and lids, lips
     inner = points[60:68].mean(axis=0).round().astype(int)
@@ -94,7 +94,7 @@ def test_parts_mask_covers_eyes_and_lips_and_nothing_else(tiny_dataset):
 
 
 def test_mirrored_sketch_is_the_sketch_of_the_mirrored_face(tiny_dataset):
-    points = np.asarray(json.loads((tiny_dataset / "train" / "landmarks.json").read_text())["points"][0])
+    points, _ = _sketch(tiny_dataset, 64)
     mirrored = points.copy()
     mirrored[:, 0] = 63 - mirrored[:, 0]  # cv2 draws with pixel centres at integer coordinates
     a = draw_sketch(points, 64)[:, ::-1].astype(int)

@@ -123,10 +123,11 @@ def discriminator_features(discriminator: keras.Model) -> keras.Model:
     return keras.Model(discriminator.inputs, [*hidden, discriminator.output], name="discriminator_features")
 
 
-def parts_mask(sketch: tf.Tensor, size: int) -> tf.Tensor:
+def parts_mask(sketch: tf.Tensor) -> tf.Tensor:
     """``[B, size, size, 1]``: 1 around the eyes (green strokes, cyan pupils) and the lips (red and
     magenta strokes) of RGB sketches in [-1, 1], 0 elsewhere; the strokes are widened by about a
     tenth of the side, which covers the eyes' and the open mouth's insides."""
+    size = sketch.shape[1]
     r, g, b = tf.unstack((tf.cast(sketch, tf.float32) + 1.0) / 2.0, axis=-1)
     eyes = (g > 0.75) & (r < 0.3)  # green, cyan; not yellow, white or the nose's blue (g 0.5)
     lips = (r > 0.5) & (g < 0.3)  # red, magenta
@@ -178,7 +179,6 @@ class Pix2Pix(keras.Model):
         self.generator = build_generator(size, ngf)
         self.discriminator = build_discriminator(size, ndf)
         self.features = discriminator_features(self.discriminator)
-        self.size = size
         self.lambda_l1 = lambda_l1
         self.lambda_fm = lambda_fm
         self.parts_weight = parts_weight
@@ -209,7 +209,7 @@ class Pix2Pix(keras.Model):
         error = tf.abs(photo - tf.cast(fake, photo.dtype))
         if not self.parts_weight:
             return tf.reduce_mean(error, axis=[1, 2, 3])
-        weight = 1.0 + self.parts_weight * parts_mask(sketch, self.size)
+        weight = 1.0 + self.parts_weight * parts_mask(sketch)
         return tf.reduce_sum(error * weight, axis=[1, 2, 3]) / (3.0 * tf.reduce_sum(weight, axis=[1, 2, 3]))
 
     def train_step(self, data) -> dict[str, tf.Tensor]:
