@@ -166,6 +166,16 @@ def add_detector_option(parser: argparse.ArgumentParser) -> None:
                         help="face detector: ssd (OpenCV's SSD), yunet (`face2face models fetch yunet`), hog (dlib's)")
 
 
+def add_shape_limit_option(parser: argparse.ArgumentParser) -> None:
+    """The shared ``--shape-limit`` option (``relative`` retargeting)."""
+    from face2face.shapes import DEFAULT_LIMIT
+
+    parser.add_argument("--shape-limit", type=non_negative_float, default=DEFAULT_LIMIT, metavar="SIGMAS",
+                        help="relative mode: hold the sketch within this many standard deviations of the target's "
+                             "own face shapes, so a head turn or grimace the target never made does not come out "
+                             "doubled and smeared (higher = more of the driver's expression, 0 = off)")
+
+
 def _doctor(args) -> int:
     from face2face.doctor import report
 

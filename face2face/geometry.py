@@ -12,6 +12,10 @@ LEFT_EYE = slice(36, 42)  # the subject's right eye, on the left of the image
 RIGHT_EYE = slice(42, 48)
 MOUTH_CORNERS = (48, 54)
 
+# Points that move little with expression: brow inner ends, nose, eye corners. Fitting the
+# pose on these keeps a yawn or a smile from being read as a change of head size or roll.
+RIGID = np.array([21, 22, 27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])
+
 
 @dataclass(frozen=True)
 class Square:
@@ -90,3 +94,8 @@ def similarity_fit(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     matrix[:, :2] = scale * rot
     matrix[:, 2] = mu_d - scale * rot @ mu_s
     return matrix
+
+
+def align(points: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """``points`` moved by the similarity that best fits their rigid points onto the template's."""
+    return apply_affine(points, similarity_fit(points[RIGID], template[RIGID]))

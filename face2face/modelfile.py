@@ -2,8 +2,9 @@
 
 The ONNX graph maps a sketch to a face: input and output ``float32 [1, size, size, 3]`` (NHWC),
 RGB, values in [-1, 1]. The sidecar describes that contract, how the training crops were framed,
-the target's landmark template (mean 68 points in crop pixels), and whether the sketches carry
-pupils (with the target's mean pupils, placed in the template's eyes).
+the target's landmark template (mean 68 points in crop pixels), the target's range of face shapes
+(``face2face.shapes``), and whether the sketches carry pupils (with the target's mean pupils,
+placed in the template's eyes).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from face2face.errors import Face2FaceError
 from face2face.files import write_atomic
+from face2face.shapes import ShapeSpace
 
 FORMAT = "face2face-generator"
 VERSION = 1
@@ -33,6 +35,7 @@ class ModelInfo:
     context: float = 1.0  # crop framing used for the dataset (face2face.geometry.face_square)
     pupils: bool = False  # sketches carry pupil dots (models from before pupils: False)
     template_pupils: list[list[float]] | None = None  # target's mean pupils in the template's eyes, crop px
+    shape_space: dict | None = None  # face2face.shapes.ShapeSpace.to_json (models exported before it: None)
     layout: str = "NHWC"
     channels: str = "RGB"
     value_range: list[float] = field(default_factory=lambda: [-1.0, 1.0])
@@ -54,6 +57,10 @@ class ModelInfo:
     def template_pupils_array(self) -> np.ndarray | None:
         """The template's pupils as ``float32 (2, 2)``, or None if the dataset had none."""
         return None if self.template_pupils is None else np.asarray(self.template_pupils, dtype=np.float32)
+
+    def shapes(self) -> ShapeSpace | None:
+        """The target's range of face shapes, or None for models exported before it."""
+        return None if self.shape_space is None else ShapeSpace.from_json(self.shape_space)
 
 
 def sidecar_path(model_path: str | os.PathLike) -> Path:
@@ -115,6 +122,11 @@ def _problem(info: ModelInfo) -> str:
             continue
         if not _finite_array(value, shape):
             return f"{name} must be {'x'.join(map(str, shape))} finite numbers"
+    if info.shape_space is not None:
+        try:
+            ShapeSpace.from_json(info.shape_space)
+        except ValueError as exc:
+            return str(exc)
     fixed = {"layout": "NHWC", "channels": "RGB", "precision": ("fp32", "fp16")}
     for name, allowed in fixed.items():
         if getattr(info, name) not in (allowed if isinstance(allowed, tuple) else (allowed,)):

@@ -80,7 +80,7 @@ def add_commands(commands) -> None:
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
-    from face2face.cli import non_negative_float, positive_float, positive_int
+    from face2face.cli import add_shape_limit_option, non_negative_float, positive_float, positive_int
     from face2face.faces import TrackerConfig
     from face2face.runtime.compose import LAYOUTS
     from face2face.runtime.generator import PRECISIONS, PROVIDERS
@@ -89,6 +89,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="M.onnx", help="exported generator (with its .json sidecar)")
     p.add_argument("--retarget", choices=MODES, default="relative",
                    help="driver -> target mapping: relative moves the target's face by your expression")
+    add_shape_limit_option(p)
     p.add_argument("--layout", choices=LAYOUTS, default="frame",
                    help="output layout: frame (the face in the target's own video frame; models without a "
                         "background clip fall back to face), face (the generated crop), or side-by-side "
@@ -126,7 +127,7 @@ def _config(args, width: int, height: int):
 
     return PuppetConfig(
         layout=args.layout, still=args.still, width=width, height=height,
-        retarget=RetargetConfig(mode=args.retarget),
+        retarget=RetargetConfig(mode=args.retarget, shape_limit=args.shape_limit),
         smoothing=OneEuroConfig(min_cutoff=args.smooth_min_cutoff, beta=args.smooth_beta),
         tracker=TrackerConfig(redetect_every=args.redetect_every),
     )

@@ -82,7 +82,10 @@ class Puppeteer:
         self.tracker = FaceTracker(analyzer, config.tracker)
         self.filter = OneEuroFilter(config.smoothing)
         retarget = replace(config.retarget, context=info.context)
-        self.retargeter = Retargeter(info.template_array(), info.size, retarget)
+        self.retargeter = Retargeter(info.template_array(), info.size, retarget, info.shapes())
+        if retarget.mode == "relative" and retarget.shape_limit > 0 and info.shape_space is None:
+            log.info("%s has no range of face shapes (exported before it): sketches are not held within "
+                     "the target's shapes; export the model again for that", generator.model.name)
         template_pupils = info.template_pupils_array()
         self.draw_pupils = info.pupils and template_pupils is not None
         self.gaze: GazeMapper | None = None

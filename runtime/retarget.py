@@ -4,7 +4,9 @@
 - ``aligned``: the driver's points moved by a similarity (scale, roll, shift) onto the
   target's landmark template, so size and position match the training data.
 - ``relative``: the target's template plus the driver's change from their own neutral face,
-  both measured in the template's frame, so the driver's face shape does not leak in.
+  both measured in the template's frame, so the driver's face shape does not leak in; then held
+  within the target's own range of face shapes (``face2face.shapes``), so a head turned or a
+  mouth opened further than the target ever did is drawn as the nearest shape the model learned.
 
 Gaze goes the same way (``GazeMapper``): pupils are carried in eye coordinates (relative to the
 eye outline, ``face2face.pupils``); in ``relative`` mode the driver's change of gaze from their
@@ -18,15 +20,12 @@ from typing import Literal
 
 import numpy as np
 
-from face2face.geometry import Square, apply_affine, face_square, similarity_fit, smooth_square
+from face2face.geometry import Square, align, apply_affine, face_square, smooth_square
 from face2face.pupils import eyes_open, from_eye_coordinates, to_eye_coordinates
+from face2face.shapes import DEFAULT_LIMIT, ShapeSpace
 
 Mode = Literal["absolute", "aligned", "relative"]
 MODES: tuple[str, ...] = ("absolute", "aligned", "relative")
-
-# Points that move little with expression: brow inner ends, nose, eye corners. Fitting the
-# pose on these keeps a yawn or a smile from being read as a change of head size or roll.
-RIGID = np.array([21, 22, 27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])
 
 # Head motion carried into the target's frame: shift (crop sides) and log scale, at most. The
 # shift moves the whole picture (hair and neck go with the face); the scale only the face, so it
@@ -46,11 +45,7 @@ class RetargetConfig:
     neutral_frames: int = 10  # frames averaged into the driver's neutral face
     context: float = 1.0  # crop framing for ``absolute`` (the model's, from its sidecar)
     size_smoothing: float = 0.3  # crop size smoothing for ``absolute`` (as in preparation)
-
-
-def align(points: np.ndarray, template: np.ndarray) -> np.ndarray:
-    """``points`` moved by the similarity that best fits their rigid points onto the template's."""
-    return apply_affine(points, similarity_fit(points[RIGID], template[RIGID]))
+    shape_limit: float = DEFAULT_LIMIT  # ``relative``: standard deviations of the target's shapes (0: off)
 
 
 class NeutralCapture:
@@ -83,12 +78,15 @@ class NeutralCapture:
 class Retargeter:
     """Stateful mapping of driver landmarks to crop landmarks for one driver."""
 
-    def __init__(self, template: np.ndarray, size: int, config: RetargetConfig = RetargetConfig()) -> None:
+    def __init__(self, template: np.ndarray, size: int, config: RetargetConfig = RetargetConfig(),
+                 shapes: ShapeSpace | None = None) -> None:
         if config.mode not in MODES:
             raise ValueError(f"unknown retarget mode {config.mode!r}")
         self.template = np.asarray(template, np.float32)
         self.size = size
         self.config = config
+        self.shapes = shapes if config.shape_limit > 0 else None
+        self.held_px = 0.0  # mean distance the shape limit moved the last points (``relative``)
         self.neutral = NeutralCapture(config.neutral_frames, (68, 2))  # driver's face, template frame
         self.square: Square | None = None  # last ``absolute`` crop
 
@@ -105,7 +103,12 @@ class Retargeter:
         aligned = align(points, self.template)
         if mode == "aligned":
             return aligned
-        return self.neutral.moved(self.template, aligned)
+        moved = self.neutral.moved(self.template, aligned)
+        if self.shapes is None:
+            return moved
+        held = self.shapes.limit(moved, self.config.shape_limit)
+        self.held_px = float(np.linalg.norm(held - moved, axis=1).mean())
+        return held
 
 
 class HeadMotion:

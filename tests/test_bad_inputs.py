@@ -138,6 +138,8 @@ CASES: dict[str, Case] = {
                                            "template must be 68x2 finite numbers"),
     "reenact sidecar with NaN": Case("reenact --model {nan_pupils} --source {face_mp4} -o {out}.mp4", 1,
                                      "template_pupils must be 2x2 finite numbers"),
+    "reenact sidecar with a broken shape space": Case("reenact --model {broken_shapes} --source {face_mp4} -o {out}.mp4",
+                                                      1, "shape_space needs mean 68x2"),
     "reenact sidecar that is a list": Case("reenact --model {list_sidecar} --source {face_mp4} -o {out}.mp4", 1,
                                            "not a face2face generator sidecar"),
     "reenact sidecar escaping its folder": Case("reenact --model {escape} --source {face_mp4} -o {out}.mp4", 1,
@@ -261,6 +263,7 @@ def files(tmp_path_factory, tiny_model, tiny_dataset, tiny_run) -> dict[str, str
         "short_template": _model_copy(models, "short_template", tiny_model,
                                       template=json.loads(sidecar_path(tiny_model).read_text())["template"][:67]),
         "nan_pupils": _model_copy(models, "nan_pupils", tiny_model, template_pupils=[[float("nan"), 1.0], [2.0, 3.0]]),
+        "broken_shapes": _model_copy(models, "broken_shapes", tiny_model, shape_space={"mean": [[0.0, 0.0]]}),
         "list_sidecar": _model_copy(models, "list_sidecar", tiny_model, whole=[1, 2, 3]),
         "escape": _model_copy(models, "escape", tiny_model, background="../../etc"),
     }

@@ -54,6 +54,9 @@ def test_export_parity_contract_and_sidecar(tiny_run, tiny_dataset, tmp_path):
     assert info.pupils is manifest["options"]["pupils"] is True
     for pupil, eye_slice in zip(info.template_pupils_array(), EYES):  # the mean gaze, inside the mean eyes
         assert cv2.pointPolygonTest(info.template_array()[eye_slice].reshape(-1, 1, 2), tuple(map(float, pupil)), False) > 0
+    shapes = info.shapes()  # the train split's range of shapes, about the template
+    assert 1 <= len(shapes.components) < len(points) and (shapes.deviations > 0).all()
+    np.testing.assert_allclose(shapes.mean, info.template_array(), atol=0.5)
     assert re.fullmatch(r"[0-9a-f]{64}", info.dataset_fingerprint)
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", info.created)
 

@@ -46,6 +46,8 @@ def test_cross_driver_report(tiny_model, tiny_dataset, tmp_path, capsys):
             assert scores[key] is None or 0.0 < scores[key] < 2.0
         assert 0.0 < scores["change_driver"] < 50.0 and scores["change_output"] > 0.0  # a talking man moves
         assert scores["change_ratio"] == pytest.approx(scores["change_output"] / scores["change_driver"])
+    assert report["shape_limit"] == 3.0 and report["modes"]["relative"]["shape_held_px"] > 0.0  # another face shape
+    assert report["modes"]["absolute"]["shape_held_px"] == report["modes"]["aligned"]["shape_held_px"] == 0.0
     assert "relative" in capsys.readouterr().out
 
 

@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from face2face.geometry import apply_affine, similarity_fit
-from face2face.runtime.retarget import RIGID, RetargetConfig, Retargeter, align
+from face2face.geometry import RIGID, align, apply_affine, similarity_fit
+from face2face.runtime.retarget import RetargetConfig, Retargeter
 from face2face.runtime.smooth import OneEuroConfig, OneEuroFilter
 
 from conftest import IMAGES

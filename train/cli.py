@@ -17,8 +17,8 @@ log = logging.getLogger("face2face")
 
 def add_commands(commands) -> None:
     """Register ``prepare``, ``quickstart``, ``train``, ``export``, ``quantize`` and ``evaluate`` on the main parser."""
-    from face2face.cli import (add_command, add_detector_option, fraction, image_size, non_negative_float,
-                               non_negative_int, opset, positive_float, positive_int)
+    from face2face.cli import (add_command, add_detector_option, add_shape_limit_option, fraction, image_size,
+                               non_negative_float, non_negative_int, opset, positive_float, positive_int)
     from face2face.runtime.generator import PRECISIONS, PROVIDERS
     from face2face.train.options import FEATURE_MATCHING
 
@@ -100,6 +100,7 @@ def add_commands(commands) -> None:
                    help="instead of the held-out frames, let the person in VIDEO drive the model and report, per "
                         "retargeting mode: face rate, identity to target and driver, expression and gaze error")
     p.add_argument("--frames", type=positive_int, default=150, help="driver frames per mode with --driver")
+    add_shape_limit_option(p)
     p.add_argument("--provider", choices=PROVIDERS, default="auto",
                    help="generator engine: auto = CUDA if usable, else OpenVINO, else onnxruntime CPU")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -235,7 +236,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
         with ticker("evaluate"):
             report = cross_drive(args.model, args.data, args.driver, CrossDriveConfig(
-                frames=args.frames, provider=args.provider, precision=args.precision))
+                frames=args.frames, provider=args.provider, precision=args.precision, shape_limit=args.shape_limit))
         print(format_cross_drive(report))
     else:
         from face2face.train.evaluate import EvaluateConfig, evaluate, format_table

@@ -7,6 +7,8 @@ loop (tracker, One Euro filter, retargeting, sketch, generator), and each output
   to the driver's own face (high is good); below 0.6 reads as the same person;
 - expression fidelity: mean px distance between the landmarks found on the output and the
   landmarks the sketch asked for (how faithfully the requested expression is rendered);
+- shape hold: mean px distance the ``relative`` sketch was moved to stay within the target's own
+  range of face shapes (how much of the driver's expression the shape limit gave up);
 - gaze error: mean px distance between the pupils found on the output (inside the eye outlines
   the sketch asked for) and the pupils the driver's gaze asks for, over eyes showing both. The
   driver's gaze is followed for every model with a pupil template, so a model trained without
@@ -32,6 +34,7 @@ from face2face.pupils import find_pupils
 from face2face.runtime.generator import Generator
 from face2face.runtime.pipeline import STAGES, Puppeteer, PuppetConfig
 from face2face.runtime.retarget import MODES, RetargetConfig
+from face2face.shapes import DEFAULT_LIMIT
 from face2face.train.prepare import read_landmarks
 from face2face.video import VideoSource
 
@@ -45,6 +48,7 @@ class CrossDriveConfig:
     modes: tuple[str, ...] = MODES
     provider: str = "auto"  # generator engine (face2face.runtime.generator)
     precision: str = "auto"
+    shape_limit: float = DEFAULT_LIMIT  # ``relative`` mode (face2face.runtime.retarget)
 
 
 class Steadiness:
@@ -96,16 +100,18 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
     size = generator.info.size
     report = {"model": str(model), "data": str(data), "driver": str(driver), "frames": len(frames),
               "provider": generator.provider, "precision": generator.precision,
-              "driver_to_target": _mean_distance(driver_faces, target), "modes": {}}
+              "driver_to_target": _mean_distance(driver_faces, target), "shape_limit": config.shape_limit, "modes": {}}
     row = np.zeros(len(STAGES))
     for mode in config.modes:
-        puppet = Puppeteer(generator, analyzer, PuppetConfig(width=size, height=size, retarget=RetargetConfig(mode=mode),
-                                                             measure_gaze=True))
-        outputs, fidelity, gaze, found = [], [], [], 0
+        retarget = RetargetConfig(mode=mode, shape_limit=config.shape_limit)
+        puppet = Puppeteer(generator, analyzer, PuppetConfig(width=size, height=size, retarget=retarget, measure_gaze=True))
+        outputs, fidelity, gaze, held, found = [], [], [], [], 0
         steady_out, steady_driver = Steadiness(), Steadiness()
         for index, frame in enumerate(frames):
             out = puppet.process(frame, index / fps, row)
             steady_out.add(out, puppet.points)
+            if puppet.points is not None:
+                held.append(puppet.retargeter.held_px)
             steady_driver.add(*_driver_crop(frame, puppet.driver_points, size, puppet.retargeter.config.context))
             faces = analyzer.analyze(out)
             if not faces:
@@ -126,6 +132,7 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
             "expression_error_median_px": float(np.median(fidelity)) if fidelity else None,
             "gaze_error_px": float(np.mean(gaze)) if gaze else None,
             "gaze_eyes": len(gaze),
+            "shape_held_px": float(np.mean(held)) if held else None,
             "change_output": steady_out.value,
             "change_driver": steady_driver.value,
             "change_ratio": (steady_out.value / steady_driver.value
@@ -160,9 +167,10 @@ def format_cross_drive(report: dict) -> str:
     lines = [f"{report['model']} driven by {report['driver']} ({report['frames']} frames); "
              f"driver's own face to target: {fmt(report['driver_to_target'], '.3f')}",
              f"{'mode':10s} {'face rate':>9s} {'id->target':>10s} {'id->driver':>10s} {'expr err px':>11s} "
-             f"{'gaze err px':>11s} {'change out/driver':>17s}"]
+             f"{'gaze err px':>11s} {'change out/driver':>17s} {'held px':>7s}"]
     for mode, m in report["modes"].items():
         lines.append(f"{mode:10s} {100 * m['face_rate']:8.1f}% {fmt(m['identity_to_target'], '10.3f')} "
                      f"{fmt(m['identity_to_driver'], '10.3f')} {fmt(m['expression_error_px'], '11.2f')} "
-                     f"{fmt(m['gaze_error_px'], '11.2f')} {fmt(m['change_ratio'], '17.2f')}")
+                     f"{fmt(m['gaze_error_px'], '11.2f')} {fmt(m['change_ratio'], '17.2f')} "
+                     f"{fmt(m['shape_held_px'], '7.2f')}")
     return "\n".join(lines)

@@ -25,9 +25,11 @@ import tf2onnx
 
 from face2face.console import plural
 from face2face.errors import Face2FaceError
+from face2face.geometry import align
 from face2face.modelfile import ModelInfo, sidecar_path, write_sidecar
 from face2face.runtime.phases import prune_initializers
 from face2face.pupils import from_eye_coordinates, to_eye_coordinates
+from face2face.shapes import ShapeSpace
 from face2face.train import pix2pix
 from face2face.train.background import write_background
 from face2face.train.data import check_split
@@ -201,7 +203,8 @@ def run_onnx(path: str | Path, sketches: np.ndarray) -> np.ndarray:
 
 
 def model_info(data: Path, size: int, ngf: int, steps: int, precision: str) -> ModelInfo:
-    """The sidecar's content: contract, landmark template of the train split, dataset fingerprint."""
+    """The sidecar's content: contract, landmark template and range of face shapes of the train
+    split, dataset fingerprint."""
     manifest = read_manifest(data)
     _, points, pupils = read_landmarks(data / "train")
     if not len(points):
@@ -213,6 +216,7 @@ def model_info(data: Path, size: int, ngf: int, steps: int, precision: str) -> M
         template_pupils = np.round(from_eye_coordinates(np.nanmean(gaze, axis=0), template), 3).tolist()
     return ModelInfo(
         size=size, ngf=ngf, steps=steps, template=np.round(template, 3).tolist(),
+        shape_space=ShapeSpace.fit(np.stack([align(p, template) for p in points])).to_json(),
         context=float(manifest.get("options", {}).get("context", 1.0)),
         pupils=bool(manifest.get("options", {}).get("pupils", False)), template_pupils=template_pupils,
         normalization="batch-moving-average", precision=precision,
