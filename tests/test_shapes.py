@@ -1,10 +1,14 @@
 """The target's range of face shapes: fitted on a real dataset's landmarks, sketches held inside it."""
 
+import json
+
 import cv2
 import numpy as np
 import pytest
 
 from face2face.geometry import align
+from face2face.runtime.generator import Generator
+from face2face.runtime.pipeline import Puppeteer, PuppetConfig
 from face2face.runtime.retarget import RetargetConfig, Retargeter
 from face2face.shapes import ShapeSpace
 from face2face.train.prepare import read_landmarks
@@ -70,3 +74,15 @@ def test_relative_retargeting_holds_the_sketch_within_the_targets_shapes(target,
     np.testing.assert_allclose(held(grin), space.limit(unlimited, 3.0), atol=1e-4)
     assert held.held_px == pytest.approx(_moved(space, unlimited), rel=1e-4) and held.held_px > 0.1
     assert free.held_px == 0.0
+
+
+def test_a_model_exported_before_shapes_runs_without_the_limit(tiny_model, tmp_path, analyzer, caplog):
+    old = tmp_path / "old.onnx"
+    old.write_bytes(tiny_model.read_bytes())
+    info = json.loads(tiny_model.with_suffix(".json").read_text())
+    old.with_suffix(".json").write_text(json.dumps({k: v for k, v in info.items() if k != "shape_space"}))
+    with caplog.at_level("INFO"):
+        puppeteer = Puppeteer(Generator(old, provider="cpu"), analyzer, PuppetConfig())
+    assert puppeteer.retargeter.shapes is None and "no range of face shapes" in caplog.text
+    current = Puppeteer(Generator(tiny_model, provider="cpu"), analyzer, PuppetConfig())
+    assert isinstance(current.retargeter.shapes, ShapeSpace)
