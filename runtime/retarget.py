@@ -86,7 +86,7 @@ class Retargeter:
         self.size = size
         self.config = config
         self.shapes = shapes if config.shape_limit > 0 else None
-        self.held_px = 0.0  # mean distance the shape limit moved the last points (``relative``)
+        self._hold: tuple[np.ndarray, np.ndarray] | None = None  # last points before and after the shape limit
         self.neutral = NeutralCapture(config.neutral_frames, (68, 2))  # driver's face, template frame
         self.square: Square | None = None  # last ``absolute`` crop
 
@@ -107,8 +107,16 @@ class Retargeter:
         if self.shapes is None:
             return moved
         held = self.shapes.limit(moved, self.config.shape_limit)
-        self.held_px = float(np.linalg.norm(held - moved, axis=1).mean())
+        self._hold = moved, held
         return held
+
+    @property
+    def held_px(self) -> float:
+        """Mean distance the shape limit moved the last points (0 where nothing was held)."""
+        if self._hold is None:
+            return 0.0
+        moved, held = self._hold
+        return float(np.linalg.norm(held - moved, axis=1).mean())
 
 
 class HeadMotion:
