@@ -14,8 +14,10 @@ tf = pytest.importorskip("tensorflow")
 ort = pytest.importorskip("onnxruntime")
 
 from face2face.errors import Face2FaceError  # noqa: E402
+from face2face.geometry import align  # noqa: E402
 from face2face.modelfile import ModelInfo, read_sidecar  # noqa: E402
 from face2face.pupils import EYES  # noqa: E402
+from face2face.shapes import ShapeSpace  # noqa: E402
 from face2face.train.export import ExportConfig, _parity_sketches, export, load_generator  # noqa: E402
 from conftest import TINY_STEPS as STEPS  # noqa: E402
 
@@ -54,8 +56,11 @@ def test_export_parity_contract_and_sidecar(tiny_run, tiny_dataset, tmp_path):
     assert info.pupils is manifest["options"]["pupils"] is True
     for pupil, eye_slice in zip(info.template_pupils_array(), EYES):  # the mean gaze, inside the mean eyes
         assert cv2.pointPolygonTest(info.template_array()[eye_slice].reshape(-1, 1, 2), tuple(map(float, pupil)), False) > 0
-    shapes = info.shapes()  # the train split's range of shapes, about the template
-    assert 1 <= len(shapes.components) < len(points) and (shapes.deviations > 0).all()
+    shapes = info.shapes()  # the train split's shapes, aligned on the template
+    fitted = ShapeSpace.fit(np.stack([align(p, points.mean(axis=0)) for p in points]))
+    assert len(shapes.components) == len(fitted.components)
+    np.testing.assert_allclose(shapes.deviations, fitted.deviations, atol=1e-3)
+    np.testing.assert_allclose(shapes.mean, fitted.mean, atol=1e-3)
     np.testing.assert_allclose(shapes.mean, info.template_array(), atol=0.5)
     assert re.fullmatch(r"[0-9a-f]{64}", info.dataset_fingerprint)
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", info.created)

@@ -32,12 +32,11 @@ def _moved(space: ShapeSpace, points: np.ndarray, sigmas: float = 3.0) -> float:
 def test_components_are_orthonormal_and_keep_most_of_the_variance(target):
     _, aligned, space = target
     k = len(space.components)
-    assert 1 <= k < len(aligned) - 1
     np.testing.assert_allclose(space.components @ space.components.T, np.eye(k), atol=1e-5)
     assert (np.diff(space.deviations) <= 1e-6).all()  # strongest first
     flat = aligned.reshape(len(aligned), 136) - space.mean.reshape(136)
-    kept = ((flat @ space.components.T) ** 2).sum() / (flat**2).sum()
-    assert 0.99 <= kept < 1.0
+    share = ((flat @ space.components.T) ** 2).sum(axis=0) / (flat**2).sum()  # of each component
+    assert share[:-1].sum() < 0.99 <= share.sum() < 1.0  # the fewest components that keep 99%
 
 
 def test_the_targets_own_shapes_pass_and_other_faces_are_held(target, analyzer):
