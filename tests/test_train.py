@@ -255,49 +255,6 @@ def test_settling_re_estimates_statistics_and_matches_the_exported_graph(tiny_da
     assert not np.allclose(g(x, training=True).numpy(), g(x, training=False).numpy(), atol=1e-3)
 
 
-def test_the_moving_average_starts_at_the_generator_and_follows_its_decay():
-    model = build(TrainConfig(ngf=8, ndf=8, ema=0.9), 64, 1, 10)
-    assert len(model.average.weights) == len(model.generator.weights) > 0  # batch-norm statistics too
-    before = [v.numpy() for v in model.average.weights]
-    for start, current in zip(before, model.generator.weights):
-        np.testing.assert_array_equal(start, current.numpy())
-        current.assign(current + 1.0)
-    model.update_average()
-    for start, average in zip(before, model.average.weights):
-        np.testing.assert_allclose(average.numpy(), start + 0.1, atol=1e-5)
-    assert build(TrainConfig(ngf=8, ndf=8), 64, 1, 10).average is None  # off by default
-
-
-def test_a_run_with_ema_exports_its_settled_average_and_resumes_a_run_begun_without_it(tiny_dataset, tmp_path,
-                                                                                         caplog):
-    from face2face.train.export import ExportConfig, _parity_sketches, export, run_onnx
-
-    run = tmp_path / "run"
-    config = TrainConfig(steps=6, ngf=8, ndf=8, settle_fraction=0.0, sample_every=1000)
-    train(tiny_dataset, run, config)  # no average
-    train(tiny_dataset, run, TrainConfig(**{**config.__dict__, "steps": 12, "ema": 0.5, "resume": True}))
-    assert "resuming with ema 0.5; the run so far was trained with 0.0" in caplog.text
-    generator, average = pix2pix.build_generator(64, 8), pix2pix.build_generator(64, 8)
-    tf.train.Checkpoint(generator=generator, generator_average=average).restore(
-        tf.train.latest_checkpoint(str(run / "checkpoints"))).assert_existing_objects_matched()
-    assert not np.allclose(generator.trainable_variables[0].numpy(), average.trainable_variables[0].numpy())
-    # Settled at the end on its own weights: the statistics the exported average runs with.
-    split = check_split(tiny_dataset, "train")
-    bn = pix2pix.batch_norms(average)[0]
-    probe = tf.keras.Model(average.inputs, bn.input)
-    feats = np.concatenate([probe(s, training=True).numpy() for s, _ in make_dataset(split, 1, False)])
-    np.testing.assert_allclose(bn.moving_mean.numpy(), feats.mean(axis=(0, 1, 2)), rtol=1e-3, atol=1e-5)
-    sketches = _parity_sketches(tiny_dataset, 4, 64)
-    for last, weights in ((False, average), (True, generator)):
-        report = export(run, tmp_path / f"{last}.onnx", ExportConfig(last=last))
-        assert report.averaged is not last
-        np.testing.assert_allclose(run_onnx(tmp_path / f"{last}.onnx", sketches),
-                                   weights(sketches, training=False).numpy(), atol=1e-4)
-    # Resumed without --ema: the last weights go on training and are exported.
-    train(tiny_dataset, run, TrainConfig(**{**config.__dict__, "steps": 14, "resume": True}))
-    assert not export(run, tmp_path / "again.onnx").averaged
-
-
 def test_training_writes_config_samples_and_logs(tiny_run):
     doc = json.loads((tiny_run / "config.json").read_text())
     assert doc["options"]["ngf"] == 8 and doc["resolved"]["total_steps"] == 30

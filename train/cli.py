@@ -62,9 +62,6 @@ def add_commands(commands) -> None:
     p.add_argument("--warp", action="store_true",
                    help="before the paper's jitter, rotate (up to 10 degrees), scale (10%%) and shift (5%%) each "
                         "sketch and photo together: head poses the target video never showed")
-    p.add_argument("--ema", type=fraction, default=0.0, metavar="DECAY",
-                   help="keep an exponential moving average of the generator's weights with this decay (e.g. "
-                        "0.999) and export it instead of the last weights; 0 = off")
     p.add_argument("--settle-fraction", type=fraction, default=0.1, metavar="F",
                    help="final share of steps trained with frozen batch-norm statistics, as exported (0 = off)")
     p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"),
@@ -82,8 +79,6 @@ def add_commands(commands) -> None:
     p.add_argument("-o", "--output", required=True, metavar="MODEL.onnx", help="model file to write")
     p.add_argument("--fp16", action="store_true", help="float16 weights and compute (I/O stays float32)")
     p.add_argument("--opset", type=opset, default=17, help="ONNX opset")
-    p.add_argument("--last-weights", action="store_true",
-                   help="export the last weights, not the moving average of a run trained with --ema")
     p.set_defaults(handler=_export)
 
     p = add_command(commands, "quantize", "make the int8 copy of an exported generator for OpenVINO "
@@ -179,7 +174,7 @@ def _train(args: argparse.Namespace) -> int:
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         lr_decay=args.lr_decay, feature_matching=args.feature_matching,
-        parts_weight=args.parts_weight, warp=args.warp, ema=args.ema, settle_fraction=args.settle_fraction, strategy=args.strategy,
+        parts_weight=args.parts_weight, warp=args.warp, settle_fraction=args.settle_fraction, strategy=args.strategy,
         precision=args.precision, seed=args.seed, resume=args.resume,
     )
     check_train_config(config)  # before TensorFlow loads
@@ -205,7 +200,7 @@ def _export(args: argparse.Namespace) -> int:
     from face2face.train.export import ExportConfig, export
 
     with ticker("export"):
-        report = export(args.run, args.output, ExportConfig(fp16=args.fp16, opset=args.opset, last=args.last_weights))
+        report = export(args.run, args.output, ExportConfig(fp16=args.fp16, opset=args.opset))
     print(f"{report.model}: {report.summary()}; sidecar {report.sidecar}")
     return 0
 

@@ -34,7 +34,7 @@ from face2face.train import pix2pix
 from face2face.train.background import write_background
 from face2face.train.data import check_split
 from face2face.train.options import CHECKPOINTS, read_run_config
-from face2face.train.trainer import AVERAGE, holds, restore
+from face2face.train.trainer import restore
 from face2face.train.prepare import MANIFEST, read_landmarks, read_manifest
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,6 @@ class ExportConfig:
     """How a run becomes an ONNX file."""
 
     fp16: bool = False  # float16 weights and compute; inputs and outputs stay float32
-    last: bool = False  # the last weights, not the run's moving average of them (``--ema``)
     opset: int = 17  # ONNX opset
     parity_images: int = 8  # test sketches for the ONNX-vs-TensorFlow check
     tolerance: float = FP32_TOLERANCE  # max |ONNX - TF| allowed for fp32
@@ -63,7 +62,6 @@ class ExportReport:
     sidecar: str
     precision: str
     max_error: float  # max |ONNX - TF(training=False)| over the parity sketches
-    averaged: bool  # the weights are the run's moving average
     parity_images: int
     steps: int
     seconds: float
@@ -71,25 +69,20 @@ class ExportReport:
     def summary(self) -> str:
         """One line: precision, parity with TensorFlow and time taken."""
         sketches = plural(self.parity_images, "test sketch", "test sketches")
-        weights = "moving average of the weights" if self.averaged else "last weights"
-        return (f"{self.precision}, {weights}, max |ONNX - TF| = {self.max_error:.2e} on {sketches}; "
+        return (f"{self.precision}, max |ONNX - TF| = {self.max_error:.2e} on {sketches}; "
                 f"exported in {self.seconds:.1f} s")
 
 
-def load_generator(run_dir: str | Path, last: bool = False) -> tuple[tf.keras.Model, dict, int, str, bool]:
-    """The run's generator from its latest checkpoint: (model, run config, step, checkpoint path,
-    averaged). Its moving average where the run keeps one (``--ema``), unless ``last``: the last weights."""
+def load_generator(run_dir: str | Path) -> tuple[tf.keras.Model, dict, int, str]:
+    """The run's generator with its latest weights: (model, run config, step, checkpoint path)."""
     run = Path(run_dir)
     config = read_run_config(run)
     if tf.train.latest_checkpoint(str(run / CHECKPOINTS)) is None:
         raise Face2FaceError(f"{run}: no checkpoint in {run / CHECKPOINTS}; train first")
-    size, ngf = config["resolved"]["size"], config["options"]["ngf"]
-    averaged = not last and holds(tf.train.latest_checkpoint(str(run / CHECKPOINTS)), AVERAGE)
-    generator = pix2pix.build_generator(size, ngf)
+    generator = pix2pix.build_generator(config["resolved"]["size"], config["options"]["ngf"])
     step = tf.Variable(0, dtype=tf.int64)
-    name = AVERAGE if averaged else "generator"
-    used = restore(tf.train.Checkpoint(step=step, **{name: generator}), run / CHECKPOINTS, partial=True)
-    return generator, config, int(step.numpy()), used, averaged
+    used = restore(tf.train.Checkpoint(generator=generator, step=step), run / CHECKPOINTS, partial=True)
+    return generator, config, int(step.numpy()), used
 
 
 def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = ExportConfig()) -> ExportReport:
@@ -98,7 +91,7 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
     model_path = Path(model_path)
     if model_path.suffix != ".onnx":
         raise Face2FaceError(f"{model_path}: the model file must end in .onnx")
-    generator, run_config, steps, checkpoint, averaged = load_generator(run_dir, config.last)
+    generator, run_config, steps, checkpoint = load_generator(run_dir)
     data = Path(run_config["data"])
     size = run_config["resolved"]["size"]
     sketches = _parity_sketches(data, config.parity_images, size)
@@ -130,7 +123,7 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
     sidecar = write_sidecar(model_path, info)
     seconds = time.perf_counter() - started
     log.debug("exported %s (step %d)", checkpoint, steps)
-    return ExportReport(str(model_path), str(sidecar), precision, max_error, averaged, len(sketches), steps, seconds)
+    return ExportReport(str(model_path), str(sidecar), precision, max_error, len(sketches), steps, seconds)
 
 
 def to_onnx(generator: tf.keras.Model, size: int, opset: int = 17) -> onnx.ModelProto:

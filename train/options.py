@@ -32,7 +32,6 @@ class TrainConfig:
     parts_weight: float = 0.0  # extra L1 weight around the eyes and lips (0 = the paper's plain L1)
     lr_decay: float = 0.0  # final share of steps over which the learning rate falls linearly to 0 (0 = constant)
     warp: bool = False  # also rotate, scale and shift each pair (``face2face.train.data.warp``)
-    ema: float = 0.0  # decay of the generator's exponential moving average, exported instead of the last weights (0 = off)
     settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)
     checkpoint_every: int = 1000  # steps between checkpoints
     sample_every: int = 500  # steps between sample grids / TensorBoard images
@@ -60,8 +59,6 @@ def check_train_config(config: TrainConfig) -> None:
             raise Face2FaceError(f"--{name.replace('_', '-')} must be at least 0, got {getattr(config, name)}")
     if not 0.0 <= config.lr_decay < 1.0:
         raise Face2FaceError(f"--lr-decay must be in [0, 1), got {config.lr_decay}")
-    if not 0.0 <= config.ema < 1.0:
-        raise Face2FaceError(f"--ema must be in [0, 1), got {config.ema}")
     if not 0.0 <= config.settle_fraction < 1.0:
         raise Face2FaceError(f"--settle-fraction must be in [0, 1), got {config.settle_fraction}")
 

@@ -167,24 +167,18 @@ class Pix2Pix(keras.Model):
     ``lambda_fm`` adds pix2pixHD's feature matching (Wang et al. 2018), ``lambda_fm`` x ``G_FM``:
     the L1 distance between the discriminator's hidden activations on the photo and on the output,
     summed over its four layers; ``parts_weight`` weighs the L1 term ``1 + parts_weight`` times
-    around the eyes and lips (``parts_mask``), normalised so the term keeps its scale; ``ema``
-    keeps ``average``, a copy of the generator whose variables follow an exponential moving average
-    of the generator's (``update_average``, once a step), or None.
+    around the eyes and lips (``parts_mask``), normalised so the term keeps its scale.
     Per-example losses are averaged over the *global* batch so ``tf.distribute`` replicas sum
     correctly.
     """
 
     def __init__(self, size: int = 256, ngf: int = 64, ndf: int = 64, lambda_l1: float = LAMBDA_L1,
                  global_batch_size: int = 1, lambda_fm: float = 0.0, parts_weight: float = 0.0,
-                 ema: float = 0.0, **kwargs) -> None:
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.generator = build_generator(size, ngf)
         self.discriminator = build_discriminator(size, ndf)
         self.features = discriminator_features(self.discriminator)
-        self.ema = ema
-        self.average = build_generator(size, ngf, name="generator_average") if ema else None
-        if self.average is not None:
-            self.average.set_weights(self.generator.get_weights())
         self.lambda_l1 = lambda_l1
         self.lambda_fm = lambda_fm
         self.parts_weight = parts_weight
@@ -217,12 +211,6 @@ class Pix2Pix(keras.Model):
             return tf.reduce_mean(error, axis=[1, 2, 3])
         weight = 1.0 + self.parts_weight * parts_mask(sketch)
         return tf.reduce_sum(error * weight, axis=[1, 2, 3]) / (3.0 * tf.reduce_sum(weight, axis=[1, 2, 3]))
-
-    def update_average(self) -> None:
-        """One step of the moving average: ``average = ema * average + (1 - ema) * generator``, for
-        every weight (batch-norm statistics included)."""
-        for average, current in zip(self.average.weights, self.generator.weights):
-            average.assign(self.ema * average + (1.0 - self.ema) * current)
 
     def train_step(self, data) -> dict[str, tf.Tensor]:
         sketch, photo = data

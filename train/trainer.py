@@ -39,8 +39,6 @@ from face2face.train.options import CHECKPOINTS, CONFIG, TrainConfig, check_trai
 
 log = logging.getLogger(__name__)
 
-AVERAGE = "generator_average"  # the checkpoint's name for the generator's moving average
-CHECKPOINTED = ("generator", "discriminator", "g_optimizer", "d_optimizer", "step", "settled")  # and AVERAGE
 POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}  # Keras dtype policies
 
 
@@ -67,7 +65,7 @@ def resolve_steps(config: TrainConfig, train_pairs: int) -> int:
 def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -> pix2pix.Pix2Pix:
     """The GAN with both optimisers, built and compiled (call inside the strategy's scope)."""
     model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch,
-                            config.feature_matching, config.parts_weight, config.ema)
+                            config.feature_matching, config.parts_weight)
     rate = config.learning_rate
     if config.lr_decay:
         rate = pix2pix.LinearDecay(config.learning_rate, total_steps, config.lr_decay)
@@ -79,20 +77,13 @@ def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -
 
 
 def make_checkpoint(model: pix2pix.Pix2Pix) -> tuple[tf.train.Checkpoint, tf.Variable, tf.Variable]:
-    """Checkpoint of both networks (and the generator's average), both optimisers, the step and
-    whether BN was settled."""
+    """Checkpoint of both networks, both optimisers, the step and whether BN was settled."""
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     settled = tf.Variable(False, trainable=False, name="settled")
-    average = {} if model.average is None else {AVERAGE: model.average}
     ckpt = tf.train.Checkpoint(generator=model.generator, discriminator=model.discriminator,
                                g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer,
-                               step=step, settled=settled, **average)  # CHECKPOINTED + AVERAGE
+                               step=step, settled=settled)
     return ckpt, step, settled
-
-
-def without_average(ckpt: tf.train.Checkpoint) -> tf.train.Checkpoint:
-    """The same checkpoint less the generator's moving average."""
-    return tf.train.Checkpoint(**{name: getattr(ckpt, name) for name in CHECKPOINTED})
 
 
 def restore(ckpt: tf.train.Checkpoint, folder: str | Path, partial: bool = False) -> str:
@@ -164,14 +155,7 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Spli
         ckpt, step_var, settled = make_checkpoint(model)
     # The chief alone saves: the checkpoint holds no sync-on-read variables, so saving needs no collective.
     manager = tf.train.CheckpointManager(ckpt, str(run / CHECKPOINTS), max_to_keep=config.keep_checkpoints)
-    resumed = None
-    if chief and config.resume:
-        saved = holds(manager.latest_checkpoint, AVERAGE)
-        if model.average is not None and not saved:  # a run begun without --ema: its average starts here
-            resumed = restore(without_average(ckpt), manager.directory)
-            model.average.set_weights(model.generator.get_weights())
-        else:
-            resumed = restore(ckpt, manager.directory, partial=saved and model.average is None)
+    resumed = restore(ckpt, manager.directory) if chief and config.resume else None
     multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     step = 0
     try:
@@ -203,8 +187,6 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Spli
                 losses = {k: float(v) for k, v in step_fn(next(batches)).items()}
                 step += 1
                 step_var.assign(step)
-                if step == total and model.average is not None:
-                    settle(model.average, train_split, config.batch_size)  # its own statistics
                 if started is None:
                     started = (time.perf_counter(), step)  # the first step includes tracing
                 elif step > started[1]:
@@ -214,7 +196,7 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Spli
                 if step % config.log_every == 0 or step == total:
                     _log_scalars(writer, model, step)
                 if step % config.sample_every == 0 or step == total:
-                    _write_samples(writer, run, model.generator if model.average is None else model.average, samples, step, chief)
+                    _write_samples(writer, run, model.generator, samples, step, chief)
                 if step % config.checkpoint_every == 0 and step < total:
                     _save(manager, writer, step, chief)
         except PEER_ERRORS:
@@ -232,14 +214,6 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Spli
     if stop.signum is not None:
         log.info("stopped by signal %d at step %d; checkpoint saved", stop.signum, step)
     return TrainResult(step, total, stop.signum is not None, stop.signum, rate, manager.latest_checkpoint)
-
-
-def holds(checkpoint: str, name: str) -> bool:
-    """Whether the checkpoint holds the object saved under ``name`` (False when it is unreadable)."""
-    try:
-        return any(key.startswith(f"{name}/") for key, _ in tf.train.list_variables(checkpoint))
-    except (ValueError, tf.errors.OpError):
-        return False
 
 
 def settle(generator, split: Split, batch_size: int = 1) -> None:
@@ -281,8 +255,6 @@ def _step_function(model, strategy, xla: bool):
     @tf.function
     def step(batch):
         values = strategy.run(inner, args=(batch,))
-        if model.average is not None:
-            model.update_average()  # in cross-replica context: every replica's copy alike
         return {k: strategy.reduce(reduce, v, axis=None) for k, v in values.items()}
 
     return step
@@ -290,9 +262,8 @@ def _step_function(model, strategy, xla: bool):
 
 def _state(model: pix2pix.Pix2Pix, step: tf.Variable, settled: tf.Variable) -> list:
     """Every checkpointed variable, in a fixed order."""
-    average = [] if model.average is None else model.average.variables
     return [*model.generator.variables, *model.discriminator.variables, *model.g_optimizer.variables,
-            *model.d_optimizer.variables, *average, step, settled]
+            *model.d_optimizer.variables, step, settled]
 
 
 def _save(manager: tf.train.CheckpointManager, writer, step: int, chief: bool) -> None:
@@ -396,7 +367,7 @@ def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
         before = saved["resolved"]["size"] if key == "size" else saved["options"][key]
         if before != now:
             raise Face2FaceError(f"{run}: cannot resume with {key} {now}; the run was trained with {before}")
-    for key, absent in (("feature_matching", 0.0), ("parts_weight", 0.0), ("warp", False), ("ema", 0.0)):
+    for key, absent in (("feature_matching", 0.0), ("parts_weight", 0.0), ("warp", False)):
         before = saved["options"].get(key, absent)  # runs made before the option: without it
         if before != getattr(config, key):
             log.warning("%s: resuming with %s %s; the run so far was trained with %s",
