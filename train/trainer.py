@@ -210,6 +210,8 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Spli
     except PEER_ERRORS as exc:
         if not multiworker:
             raise
+        if stop.signum is not None:  # the stop asked for while waiting on the peer comes first
+            stop.abandon(stop.signum)
         raise Face2FaceError(lost_peer_message(exc, step, manager.latest_checkpoint, chief)) from None
     if stop.signum is not None:
         log.info("stopped by signal %d at step %d; checkpoint saved", stop.signum, step)
@@ -300,7 +302,7 @@ class _SignalFlag:
     Python runs a handler only once TensorFlow hands control back. A process blocked in
     TensorFlow (e.g. a collective waiting for a worker that hangs) would never stop, so a thread
     woken by the signal ends it (status 128 + signal, no checkpoint: the last one stands) when the
-    handler has not run within ``grace`` seconds.
+    handler has not run within ``grace`` seconds; as does a lost peer reported after the signal.
     """
 
     def __init__(self, grace: float = 5.0) -> None:
@@ -319,10 +321,15 @@ class _SignalFlag:
     def _watch(self, read: int) -> None:
         while data := os.read(read, 1):
             if data[0] in (signal.SIGINT, signal.SIGTERM) and not self._handled.wait(self.grace):
-                log.error("stopped by signal %d while TensorFlow was waiting (for another worker?); "
-                          "no checkpoint saved, the last one stands", data[0])
-                os._exit(128 + data[0])
+                self.abandon(data[0])
         os.close(read)
+
+    def abandon(self, signum: int) -> None:
+        """End the process now (status 128 + signal), without a checkpoint: a stop asked for while
+        TensorFlow was waiting, which may have cut a step short."""
+        log.error("stopped by signal %d while TensorFlow was waiting (for another worker?); "
+                  "no checkpoint saved, the last one stands", signum)
+        os._exit(128 + signum)
 
     def __enter__(self) -> "_SignalFlag":
         for sig in (signal.SIGINT, signal.SIGTERM):
