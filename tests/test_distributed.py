@@ -87,12 +87,14 @@ def test_two_workers_train_lose_a_worker_stop_on_sigterm_resume_and_export(tiny_
         _wait_for(chief / "checkpoints" / "ckpt-10.index", cluster)
         cluster.procs[1].send_signal(signal.SIGKILL)
         killed = time.monotonic()
-        assert cluster.wait(0) == 1
-        lost_after = time.monotonic() - killed
+        while not any("lost worker" in line for line in cluster.lines(0)) and cluster.procs[0].poll() is None:
+            time.sleep(0.1)
+        reported_after = time.monotonic() - killed
+        assert cluster.wait(0) == 1  # TensorFlow's teardown after the report takes 5-30 s on a busy 2-core machine
     finally:
         cluster.close()
     lines = cluster.lines(0)
-    assert lost_after < 30, lost_after  # a broken connection at once, a silent peer after the heartbeat timeout
+    assert reported_after < 30, reported_after  # a broken connection at once, a silent peer after the heartbeat timeout
     assert len(lines) == 2 and lines[0].startswith("options differing"), lines  # no traceback, no TF log lines
     assert re.search(rf"^face2face: error: lost worker 1 \({cluster.addresses[1]}\) at step \d+ .*ckpt-\d+", lines[1])
     kept = _steps(chief)
