@@ -88,6 +88,7 @@ def test_two_workers_train_lose_a_worker_stop_on_sigterm_resume_and_export(tiny_
         cluster.procs[1].send_signal(signal.SIGKILL)
         killed = time.monotonic()
         while not any("lost worker" in line for line in cluster.lines(0)) and cluster.procs[0].poll() is None:
+            assert time.monotonic() - killed < WAIT, cluster.lines(0)
             time.sleep(0.1)
         reported_after = time.monotonic() - killed
         assert cluster.wait(0) == 1  # TensorFlow's teardown after the report takes 5-30 s on a busy 2-core machine
