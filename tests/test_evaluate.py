@@ -18,7 +18,7 @@ from conftest import VIDEOS
 
 FIELDS = {"model", "data", "split", "detector", "model_steps", "model_size", "model_ngf", "provider", "precision",
           "psnr_vs_fp32", "psnr_vs_fp32_min", "pairs",
-          "l1", "psnr", "ssim", "frame_psnr", "frame_ssim", "frame_pairs", "face_rate", "faces_found", "photo_faces_found", "akd", "akd_pairs",
+          "l1", "psnr", "ssim", "face_l1", "face_ssim", "frame_psnr", "frame_ssim", "frame_pairs", "face_rate", "faces_found", "photo_faces_found", "akd", "akd_pairs",
           "identity", "pupil_error_px", "pupil_error_p90_px", "pupil_eyes", "model_pupils", "ssim_mode", "seconds",
           "per_pair", "config"}
 
@@ -39,6 +39,7 @@ def test_evaluate_a_trained_model(tiny_model, tiny_dataset, tmp_path, analyzer):
     saved = json.loads((tmp_path / "r.json").read_text())
     assert set(saved) == FIELDS and saved["pairs"] == report["pairs"] == 8
     assert 0.0 < saved["l1"] < 0.5 and 5.0 < saved["psnr"] < 40.0 and -1.0 < saved["ssim"] < 1.0
+    assert 0.0 < saved["face_l1"] < 0.5 and -1.0 < saved["face_ssim"] < 1.0
     assert 0.0 <= saved["face_rate"] <= 1.0 and saved["photo_faces_found"] >= 6
     assert saved["akd"] is None or saved["akd"] >= 0.0
     assert len(saved["per_pair"]) == 8 and saved["model_steps"] > 0
@@ -72,10 +73,30 @@ def test_akd_is_zero_on_the_real_photo_and_grows_with_misplacement(tiny_dataset,
     assert pair["identity"] == pytest.approx(0.0, abs=1e-3)  # the photo itself: the same person
     assert max(p["identity"] for p in report["per_pair"] if p["identity"] is not None) > pair["identity"]
     assert report["face_rate"] == 1.0 and report["akd_pairs"] == report["photo_faces_found"]
+    assert pair["face_l1"] == pytest.approx(0.0, abs=1e-3) and pair["face_ssim"] == pytest.approx(1.0, abs=1e-3)
     shifted = np.roll(first, 6, axis=1)  # the same face 6 px to the right
     _constant_model(tmp_path / "shift.onnx", shifted)
     moved = evaluate(tmp_path / "shift.onnx", tiny_dataset, analyzer=analyzer)["per_pair"][0]
     assert moved["akd"] is not None and 3.0 < moved["akd"] < 9.0
+
+
+def test_face_figures_see_only_the_face(tiny_dataset, tmp_path, analyzer):
+    folder = tiny_dataset / "test"
+    names = sorted(p.stem for p in (folder / "target").glob("*.png"))
+    photo = cv2.imread(str(folder / "target" / f"{names[0]}.png"))
+    nose = json.loads((folder / "landmarks.json").read_text())["points"][0][30]  # the nose tip, crop px
+    corner = photo.copy()
+    corner[-12:, :12] = 0  # the bottom-left corner: shoulder or background, never the face
+    _constant_model(tmp_path / "corner.onnx", corner)
+    pair = evaluate(tmp_path / "corner.onnx", tiny_dataset, analyzer=analyzer)["per_pair"][0]
+    assert pair["l1"] > 0.005 and pair["ssim"] < 0.99
+    assert pair["face_l1"] == pytest.approx(0.0, abs=1e-3) and pair["face_ssim"] == pytest.approx(1.0, abs=1e-3)
+    x, y = (int(round(v)) for v in nose)
+    on_nose = photo.copy()
+    on_nose[y - 3:y + 3, x - 3:x + 3] = 0  # a black square on the nose tip
+    _constant_model(tmp_path / "nose.onnx", on_nose)
+    pair = evaluate(tmp_path / "nose.onnx", tiny_dataset, analyzer=analyzer)["per_pair"][0]
+    assert pair["face_l1"] > 2 * pair["l1"] > 0.0 and pair["face_ssim"] < pair["ssim"] < 1.0
 
 
 def test_pupil_error_is_zero_on_the_real_photo_and_follows_a_shifted_iris(tmp_path, analyzer):

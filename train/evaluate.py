@@ -6,7 +6,9 @@ is found on the output, AKD: mean distance (px) between the 68 landmarks found o
 and on the real photo by the same detector + landmark pipeline, and identity: distance between
 dlib's face descriptors of the output and the photo (below 0.6 reads as the same person), and
 pupil error: distance (px) between the pupils found on the output and on the photo, both inside
-the photo's eye outlines, over the eyes where both show a pupil.
+the photo's eye outlines, over the eyes where both show a pupil. Face L1 and face SSIM: the same
+inside the face's outline (the pair's 68 landmarks and a forehead: what the ``frame`` layout
+pastes), as most of a crop is hair, neck and background that the sketch does not describe.
 """
 
 from __future__ import annotations
@@ -45,20 +47,32 @@ class EvaluateConfig:
     precision: str = "auto"  # its precision; anything but onnxruntime fp32 is also scored against it
 
 
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM of two ``HxWx3`` images in [0, 1], per channel, valid region of the 11x11 window."""
+def ssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-pixel SSIM of two ``HxWx3`` images in [0, 1], averaged over the channels, on the valid
+    region of the 11x11 window (``(H - 10) x (W - 10)``)."""
     c1, c2 = 0.01**2, 0.03**2
     kernel = cv2.getGaussianKernel(11, 1.5)
     window = kernel @ kernel.T
-    scores = []
+    maps = []
     for ch in range(a.shape[2]):
         x, y = a[..., ch].astype(np.float64), b[..., ch].astype(np.float64)
         f = lambda im: cv2.filter2D(im, -1, window, borderType=cv2.BORDER_REFLECT)[5:-5, 5:-5]  # noqa: E731
         mx, my = f(x), f(y)
         vx, vy, cxy = f(x * x) - mx * mx, f(y * y) - my * my, f(x * y) - mx * my
-        s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-        scores.append(s.mean())
-    return float(np.mean(scores))
+        maps.append(((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2)))
+    return np.mean(maps, axis=0)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of two ``HxWx3`` images in [0, 1], per channel, valid region of the 11x11 window."""
+    return float(ssim_map(a, b).mean())
+
+
+def face_mask(points: np.ndarray, size: int) -> np.ndarray:
+    """Boolean ``size`` x ``size`` mask inside the face's outline (``points``: 68 landmarks, crop px)."""
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillConvexPoly(mask, np.round(face_outline(points)).astype(np.int32), 1)
+    return mask.astype(bool)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -108,6 +122,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
                                  f"({size}, {size})")
         output = generator(sketch).copy()
         a, b = output.astype(np.float64) / 255.0, photo.astype(np.float64) / 255.0
+        face, similarity = face_mask(points[index], size), ssim_map(a, b)
         vs_fp32 = None if reference is None else psnr(a, reference(sketch).astype(np.float64) / 255.0)
         out_points, photo_points = _landmarks(analyzer, output), _landmarks(analyzer, photo)
         akd = identity_distance = None
@@ -116,7 +131,8 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
             identity_distance = distance(identity.descriptor(output, out_points), identity.descriptor(photo, photo_points))
         pupil_errors = np.linalg.norm(find_pupils(output, points[index]) - find_pupils(photo, points[index]), axis=1)
         full = frames.score(name, output, points[index])
-        per_pair.append({"name": name, "l1": float(np.abs(a - b).mean()), "psnr": psnr(a, b), "ssim": ssim(a, b),
+        per_pair.append({"name": name, "l1": float(np.abs(a - b).mean()), "psnr": psnr(a, b), "ssim": float(similarity.mean()),
+                         "face_l1": float(np.abs(a - b)[face].mean()), "face_ssim": float(similarity[face[5:-5, 5:-5]].mean()),
                          "frame_psnr": full and full[0], "frame_ssim": full and full[1],
                          "psnr_vs_fp32": vs_fp32, "face_found": out_points is not None, "photo_face_found": photo_points is not None,
                          "akd": akd, "identity": identity_distance,
@@ -191,6 +207,8 @@ def _summarise(per_pair: list[dict], model_path, data: Path, config: EvaluateCon
         "l1": float(np.mean([p["l1"] for p in per_pair])),
         "psnr": float(np.mean([p["psnr"] for p in per_pair])),
         "ssim": float(np.mean([p["ssim"] for p in per_pair])),
+        "face_l1": float(np.mean([p["face_l1"] for p in per_pair])),
+        "face_ssim": float(np.mean([p["face_ssim"] for p in per_pair])),
         "frame_psnr": float(np.mean(framed_psnr)) if framed_psnr else None,
         "frame_ssim": float(np.mean([p["frame_ssim"] for p in per_pair if p["frame_ssim"] is not None])) if framed_psnr else None,
         "frame_pairs": len(framed_psnr),
@@ -222,6 +240,7 @@ def format_table(report: dict) -> str:
         f"  L1         {report['l1']:.4f}",
         f"  PSNR       {report['psnr']:.2f} dB",
         f"  SSIM       {report['ssim']:.4f}",
+        f"  face       L1 {report['face_l1']:.4f}, SSIM {report['face_ssim']:.4f} (inside the face's outline)",
         "  full frame " + ("n/a (target video not found)" if report["frame_psnr"] is None else
                            f"PSNR {report['frame_psnr']:.2f} dB, SSIM {report['frame_ssim']:.4f} "
                            f"({report['frame_pairs']} frames, face pasted into the real frame)"),
