@@ -122,7 +122,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
                                  f"({size}, {size})")
         output = generator(sketch).copy()
         a, b = output.astype(np.float64) / 255.0, photo.astype(np.float64) / 255.0
-        face, similarity = face_mask(points[index], size), ssim_map(a, b)
+        error, face, similarity = np.abs(a - b), face_mask(points[index], size), ssim_map(a, b)
         vs_fp32 = None if reference is None else psnr(a, reference(sketch).astype(np.float64) / 255.0)
         out_points, photo_points = _landmarks(analyzer, output), _landmarks(analyzer, photo)
         akd = identity_distance = None
@@ -131,8 +131,8 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
             identity_distance = distance(identity.descriptor(output, out_points), identity.descriptor(photo, photo_points))
         pupil_errors = np.linalg.norm(find_pupils(output, points[index]) - find_pupils(photo, points[index]), axis=1)
         full = frames.score(name, output, points[index])
-        per_pair.append({"name": name, "l1": float(np.abs(a - b).mean()), "psnr": psnr(a, b), "ssim": float(similarity.mean()),
-                         "face_l1": float(np.abs(a - b)[face].mean()), "face_ssim": float(similarity[face[5:-5, 5:-5]].mean()),
+        per_pair.append({"name": name, "l1": float(error.mean()), "psnr": psnr(a, b), "ssim": float(similarity.mean()),
+                         "face_l1": float(error[face].mean()), "face_ssim": float(similarity[face[5:-5, 5:-5]].mean()),
                          "frame_psnr": full and full[0], "frame_ssim": full and full[1],
                          "psnr_vs_fp32": vs_fp32, "face_found": out_points is not None, "photo_face_found": photo_points is not None,
                          "akd": akd, "identity": identity_distance,
