@@ -1,35 +1,115 @@
-"""Training speed (steps/s) of pix2pix at the dataset's size, batch 1: warm-up, then timed steps.
+"""Training step cost: work per step of each network, steps/s, and how far a step is from this
+machine's own matrix-multiply throughput on the same threads.
 
-    python scripts/train_speed.py DATA [--ngf 64 32] [--ndf 64] [--feature-matching 10 0] [--warmup 5] [--steps 30]
+    python scripts/train_speed.py DATA [--ngf 32] [--ndf 64 32] [--precision fp32 bf16] [--xla off on]
+                                       [--feature-matching 10] [--warmup 5] [--steps 30] [--json out.json]
+
+Work per step, counted from the layers' shapes (multiply-accumulates, GMAC): the generator runs
+forward, then backward for its inputs and its weights (3 forwards' work); the discriminator runs
+forward on the real and the fake pair (2), backward on both for its own update (4), and backward
+on the fake pair again into the generator for the adversarial and feature-matching terms (1):
+7 forwards' work. Achieved GFLOP/s counts 2 FLOP per MAC; the reference is a square matmul of
+the same dtype measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import tempfile
 import time
 
+import keras
+import tensorflow as tf
+
+from face2face.train import pix2pix
+from face2face.train.data import check_split
 from face2face.train.trainer import TrainConfig, train
+
+G_PASSES, D_PASSES = 3, 7  # forwards' worth of work per step (see the docstring)
+
+
+def forward_gmac(model: keras.Model) -> float:
+    """Multiply-accumulates of one forward pass at batch 1, in billions (convolutions only)."""
+    macs = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):  # every input pixel meets the whole kernel
+            _, h, w, _ = layer.input.shape
+            macs += h * w * layer.kernel.shape[0] * layer.kernel.shape[1] * layer.kernel.shape[3] * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, _ = layer.output.shape
+            macs += h * w * layer.kernel.shape[0] * layer.kernel.shape[1] * layer.kernel.shape[2] * layer.filters
+    return macs / 1e9
+
+
+def matmul_gflops(dtype: tf.DType, n: int = 2048, repeats: int = 10) -> float:
+    """This machine's square-matmul throughput (GFLOP/s) in ``dtype`` on TensorFlow's threads."""
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    run = tf.function(lambda x: tf.matmul(x, x))
+    run(a).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(a).numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def steps_per_second(data: str, config: TrainConfig, warmup: int, steps: int) -> float:
+    """Steps/s of ``config`` after ``warmup`` steps (tracing), over ``steps`` steps."""
+    stamps: dict[int, float] = {}
+    with tempfile.TemporaryDirectory() as run:
+        train(data, run, config, progress=lambda s, t, l: stamps.__setitem__(s, time.perf_counter()))
+    return steps / (stamps[warmup + steps] - stamps[warmup])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data")
-    parser.add_argument("--ngf", type=int, nargs="+", default=[64, 32])
-    parser.add_argument("--ndf", type=int, default=64)
+    parser.add_argument("--ngf", type=int, nargs="+", default=[32])
+    parser.add_argument("--ndf", type=int, nargs="+", default=[64])
+    parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16"))
+    parser.add_argument("--xla", nargs="+", default=["off"], choices=("off", "on"))
     parser.add_argument("--feature-matching", type=float, nargs="+", default=[TrainConfig.feature_matching])
+    parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the whole grid, alternating (noisy machines)")
+    parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
-    for ngf, fm in ((n, f) for n in args.ngf for f in args.feature_matching):
-        stamps: dict[int, float] = {}
-        with tempfile.TemporaryDirectory() as run:
-            config = TrainConfig(steps=args.warmup + args.steps, ngf=ngf, ndf=args.ndf, feature_matching=fm,
-                                 settle_fraction=0.0, checkpoint_every=10**9, sample_every=10**9, log_every=10**9)
-            train(args.data, run, config, progress=lambda s, t, l: stamps.__setitem__(s, time.perf_counter()))
-        timed = stamps[args.warmup + args.steps] - stamps[args.warmup]
-        print(f"ngf {ngf}, ndf {args.ndf}, feature matching {fm:g}: {args.steps / timed:.2f} steps/s "
-              f"({1000 * timed / args.steps:.0f} ms/step), batch 1, {args.steps} steps after {args.warmup} warm-up")
+
+    size = check_split(args.data, "train", check_sizes=False).size
+    peak = {p: matmul_gflops(tf.float32 if p == "fp32" else tf.bfloat16) for p in args.precision}
+    for p, value in peak.items():
+        print(f"matmul {p}: {value:.0f} GFLOP/s on {tf.config.threading.get_intra_op_parallelism_threads() or 'all'} "
+              f"threads")
+    rows = []
+    grid = list(itertools.product(args.ngf, args.ndf, args.precision, args.xla, args.feature_matching))
+    for _, (ngf, ndf, precision, xla, fm) in itertools.product(range(args.rounds), grid):
+        g = forward_gmac(pix2pix.build_generator(size, ngf))
+        d = forward_gmac(pix2pix.build_discriminator(size, ndf))
+        step_gmac = (G_PASSES * g + D_PASSES * d) * args.batch_size
+        config = TrainConfig(steps=args.warmup + args.steps, ngf=ngf, ndf=ndf, feature_matching=fm,
+                             precision=precision, xla=xla == "on", batch_size=args.batch_size,
+                             settle_fraction=0.0, checkpoint_every=10**9, sample_every=10**9, log_every=10**9)
+        rate = steps_per_second(args.data, config, args.warmup, args.steps)
+        row = {"ngf": ngf, "ndf": ndf, "precision": precision, "xla": xla, "feature_matching": fm,
+               "batch_size": args.batch_size, "size": size, "generator_gmac": round(g, 3),
+               "discriminator_gmac": round(d, 3), "step_gmac": round(step_gmac, 2),
+               "discriminator_share": round(D_PASSES * d / (G_PASSES * g + D_PASSES * d), 3),
+               "steps_per_s": round(rate, 3), "gflops": round(2 * step_gmac * rate, 1),
+               "matmul_gflops": round(peak[precision], 1)}
+        row["of_matmul"] = round(row["gflops"] / row["matmul_gflops"], 3)
+        rows.append(row)
+        print(f"ngf {ngf} ndf {ndf} {precision} xla {xla} fm {fm:g} batch {args.batch_size}: "
+              f"G {g:.2f} + D {d:.2f} GMAC/forward -> {step_gmac:.1f} GMAC/step "
+              f"(D {100 * row['discriminator_share']:.0f}%), {rate:.2f} steps/s, {row['gflops']:.0f} GFLOP/s "
+              f"= {100 * row['of_matmul']:.0f}% of matmul {precision}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
 
 
 if __name__ == "__main__":
