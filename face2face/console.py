@@ -21,6 +21,9 @@ QUIET_LIBRARIES = {
     "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow's C++ logs (its E-lines look like failures)
     "OPENCV_LOG_LEVEL": "SILENT",  # OpenCV's [ WARN:0@...] / [ERROR:0@...] lines, e.g. when no webcam opens
     "OPENCV_VIDEOIO_DEBUG": "0",
+    # FFmpeg's own lines from OpenCV's video reader, e.g. `[mov,mp4,... @ 0x...] moov atom not found`
+    # for a file that is not a whole video: its log level, AV_LOG_QUIET (read once, at the first video opened)
+    "OPENCV_FFMPEG_LOGLEVEL": "-8",
 }
 # Log lines C++ libraries write straight to file descriptor 2, whatever their settings: absl's
 # (TensorFlow logs through it before anything calls absl::InitializeLog) and TensorFlow's own.

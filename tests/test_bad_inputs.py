@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import struct
@@ -36,6 +37,7 @@ from onnx import TensorProto, helper
 
 from face2face import cli
 from face2face.cli import build_parser, main
+from face2face.console import QUIET_LIBRARIES
 from face2face.modelfile import sidecar_path
 from face2face.video import VideoSource
 
@@ -360,3 +362,34 @@ def test_the_real_entry_point_prints_no_traceback(argv, files):
     assert result.returncode in (1, 2) and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("face2face")
     assert not Path(files["tmp"], "never").exists() and not Path(files["tmp"], "never.mp4").exists()
+
+
+def _entry_point(*argv: str) -> subprocess.CompletedProcess:
+    """``python -m face2face ARGV`` with the environment of a user's shell (none of the log settings
+    face2face makes for itself, which earlier tests in this process left behind)."""
+    env = {k: v for k, v in os.environ.items() if k not in QUIET_LIBRARIES}
+    return subprocess.run([sys.executable, "-m", "face2face", *argv], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("video", ["text_mp4", "empty_mp4", "cut_mp4"])
+@pytest.mark.parametrize("argv", [
+    "prepare {video} -o {tmp}/never",
+    "quickstart {video} -o {tmp}/never",
+    "reenact --model {model} --source {video} -o {tmp}/never.mp4",
+    "live --model {model} --source {video} --record {tmp}/never.mp4",
+    "evaluate {model} {data} --driver {video} --json {tmp}/never",
+], ids=lambda argv: argv.split()[0])
+def test_a_bad_video_is_one_line_from_the_real_entry_point(argv, video, files):
+    result = _entry_point(*argv.format(**{**files, "video": files[video]}).split())
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"face2face: error: {files[video]}: not a readable video "
+                                          "(no frame could be decoded)"]
+    assert not Path(files["tmp"], "never").exists() and not Path(files["tmp"], "never.mp4").exists()
+
+
+def test_ffmpeg_s_own_log_lines_show_with_verbose(files):
+    result = _entry_point("prepare", files["cut_mp4"], "-o", f"{files['tmp']}/never", "--verbose")
+    assert result.returncode == 1
+    assert "moov atom not found" in result.stderr  # FFmpeg's `[mov,mp4,... @ 0x...]` line, as a library log
+    assert result.stderr.splitlines()[-1].startswith(f"face2face: error: {files['cut_mp4']}: not a readable video")

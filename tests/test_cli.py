@@ -13,6 +13,8 @@ import pytest
 
 from face2face.cli import build_parser, main
 from face2face.console import QUIET_LIBRARIES, Counter, NativeLogFilter, console
+from face2face.errors import Face2FaceError
+from face2face.train.quickstart import evaluate_apart
 
 # Lines of the libraries' own logs: absl / TensorFlow C++, OpenCV; and tracebacks.
 NOISE = re.compile(r"^(?:[IWEF]\d{4} |\[ ?(?:WARN|ERROR|INFO)|WARNING: All log messages|Traceback)", re.M)
@@ -61,6 +63,14 @@ def test_evaluate_on_a_quickstart_folder_points_at_its_dataset(tiny_dataset, tmp
     (work / "data").symlink_to(tiny_dataset)
     assert main(["evaluate", str(tmp_path / "model.onnx"), str(work)]) == 1
     assert f"a quickstart folder, not a dataset; its dataset is {work / 'data'}" in capsys.readouterr().err
+
+
+def test_quickstart_s_evaluation_runs_apart_and_its_error_is_one_line(tmp_path, capsys):
+    # apart: after training on a GPU, quickstart's process holds TensorFlow's CUDA and cuDNN
+    with pytest.raises(Face2FaceError) as error:
+        evaluate_apart(tmp_path / "model.onnx", tmp_path / "data", "ssd", tmp_path / "e.json", tmp_path / "e.png")
+    assert str(error.value) == f"{tmp_path / 'data'}: no such dataset folder (make one with `face2face prepare`)"
+    assert capsys.readouterr().err == ""  # the error is raised once, not printed by the evaluation as well
 
 
 def test_log_lines_never_collide_with_progress_bars(capsys):

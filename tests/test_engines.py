@@ -59,7 +59,7 @@ def test_openvino_fp32_gives_onnxruntime_s_faces(tiny_model, tiny_dataset, fp32)
 def test_default_precision_is_bf16_only_where_the_cpu_has_it(tiny_model, tiny_dataset, fp32):
     generator = Generator(tiny_model)
     if "BF16" in cpu_capabilities():
-        assert generator.precision == "bf16" and "skipped" not in generator.choice.message()
+        assert generator.precision == "bf16" and "bf16 skipped" not in generator.choice.message()
         assert _psnr_against(generator, fp32, _test_sketches(tiny_dataset)) >= 40.0
     else:
         assert generator.precision == "fp32" and "bf16 skipped: this CPU has no native bf16" in generator.choice.message()

@@ -70,12 +70,22 @@ def test_lookup_order_env_then_shared_then_cache(tmp_path, monkeypatch):
 def test_unavailable_data_fills_the_cache_or_says_how_to_get_it(origin, tmp_path, monkeypatch):
     url, folder = origin
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv(testdata.ENV_FETCH, raising=False)
     cache = testdata.cache_dir()
     assert testdata.unavailable(cache, [_entry(url, folder, sha256="0" * 64)]).endswith(testdata.HOW)
     assert testdata.unavailable(cache, [_entry(url, folder)]) == ""
     mine = tmp_path / "mine"  # a folder the user named is read, never written
     problem = testdata.unavailable(mine, [_entry(url, folder)])
     assert "1 files missing, e.g. videos/clip.mp4" in problem and not mine.exists()
+
+
+def test_fetching_can_be_turned_off(origin, tmp_path, monkeypatch):
+    url, folder = origin
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv(testdata.ENV_FETCH, "0")
+    problem = testdata.unavailable(testdata.cache_dir(), [_entry(url, folder)])
+    assert problem.startswith("real face data not found (fetching is off") and problem.endswith(testdata.HOW)
+    assert not testdata.cache_dir().exists()
 
 
 def test_the_manifest_names_every_file_once_with_a_pinned_origin():

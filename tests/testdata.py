@@ -1,6 +1,7 @@
 """Where the tests find their real face data: ``$FACE2FACE_TEST_DATA``, else ``../shared/data``
 beside the checkout, else the user cache, filled once from the files' public origins (pinned by
-sha256 in ``data_manifest.json``) with the project's own checked downloader."""
+sha256 in ``data_manifest.json``) with the project's own checked downloader, unless
+``$FACE2FACE_TEST_DATA_FETCH`` is ``0``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from face2face import assets
 from face2face.errors import Face2FaceError
 
 ENV_DATA = "FACE2FACE_TEST_DATA"
+ENV_FETCH = "FACE2FACE_TEST_DATA_FETCH"  # "0": never fetch (a machine without network)
 MANIFEST = Path(__file__).with_name("data_manifest.json")
 HOW = (f"set ${ENV_DATA} to a copy of the data, put the project's shared/ folder beside the checkout, "
        "or run once with network access to fetch it (about 11 MB) into the user cache")
@@ -60,6 +62,8 @@ def unavailable(root: Path, files: list[DataFile]) -> str:
     """Why the data cannot be used ("" when every file is there), after fetching what is missing
     when ``root`` is the cache (a folder named by the user or shared/ is only read)."""
     if root == cache_dir() and missing(root, files):
+        if os.environ.get(ENV_FETCH) == "0":
+            return f"real face data not found (fetching is off: ${ENV_FETCH}=0); {HOW}"
         try:
             fetch(root, files)
         except Face2FaceError as exc:
