@@ -39,6 +39,7 @@ def test_cross_driver_report(tiny_model, tiny_dataset, tmp_path, capsys):
                  "--frames", "12", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["frames"] == 12 and report["driver_to_target"] > SAME_PERSON  # another man drives
+    assert report["target_detail"] > 0.0 and report["target_checkerboard"] > 0.0  # the target's own photos
     assert set(report["modes"]) == {"absolute", "aligned", "relative"}
     for scores in report["modes"].values():
         assert 0.0 <= scores["face_rate"] <= 1.0
@@ -46,9 +47,11 @@ def test_cross_driver_report(tiny_model, tiny_dataset, tmp_path, capsys):
             assert scores[key] is None or 0.0 < scores[key] < 2.0
         assert 0.0 < scores["change_driver"] < 50.0 and scores["change_output"] > 0.0  # a talking man moves
         assert scores["change_ratio"] == pytest.approx(scores["change_output"] / scores["change_driver"])
+        assert 0.0 < scores["sharpness"] < 2.0 and scores["checkerboard"] > 0.0
     assert report["shape_limit"] == 3.0 and report["modes"]["relative"]["shape_held_px"] > 0.0  # another face shape
     assert report["modes"]["absolute"]["shape_held_px"] == report["modes"]["aligned"]["shape_held_px"] == 0.0
-    assert "relative" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "relative" in printed and "sharpness" in printed
 
 
 def test_steadiness_counts_change_inside_the_face_only(analyzer):

@@ -13,6 +13,7 @@ import pytest
 from face2face.cli import main
 from face2face.errors import Face2FaceError
 from face2face.modelfile import read_sidecar, sidecar_path
+from face2face.train.holdout import read_scores
 from face2face.train.prepare import read_manifest
 
 from conftest import VIDEOS
@@ -50,10 +51,12 @@ def test_a_killed_export_never_leaves_a_model_that_looks_finished(tiny_run, tmp_
     kill_when(["export", str(tiny_run), "-o", str(model)], lambda: (tmp_path / ".m.onnx.part").exists())
     assert (sha256(model), sidecar_path(model).read_text()) == before  # the finished one is untouched
 
-    # killed after the new ONNX file took its name, while the background clip was written: no sidecar,
-    # so nothing runs it as a finished model
+    # killed while the background clip was written, before the new model takes the old one's place
     kill_when(["export", str(tiny_run), "-o", str(model)], lambda: (tmp_path / ".m.background.part").exists())
-    assert not sidecar_path(model).exists()
+    assert (sha256(model), sidecar_path(model).read_text()) == before
+
+    # a model file without its sidecar (an export cut short between the two) is not run as finished
+    sidecar_path(model).unlink()
     with pytest.raises(Face2FaceError, match="no sidecar"):
         read_sidecar(model)
     capsys.readouterr()
@@ -91,4 +94,22 @@ def test_a_killed_quickstart_resumes_the_stage_it_was_in(tmp_path, capsys):
     step = int(err.split("(resuming at step ", 1)[1].split(")", 1)[0])
     assert 0 < step < 60 and step % 6 == 0, err
     assert "1/4 dataset" in err and "is complete, kept" in err and "2/4 training: resuming" in err
-    assert read_sidecar(work / "model.onnx").steps == 60 and (work / "evaluation.json").exists()
+    assert read_sidecar(work / "model.onnx").steps == read_scores(work / "run").best
+    assert (work / "evaluation.json").exists()
+
+
+def test_a_quickstart_killed_while_it_exports_a_first_model_keeps_the_last_good_one(tmp_path):
+    work = tmp_path / "work"
+    model = work / "model.onnx"
+    argv = ["quickstart", str(VIDEOS / "lp_d18.mp4"), "-o", str(work), "--steps", "120", "--ngf", "8",
+            "--size", "64", "--every", "3", "--first-model", "0"]
+    good: list[tuple[str, str]] = []
+
+    def exporting_again() -> bool:
+        if sidecar_path(model).exists() and not good:
+            good.append((sha256(model), sidecar_path(model).read_text()))
+        return bool(good) and (work / ".model.onnx.part").exists()
+
+    kill_when(argv, exporting_again)
+    assert (sha256(model), sidecar_path(model).read_text()) == good[0]  # the first model, whole
+    assert read_sidecar(model).steps < 120

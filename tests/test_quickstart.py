@@ -9,6 +9,8 @@ import pytest
 from face2face.cli import main
 from face2face.console import plural
 from face2face.modelfile import read_sidecar
+from face2face.runtime.openvino_engine import native_bf16
+from face2face.train.holdout import read_scores
 from face2face.train.quickstart import PREPARE_FPS, Done, QuickstartConfig, make_plan
 from face2face.video import VideoSource
 
@@ -18,13 +20,18 @@ from conftest import VIDEOS
 def test_quickstart_then_its_live_command_runs(tmp_path, capsys):
     work = tmp_path / "work"
     argv = ["quickstart", str(VIDEOS / "lp_d18.mp4"), "-o", str(work), "--steps", "40", "--ngf", "8",
-            "--size", "64", "--every", "3"]
+            "--size", "64", "--every", "3", "--first-model", "0"]
     assert main(argv) == 0
     out, err = capsys.readouterr()
-    assert err.startswith("plan: 72 frames -> dataset, 40 training steps at ngf 8 on CPU, export (+ int8 copy), "
-                          "evaluate; expected ")
+    precision = "bf16" if native_bf16() else "fp32"  # the CPU's fastest that learns the same
+    assert err.startswith(f"plan: 72 frames -> dataset, 40 training steps at ngf 8, ndf 32, {precision} on CPU, "
+                          "export (+ int8 copy), evaluate; expected ")
     assert "prepare: " in err  # its progress shows inside quickstart too
-    assert read_sidecar(work / "model.onnx").steps == 40
+    # a first model to drive while training went on, announced once with its live line
+    assert err.count("drive it while training goes on: face2face live --model") == 1
+    # the model handed over holds the weights that scored best on the held-back train pairs
+    scores = read_scores(work / "run")
+    assert sorted(scores.scores) == list(range(4, 41, 4)) and read_sidecar(work / "model.onnx").steps == scores.best
     assert (work / "evaluation.json").exists() and (work / "evaluation.png").exists()
     assert "int8 copy" in err and (work / "model.int8.xml").exists()  # OpenVINO's fast path, checked
     assert f"evaluation: {work / 'evaluation.json'}" in out
@@ -47,19 +54,34 @@ def test_quickstart_then_its_live_command_runs(tmp_path, capsys):
     assert "3/4 export" in again and "up to date, kept" in again and "int8 copy" not in again
     # resuming is quickstart's own doing, like its other defaults: not an option that differs
     assert json.loads((work / "run" / "config.json").read_text())["changed"] == {"steps": 40, "ngf": 8}
+    assert "drive it while training goes on" not in again
 
 
 def test_plan_counts_only_what_is_left():
     plan = make_plan(str(VIDEOS / "lp_d18.mp4"), QuickstartConfig(), gpu=False)
-    assert (plan.ngf, plan.steps, plan.frames) == (32, 6000, 216)
+    assert (plan.ngf, plan.ndf, plan.precision, plan.steps, plan.frames) == (32, 32, "fp32", 3000, 216)
     fresh = plan.describe()
-    assert fresh.startswith("plan: 216 frames -> dataset, 6000 training steps at ngf 32 on CPU")
+    assert fresh.startswith("plan: 216 frames -> dataset, 3000 training steps at ngf 32, ndf 32, fp32 on CPU")
     assert re.search(r"; expected about \d+ min$", fresh)
-    halfway = Done(dataset=True, steps=3000)
-    assert plan.seconds(halfway) == pytest.approx(plan.seconds() - 216 / PREPARE_FPS - 3000 * plan.seconds_per_step)
-    assert plan.describe(halfway).startswith("plan: 6000 training steps at ngf 32 on CPU (resuming at step 3000), ")
-    assert plan.describe(Done(True, 6000, True, True)) == "plan: every stage is already done; its results follow"
-    assert plan.seconds(Done(True, 6000, True, True)) == 0
+    halfway = Done(dataset=True, steps=1500)
+    assert plan.seconds(halfway) == pytest.approx(plan.seconds() - 216 / PREPARE_FPS - 1500 * plan.seconds_per_step)
+    assert plan.describe(halfway).startswith("plan: 3000 training steps at ngf 32, ndf 32, fp32 on CPU "
+                                             "(resuming at step 1500), ")
+    assert plan.describe(Done(True, 3000, True, True)) == "plan: every stage is already done; its results follow"
+    assert plan.seconds(Done(True, 3000, True, True)) == 0
+
+
+def test_plan_follows_the_hardware_and_keeps_what_a_run_was_trained_with():
+    video = str(VIDEOS / "lp_d18.mp4")
+    bf16 = make_plan(video, QuickstartConfig(), gpu=False, bf16=True)
+    assert (bf16.precision, bf16.ndf) == ("bf16", 32) and bf16.seconds_per_step < make_plan(
+        video, QuickstartConfig(), gpu=False).seconds_per_step
+    wider = make_plan(video, QuickstartConfig(ngf=64), gpu=False, bf16=True)
+    assert wider.seconds_per_step > 2 * bf16.seconds_per_step  # four times the generator's work
+    # a run begun with other choices (earlier defaults) resumes with them
+    kept = make_plan(video, QuickstartConfig(), gpu=False, bf16=True,
+                     trained={"ngf": 32, "ndf": 64, "precision": "fp32"})
+    assert (kept.ndf, kept.precision) == (64, "fp32") and kept.seconds_per_step > bf16.seconds_per_step
 
 
 def test_counts_are_worded_for_one_and_many():

@@ -357,7 +357,7 @@ def test_an_unreadable_latest_checkpoint_falls_back_to_the_previous_one_or_stops
 
     newest = truncate(20)
     model = tmp_path / "m.onnx"
-    assert main(["export", str(run), "-o", str(model), "-q"]) == 0  # export falls back the same way
+    assert main(["export", str(run), "-o", str(model), "--last", "-q"]) == 0  # export falls back the same way
     warning = capsys.readouterr().err.splitlines()
     assert len(warning) == 1 and f"{newest} is unreadable" in warning[0] and warning[0].endswith("ckpt-15 instead")
     assert read_sidecar(model).steps == 15

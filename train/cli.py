@@ -64,6 +64,9 @@ def add_commands(commands) -> None:
                         "sketch and photo together: head poses the target video never showed")
     p.add_argument("--settle-fraction", type=fraction, default=0.1, metavar="F",
                    help="final share of steps trained with frozen batch-norm statistics, as exported (0 = off)")
+    p.add_argument("--holdout", type=fraction, default=0.05, metavar="F",
+                   help="last share of the train split held back from training; the weights scored best on it "
+                        "at a checkpoint are the ones `export` takes (0 = off: the last weights)")
     p.add_argument("--strategy", default="auto", choices=("auto", "default", "mirrored", "multiworker"),
                    help="tf.distribute strategy (auto: multiworker with TF_CONFIG, mirrored on 2+ GPUs)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
@@ -79,6 +82,8 @@ def add_commands(commands) -> None:
     p.add_argument("-o", "--output", required=True, metavar="MODEL.onnx", help="model file to write")
     p.add_argument("--fp16", action="store_true", help="float16 weights and compute (I/O stays float32)")
     p.add_argument("--opset", type=opset, default=17, help="ONNX opset")
+    p.add_argument("--last", action="store_true",
+                   help="the run's last weights, not those that scored best on its held-back pairs")
     p.set_defaults(handler=_export)
 
     p = add_command(commands, "quantize", "make the int8 copy of an exported generator for OpenVINO "
@@ -111,7 +116,8 @@ def add_commands(commands) -> None:
 
 def add_quickstart(commands) -> None:
     """Register ``quickstart``: prepare, train, export and evaluate in one resumable command."""
-    from face2face.cli import add_command, add_detector_option, image_size, positive_int
+    from face2face.cli import add_command, add_detector_option, image_size, non_negative_float, positive_int
+    from face2face.train.quickstart import FIRST_MODEL_SECONDS
 
     p = add_command(commands, "quickstart", "from a target video to a live-ready model in one command",
                     "From a target video to a live-ready model in one command: prepare -> train -> export "
@@ -125,6 +131,9 @@ def add_quickstart(commands) -> None:
     p.add_argument("--size", type=image_size, default=256, help="crop and generator size in px")
     p.add_argument("--no-pupils", dest="pupils", action="store_false",
                    help="sketches without pupils (the output's gaze then ignores the driver's)")
+    p.add_argument("--first-model", type=non_negative_float, default=FIRST_MODEL_SECONDS / 60, metavar="MIN",
+                   help="minutes of training before a first model is exported to drive while training goes on "
+                        "(then again as often, when the weights scored better)")
     add_detector_option(p)
     p.set_defaults(handler=_quickstart)
 
@@ -135,7 +144,7 @@ def _quickstart(args: argparse.Namespace) -> int:
 
     writable_folder(args.output)
     config = QuickstartConfig(steps=args.steps, ngf=args.ngf, every=args.every, size=args.size, detector=args.detector,
-                              pupils=args.pupils)
+                              pupils=args.pupils, first_model_seconds=60 * args.first_model)
     try:
         report = quickstart(args.video, args.output, config)
     except KeyboardInterrupt:
@@ -174,12 +183,13 @@ def _train(args: argparse.Namespace) -> int:
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
         checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         lr_decay=args.lr_decay, feature_matching=args.feature_matching,
-        parts_weight=args.parts_weight, warp=args.warp, settle_fraction=args.settle_fraction, strategy=args.strategy,
-        precision=args.precision, seed=args.seed, resume=args.resume,
+        parts_weight=args.parts_weight, warp=args.warp, settle_fraction=args.settle_fraction, holdout=args.holdout,
+        strategy=args.strategy, precision=args.precision, seed=args.seed, resume=args.resume,
     )
     check_train_config(config)  # before TensorFlow loads
     read_manifest(args.data)
     writable_folder(args.output)
+    from face2face.train.holdout import read_scores
     from face2face.train.trainer import train
 
     with Counter("train", "step") as progress:
@@ -189,6 +199,9 @@ def _train(args: argparse.Namespace) -> int:
         print(f"stopped at step {result.step}/{result.total_steps}; {where} (continue with --resume)")
         return 128 + (result.signal or 2)
     print(f"trained {plural(result.step, 'step')} ({result.steps_per_second:.2f} steps/s); {where}")
+    if scores := read_scores(args.output):
+        print(f"best on the {plural(len(scores.held_out), 'held-back pair')}: step {scores.best}, face L1 "
+              f"{scores.scores[scores.best]:.4f} (what `face2face export` takes; --last for step {result.step})")
     return 0
 
 
@@ -200,7 +213,7 @@ def _export(args: argparse.Namespace) -> int:
     from face2face.train.export import ExportConfig, export
 
     with ticker("export"):
-        report = export(args.run, args.output, ExportConfig(fp16=args.fp16, opset=args.opset))
+        report = export(args.run, args.output, ExportConfig(fp16=args.fp16, opset=args.opset, last=args.last))
     print(f"{report.model}: {report.summary()}; sidecar {report.sidecar}")
     return 0
 
@@ -233,7 +246,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         writable_image(args.grid)
     if args.driver:
         from face2face.train.crossdrive import CrossDriveConfig, cross_drive, format_cross_drive
+        from face2face.video import VideoSource
 
+        VideoSource(args.driver).close()  # a bad video: its one line, before the generator loads
         with ticker("evaluate"):
             report = cross_drive(args.model, args.data, args.driver, CrossDriveConfig(
                 frames=args.frames, provider=args.provider, precision=args.precision, shape_limit=args.shape_limit))

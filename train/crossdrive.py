@@ -15,7 +15,14 @@ loop (tracker, One Euro filter, retargeting, sketch, generator), and each output
   pupils shows how far its eyes stray from the driver's gaze;
 - steadiness: mean change of grey level (0-255) from one frame to the next inside the face, of
   the output crop and of the driver's own face crop (as the side-by-side layout shows it), and
-  their ratio: flicker and jitter the driver did not make show as a ratio near or above 1.
+  their ratio: flicker and jitter the driver did not make show as a ratio near or above 1;
+- sharpness: the fine detail inside the output's face outline (the sketch's landmarks) over the
+  mean of the target's train photos inside their own outlines (there is no photo of the frame
+  the driver asks for), and the checkerboard's RMS amplitude (grey levels) beside theirs, as
+  ``evaluate`` measures them (face2face.train.evaluate.fine_detail). ``evaluate``'s detail match
+  (whether the output's fine detail is the real photo's, in place) is not reported here: no photo
+  shows the target making the driver's expression, so there is nothing to match pixel by pixel,
+  and sharpness alone cannot tell the target's detail from invented texture.
 No TensorFlow here.
 """
 
@@ -31,10 +38,12 @@ from face2face.faces import FaceAnalyzer
 from face2face.geometry import apply_affine, crop, face_square
 from face2face.identity import FaceIdentity, distance
 from face2face.pupils import find_pupils
+from face2face.runtime.background import face_outline
 from face2face.runtime.generator import Generator
 from face2face.runtime.pipeline import STAGES, Puppeteer, PuppetConfig
 from face2face.runtime.retarget import MODES, RetargetConfig
 from face2face.shapes import DEFAULT_LIMIT
+from face2face.train.evaluate import fine_detail, sharpness
 from face2face.train.prepare import read_landmarks
 from face2face.video import VideoSource
 
@@ -44,7 +53,7 @@ class CrossDriveConfig:
     """What the cross-driver evaluation runs."""
 
     frames: int = 150  # driver frames per mode
-    target_photos: int = 30  # train photos averaged into the target's identity
+    target_photos: int = 30  # train photos averaged into the target's identity and fine detail
     modes: tuple[str, ...] = MODES
     provider: str = "auto"  # generator engine (face2face.runtime.generator)
     precision: str = "auto"
@@ -88,7 +97,7 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
     analyzer = analyzer or FaceAnalyzer()
     identity = FaceIdentity()
     generator = Generator(model, config.provider, config.precision)
-    target = _target_descriptors(Path(data), identity, config.target_photos)
+    target, target_detail = _target_reference(Path(data), identity, config.target_photos)
     with VideoSource(driver) as source:
         frames = [f for _, f in zip(range(config.frames), source)]
         fps = source.fps
@@ -100,18 +109,20 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
     size = generator.info.size
     report = {"model": str(model), "data": str(data), "driver": str(driver), "frames": len(frames),
               "provider": generator.provider, "precision": generator.precision,
-              "driver_to_target": _mean_distance(driver_faces, target), "shape_limit": config.shape_limit, "modes": {}}
+              "driver_to_target": _mean_distance(driver_faces, target), "shape_limit": config.shape_limit,
+              "target_detail": target_detail[0], "target_checkerboard": target_detail[1], "modes": {}}
     row = np.zeros(len(STAGES))
     for mode in config.modes:
         retarget = RetargetConfig(mode=mode, shape_limit=config.shape_limit)
         puppet = Puppeteer(generator, analyzer, PuppetConfig(width=size, height=size, retarget=retarget, measure_gaze=True))
-        outputs, fidelity, gaze, held, found = [], [], [], [], 0
+        outputs, fidelity, gaze, held, details, found = [], [], [], [], [], 0
         steady_out, steady_driver = Steadiness(), Steadiness()
         for index, frame in enumerate(frames):
             out = puppet.process(frame, index / fps, row)
             steady_out.add(out, puppet.points)
             if puppet.points is not None:
                 held.append(puppet.retargeter.held_px)
+                details.append(fine_detail(out, face_outline(puppet.points)))
             steady_driver.add(*_driver_crop(frame, puppet.driver_points, size, puppet.retargeter.config.context))
             faces = analyzer.analyze(out)
             if not faces:
@@ -137,6 +148,9 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
             "change_driver": steady_driver.value,
             "change_ratio": (steady_out.value / steady_driver.value
                              if steady_out.value is not None and steady_driver.value else None),
+            # over the frames with a sketch: the mean of each frame's ratio to the target's detail
+            "sharpness": sharpness(float(np.mean([d for d, _ in details])), target_detail[0]) if details else None,
+            "checkerboard": float(np.mean([c for _, c in details])) if details else None,
         }
     return report
 
@@ -150,27 +164,31 @@ def _driver_crop(frame: np.ndarray, points: np.ndarray | None, size: int,
     return crop(frame, square, size), apply_affine(points, square.transform(size))
 
 
-def _target_descriptors(data: Path, identity: FaceIdentity, count: int) -> list[np.ndarray]:
-    """Descriptors of evenly spaced train photos, from the landmarks stored with them."""
+def _target_reference(data: Path, identity: FaceIdentity, count: int) -> tuple[list[np.ndarray], tuple[float, float]]:
+    """Descriptors of evenly spaced train photos, from the landmarks stored with them, and their
+    mean fine detail and checkerboard inside their face outlines (``fine_detail``)."""
     names, points, _ = read_landmarks(data / "train")
     picks = np.linspace(0, len(names) - 1, min(count, len(names))).round().astype(int)
-    out = []
+    out, details = [], []
     for i in picks:
         photo = cv2.imread(str(data / "train" / "target" / f"{names[i]}.png"))
         out.append(identity.descriptor(photo, points[i]))
-    return out
+        details.append(fine_detail(photo, face_outline(points[i])))
+    detail, checker = np.mean(details, axis=0)
+    return out, (float(detail), float(checker))
 
 
 def format_cross_drive(report: dict) -> str:
     """The report as a small table."""
     fmt = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
     lines = [f"{report['model']} driven by {report['driver']} ({report['frames']} frames); "
-             f"driver's own face to target: {fmt(report['driver_to_target'], '.3f')}",
+             f"driver's own face to target: {fmt(report['driver_to_target'], '.3f')}; sharpness against the "
+             f"target's train photos, whose checkerboard is {report['target_checkerboard']:.2f} grey levels RMS",
              f"{'mode':10s} {'face rate':>9s} {'id->target':>10s} {'id->driver':>10s} {'expr err px':>11s} "
-             f"{'gaze err px':>11s} {'change out/driver':>17s} {'held px':>7s}"]
+             f"{'gaze err px':>11s} {'change out/driver':>17s} {'held px':>7s} {'sharpness':>9s} {'checker':>7s}"]
     for mode, m in report["modes"].items():
         lines.append(f"{mode:10s} {100 * m['face_rate']:8.1f}% {fmt(m['identity_to_target'], '10.3f')} "
                      f"{fmt(m['identity_to_driver'], '10.3f')} {fmt(m['expression_error_px'], '11.2f')} "
                      f"{fmt(m['gaze_error_px'], '11.2f')} {fmt(m['change_ratio'], '17.2f')} "
-                     f"{fmt(m['shape_held_px'], '7.2f')}")
+                     f"{fmt(m['shape_held_px'], '7.2f')} {fmt(m['sharpness'], '9.3f')} {fmt(m['checkerboard'], '7.2f')}")
     return "\n".join(lines)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import keras
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -33,7 +34,7 @@ from face2face.shapes import ShapeSpace
 from face2face.train import pix2pix
 from face2face.train.background import write_background
 from face2face.train.data import check_split
-from face2face.train.options import CHECKPOINTS, read_run_config
+from face2face.train.options import BEST, CHECKPOINTS, read_run_config
 from face2face.train.trainer import restore
 from face2face.train.prepare import MANIFEST, read_landmarks, read_manifest
 
@@ -52,6 +53,7 @@ class ExportConfig:
     opset: int = 17  # ONNX opset
     parity_images: int = 8  # test sketches for the ONNX-vs-TensorFlow check
     tolerance: float = FP32_TOLERANCE  # max |ONNX - TF| allowed for fp32
+    last: bool = False  # the last weights, not the best on the held-back pairs (``face2face.train.holdout``)
 
 
 @dataclass
@@ -69,19 +71,27 @@ class ExportReport:
     def summary(self) -> str:
         """One line: precision, parity with TensorFlow and time taken."""
         sketches = plural(self.parity_images, "test sketch", "test sketches")
-        return (f"{self.precision}, max |ONNX - TF| = {self.max_error:.2e} on {sketches}; "
-                f"exported in {self.seconds:.1f} s")
+        return (f"weights of step {self.steps}, {self.precision}, max |ONNX - TF| = {self.max_error:.2e} on "
+                f"{sketches}; exported in {self.seconds:.1f} s")
 
 
-def load_generator(run_dir: str | Path) -> tuple[tf.keras.Model, dict, int, str]:
-    """The run's generator with its latest weights: (model, run config, step, checkpoint path)."""
+def load_generator(run_dir: str | Path, last: bool = False) -> tuple[tf.keras.Model, dict, int, str]:
+    """The run's generator: (model, run config, step, checkpoint path). Its best weights on the
+    held-back pairs where the run kept them (``RUN/best``), else (or with ``last``) its latest."""
     run = Path(run_dir)
     config = read_run_config(run)
     if tf.train.latest_checkpoint(str(run / CHECKPOINTS)) is None:
         raise Face2FaceError(f"{run}: no checkpoint in {run / CHECKPOINTS}; train first")
-    generator = pix2pix.build_generator(config["resolved"]["size"], config["options"]["ngf"])
+    folder = run / BEST if not last and tf.train.latest_checkpoint(str(run / BEST)) else run / CHECKPOINTS
+    # float32 whatever the process trains in (quickstart exports while a bf16 run goes on)
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        generator = pix2pix.build_generator(config["resolved"]["size"], config["options"]["ngf"])
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     step = tf.Variable(0, dtype=tf.int64)
-    used = restore(tf.train.Checkpoint(generator=generator, step=step), run / CHECKPOINTS, partial=True)
+    used = restore(tf.train.Checkpoint(generator=generator, step=step), folder, partial=True)
     return generator, config, int(step.numpy()), used
 
 
@@ -91,7 +101,7 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
     model_path = Path(model_path)
     if model_path.suffix != ".onnx":
         raise Face2FaceError(f"{model_path}: the model file must end in .onnx")
-    generator, run_config, steps, checkpoint = load_generator(run_dir)
+    generator, run_config, steps, checkpoint = load_generator(run_dir, config.last)
     data = Path(run_config["data"])
     size = run_config["resolved"]["size"]
     sketches = _parity_sketches(data, config.parity_images, size)
@@ -114,10 +124,10 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
                                  f"{config.tolerance:g} on {len(sketches)} test sketches; no model written")
         info = model_info(data, size, run_config["options"]["ngf"], steps, precision)
         info.fallback = fallback
+        clip = write_background(data, model_path)  # before the old model is touched: the swap below is brief
+        info.background = clip.name if clip else ""
         sidecar_path(model_path).unlink(missing_ok=True)  # the sidecar, written last, marks a finished export
         os.replace(tmp, model_path)
-        clip = write_background(data, model_path)
-        info.background = clip.name if clip else ""
     finally:
         tmp.unlink(missing_ok=True)
     sidecar = write_sidecar(model_path, info)

@@ -14,6 +14,8 @@ LAMBDA_L1 = 100.0  # weight of the L1 term against the GAN term (the paper's)
 FEATURE_MATCHING = 10.0  # weight of the discriminator feature-matching term (pix2pixHD's; 0 = the paper's losses)
 CONFIG = "config.json"  # in a run folder: resolved options and what differs from the defaults
 CHECKPOINTS = "checkpoints"  # in a run folder: tf.train.CheckpointManager's folder
+BEST = "best"  # in a run folder: the checkpoint of the weights that scored best on the held-back pairs
+SCORES = "scores.json"  # in a run folder: the held-out score at each checkpoint, and the best step
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class TrainConfig:
     lr_decay: float = 0.0  # final share of steps over which the learning rate falls linearly to 0 (0 = constant)
     warp: bool = False  # also rotate, scale and shift each pair (``face2face.train.data.warp``)
     settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)
+    holdout: float = 0.05  # last share of the train split held back to choose the weights handed over (0 = off)
     checkpoint_every: int = 1000  # steps between checkpoints
     sample_every: int = 500  # steps between sample grids / TensorBoard images
     log_every: int = 50  # steps between TensorBoard scalars
@@ -59,6 +62,8 @@ def check_train_config(config: TrainConfig) -> None:
             raise Face2FaceError(f"--{name.replace('_', '-')} must be at least 0, got {getattr(config, name)}")
     if not 0.0 <= config.lr_decay < 1.0:
         raise Face2FaceError(f"--lr-decay must be in [0, 1), got {config.lr_decay}")
+    if not 0.0 <= config.holdout <= 0.5:
+        raise Face2FaceError(f"--holdout must be in [0, 0.5], got {config.holdout}")
     if not 0.0 <= config.settle_fraction < 1.0:
         raise Face2FaceError(f"--settle-fraction must be in [0, 1), got {config.settle_fraction}")
 

@@ -9,21 +9,33 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from face2face.console import Counter, plural, ticker
 from face2face.errors import Face2FaceError
-from face2face.train.options import CHECKPOINTS, TrainConfig
+from face2face.runtime.openvino_engine import native_bf16
+from face2face.train.options import BEST, CHECKPOINTS, CONFIG, TrainConfig, read_run_config
 from face2face.video import VideoSource
 
 log = logging.getLogger(__name__)
 
-# Seconds per training step at 256 px, batch 1, measured on a 2-core CPU (scripts/train_speed.py);
-# the GPU figures are a conservative guess for a mid-range card, not a measurement.
-SECONDS_PER_STEP = {("cpu", 32): 0.35, ("cpu", 64): 0.76, ("gpu", 32): 0.02, ("gpu", 64): 0.04}
-# Defaults: a usable model in well under an hour on a CPU-only laptop, a better one on a GPU.
-DEFAULTS = {"cpu": {"ngf": 32, "steps": 6000}, "gpu": {"ngf": 64, "steps": 40000}}
+# Training defaults per kind of hardware (the table and the equal-time runs in docs/training.md): on
+# CPUs the narrower discriminator for fewer steps, computed in bf16 where the CPU has it natively
+# (AMX, AVX-512 BF16: same learning, twice the speed); a better model on a GPU.
+DEFAULTS = {
+    "cpu": {"ngf": 32, "ndf": 32, "steps": 3000, "precision": "fp32"},
+    "cpu-bf16": {"ngf": 32, "ndf": 32, "steps": 3000, "precision": "bf16"},
+    "gpu": {"ngf": 64, "ndf": 64, "steps": 40000, "precision": "fp32"},
+}
+# Seconds per training step of each kind's defaults at 256 px, batch 1 (scripts/train_speed.py on
+# 2-core CPUs: an AMD EPYC with AVX2 only, an Intel Xeon with AMX); the GPU figure is a
+# conservative guess for a mid-range card, not a measurement. Other widths scale by their work.
+SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.106, "gpu": 0.04}
+FIRST_MODEL_SECONDS = 300.0  # training time before quickstart exports a first model to drive (EarlyModels)
 PREPARE_FPS = 30.0  # frames/s of `prepare` with the SSD detector on a 2-core CPU
 
 
@@ -37,6 +49,7 @@ class QuickstartConfig:
     size: int = 256  # crop and generator size, px
     detector: str = "ssd"
     pupils: bool = True  # pupils in the sketches (gaze follows the driver)
+    first_model_seconds: float = FIRST_MODEL_SECONDS  # training time before the first model to drive
 
 
 @dataclass(frozen=True)
@@ -53,8 +66,10 @@ class Done:
 class Plan:
     """What quickstart will do and how long it expects to take."""
 
-    device: str  # cpu | gpu
+    device: str  # cpu | cpu-bf16 | gpu (DEFAULTS)
     ngf: int
+    ndf: int
+    precision: str
     steps: int
     frames: int  # frames of the video that prepare reads
     seconds_per_step: float
@@ -74,7 +89,8 @@ class Plan:
         stages = [] if done.dataset else [f"{plural(self.frames, 'frame')} -> dataset"]
         if done.steps < self.steps:
             resuming = f" (resuming at step {done.steps})" if done.steps else ""
-            stages.append(f"{self.steps} training steps at ngf {self.ngf} on {self.device.upper()}{resuming}")
+            stages.append(f"{self.steps} training steps at ngf {self.ngf}, ndf {self.ndf}, {self.precision} on "
+                          f"{self.device.split('-')[0].upper()}{resuming}")
         stages += [] if done.exported else ["export (+ int8 copy)"]
         stages += [] if done.evaluated else ["evaluate"]
         if not stages:
@@ -92,15 +108,27 @@ def check_config(config: QuickstartConfig) -> None:
             raise Face2FaceError(f"--{name} must be at least 1, got {value}")
 
 
-def make_plan(video: str, config: QuickstartConfig, gpu: bool) -> Plan:
-    """Choose steps and width for the hardware, and the training speed to expect."""
-    device = "gpu" if gpu else "cpu"
-    ngf = config.ngf or DEFAULTS[device]["ngf"]
-    steps = config.steps or DEFAULTS[device]["steps"]
+def make_plan(video: str, config: QuickstartConfig, gpu: bool, bf16: bool = False,
+              trained: dict | None = None) -> Plan:
+    """Choose steps, widths and precision for the hardware (``bf16``: the CPU has it natively),
+    keeping those a run already ``trained`` with (its ``config.json`` options), and the training
+    speed to expect."""
+    device = "gpu" if gpu else "cpu-bf16" if bf16 else "cpu"
+    chosen = {**DEFAULTS[device], **{k: trained[k] for k in ("ndf", "precision") if trained}}
+    ngf = config.ngf or (trained or chosen)["ngf"]
+    steps = config.steps or chosen["steps"]
     with VideoSource(video) as source:
         frames = -(-(source.frame_count or 0) // config.every)
-    per_step = SECONDS_PER_STEP.get((device, ngf), SECONDS_PER_STEP[(device, 64)] * (ngf / 64) ** 2)
-    return Plan(device, ngf, steps, frames, per_step * (config.size / 256) ** 2)
+    default = DEFAULTS[device]
+    work = step_gmac(ngf, chosen["ndf"]) / step_gmac(default["ngf"], default["ndf"])
+    return Plan(device, ngf, chosen["ndf"], chosen["precision"], steps, frames,
+                SECONDS_PER_STEP[device] * work * (config.size / 256) ** 2)
+
+
+def step_gmac(ngf: int, ndf: int) -> float:
+    """A training step's work at 256 px in GMAC (``scripts/train_speed.py`` counts it layer by
+    layer): three generator forwards' worth and seven of the discriminator."""
+    return 3 * 1.55 * (ngf / 32) ** 2 + 7 * 0.83 * (ndf / 32) ** 2
 
 
 def live_command(model: Path) -> str:
@@ -111,25 +139,29 @@ def live_command(model: Path) -> str:
 def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = QuickstartConfig()) -> dict:
     """Run (or resume) the whole offline path, with progress; returns the evaluation report."""
     check_config(config)
-    plan = make_plan(video, config, gpu=False)  # a bad video fails here, before TensorFlow loads; GPU below
+    work = Path(workdir)
+    data, run, model = work / "data", work / "run", work / "model.onnx"
+    trained_with = read_run_config(run)["options"] if (run / CONFIG).is_file() else None
+    bf16 = native_bf16()
+    plan = make_plan(video, config, False, bf16, trained_with)  # a bad video fails here, before TensorFlow loads
     import tensorflow as tf
 
     from face2face.runtime.openvino_engine import int8_is_current, openvino_missing
-    from face2face.train.evaluate import EvaluateConfig, evaluate
     from face2face.train.export import export
     from face2face.train.prepare import MANIFEST, PrepareConfig, describe_dataset, prepare
     from face2face.train.trainer import train
 
-    work = Path(workdir)
-    data, run, model = work / "data", work / "run", work / "model.onnx"
     evaluation, grid = work / "evaluation.json", work / "evaluation.png"
-    if tf.config.list_physical_devices("GPU"):
-        plan = make_plan(video, config, gpu=True)
-    checkpoint = tf.train.latest_checkpoint(str(run / CHECKPOINTS))  # named ckpt-STEP
+    if gpus := tf.config.list_physical_devices("GPU"):
+        plan = make_plan(video, config, True, bf16, trained_with)
+        for gpu in gpus:  # take GPU memory as training needs it, not all at once: evaluate's needs some after
+            tf.config.experimental.set_memory_growth(gpu, True)
+    checkpoint = tf.train.latest_checkpoint(str(run / CHECKPOINTS))
+    trained = _step_of(checkpoint)
     int8_due = not openvino_missing() and not int8_is_current(model)
-    exported = _exported_steps(model) == plan.steps and not int8_due
-    done = Done(dataset=(data / MANIFEST).exists(), steps=int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0,
-                exported=exported, evaluated=exported and evaluation.exists())
+    exported = trained >= plan.steps and _exported_steps(model) == _handed_over(run) and not int8_due
+    done = Done(dataset=(data / MANIFEST).exists(), steps=trained, exported=exported,
+                evaluated=exported and evaluation.exists())
     log.info(plan.describe(done))
     work.mkdir(parents=True, exist_ok=True)
 
@@ -148,12 +180,16 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     with Counter("train", "step") as progress:
         every = checkpoint_interval(plan.steps)
         resumed = bool(checkpoint)
-        result = train(data, run, TrainConfig(steps=plan.steps, ngf=plan.ngf, resume=resumed, checkpoint_every=every),
-                       progress=progress, defaults=TrainConfig(**defaults, resume=resumed, checkpoint_every=every))
+        early = EarlyModels(run, model, config.first_model_seconds)
+        chosen = TrainConfig(steps=plan.steps, ngf=plan.ngf, ndf=plan.ndf, precision=plan.precision, resume=resumed,
+                             checkpoint_every=every)
+        result = train(data, run, chosen,
+                       progress=progress, defaults=TrainConfig(**defaults, resume=resumed, checkpoint_every=every),
+                       on_checkpoint=early)
     if result.interrupted:
         raise KeyboardInterrupt
 
-    if _exported_steps(model) == result.step:
+    if _exported_steps(model) == _handed_over(run):
         log.info(f"3/4 export: {model} is up to date, kept")
     else:
         log.info(f"3/4 export: {model}")
@@ -176,15 +212,64 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     else:
         log.info(f"4/4 evaluation on the held-out frames: {evaluation}")
         with ticker("evaluate"):
-            report = evaluate(model, data, EvaluateConfig(detector=config.detector), json_path=evaluation,
-                              grid_path=grid)
+            report = evaluate_apart(model, data, config.detector, evaluation, grid)
     return report
+
+
+def evaluate_apart(model: Path, data: Path, detector: str, evaluation: Path, grid: Path) -> dict:
+    """`face2face evaluate` in a process of its own, where the generator's onnxruntime may load its CUDA
+    and cuDNN: this one holds TensorFlow's, and both are libcudnn.so.9. Its log lines are passed on,
+    its error raised here; returns its report."""
+    verbosity = {logging.DEBUG: ["--verbose"], logging.INFO: []}.get(log.getEffectiveLevel(), ["--quiet"])
+    argv = [sys.executable, "-m", "face2face", "evaluate", str(model), str(data), "--detector", detector,
+            "--json", str(evaluation), "--grid", str(grid), *verbosity]
+    result = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    said, _, error = result.stderr.rpartition("face2face: error: ")
+    sys.stderr.write(said if result.returncode else result.stderr)
+    if result.returncode:
+        raise Face2FaceError(error.strip() or f"evaluate stopped (exit status {result.returncode})")
+    return json.loads(evaluation.read_text())
+
+
+class EarlyModels:
+    """While training runs: the model to drive before it ends. Once ``first_after`` seconds of
+    training have passed, the first checkpoint whose best weights (``face2face.train.holdout``)
+    are new is exported to the model file (atomically: ``export``), and so again every
+    ``first_after`` seconds or more; the first prints the live line, and a running ``live``
+    switches to each new one."""
+
+    def __init__(self, run: Path, model: Path, first_after: float) -> None:
+        self.run, self.model, self.first_after = run, model, first_after
+        self.started = time.monotonic()
+        self.exported = _exported_steps(model)
+
+    def __call__(self, step: int, best: int | None) -> None:
+        now = time.monotonic()
+        if best is None or best == self.exported or now - self.started < self.first_after:
+            return
+        from face2face.train.export import export
+
+        report = export(self.run, self.model)
+        first, self.exported, self.started = self.exported is None, report.steps, now  # the next one as far on
+        log.info(f"    step {step}: {self.model} now holds the weights of step {report.steps}"
+                 + (f"; drive it while training goes on: {live_command(self.model)}" if first else ""))
 
 
 def checkpoint_interval(steps: int) -> int:
     """Steps between checkpoints: ten per run, at most the training default apart (a crash loses
     at most a tenth of the run)."""
     return max(1, min(TrainConfig.checkpoint_every, steps // 10))
+
+
+def _step_of(checkpoint: str | None) -> int:
+    return int(checkpoint.rsplit("-", 1)[1]) if checkpoint else 0  # named ckpt-STEP
+
+
+def _handed_over(run: Path) -> int:
+    """The step of the weights ``export`` takes from the run: its best where it kept one, else its last."""
+    import tensorflow as tf
+
+    return _step_of(tf.train.latest_checkpoint(str(run / BEST)) or tf.train.latest_checkpoint(str(run / CHECKPOINTS)))
 
 
 def _exported_steps(model: Path) -> int | None:

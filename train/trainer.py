@@ -21,6 +21,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
+from dataclasses import replace as dataclass_replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -35,7 +36,8 @@ from face2face.runtime.openvino_engine import NO_BF16, native_bf16
 from face2face.train import pix2pix
 from face2face.train.distribute import PEER_ERRORS, is_chief, lost_peer_message, make_strategy, share_from_chief
 from face2face.train.data import Split, check_split, make_dataset
-from face2face.train.options import CHECKPOINTS, CONFIG, TrainConfig, check_train_config, read_run_config
+from face2face.train.holdout import HoldoutScorer, Scores, read_scores, split_holdout
+from face2face.train.options import BEST, CHECKPOINTS, CONFIG, TrainConfig, check_train_config, read_run_config
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +110,11 @@ def restore(ckpt: tf.train.Checkpoint, folder: str | Path, partial: bool = False
 
 def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = TrainConfig(),
           progress: Callable[[int, int, dict[str, float]], None] | None = None,
-          defaults: TrainConfig = TrainConfig()) -> TrainResult:
-    """Train pix2pix on a dataset folder into a run folder; ``progress(step, total, losses)``.
+          defaults: TrainConfig = TrainConfig(),
+          on_checkpoint: Callable[[int, int | None], None] | None = None) -> TrainResult:
+    """Train pix2pix on a dataset folder into a run folder; ``progress(step, total, losses)``;
+    ``on_checkpoint(step, best step)`` on the chief after each checkpoint (best step: of the
+    weights ``export`` takes now; None without held-back pairs).
 
     ``config.json`` records, and the log names, the options that differ from ``defaults`` (a
     caller with defaults of its own, like quickstart, passes them). A multi-worker run's other
@@ -117,7 +122,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
     """
     check_train_config(config)
     run = Path(run_dir)
-    train_split = check_split(data_dir, "train")
+    train_split, held = split_holdout(check_split(data_dir, "train"), config.holdout)
     try:
         test_split = check_split(data_dir, "test")
     except Face2FaceError:
@@ -138,14 +143,16 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
     keras.mixed_precision.set_global_policy(POLICIES[config.precision])
     try:
         with _SignalFlag() as stop:
-            return _train(run, data_dir, train_split, test_split, config, defaults, strategy, chief, stop, progress)
+            return _train(run, data_dir, train_split, held, test_split, config, defaults, strategy, chief, stop,
+                          progress, on_checkpoint)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
 
-def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Split, config: TrainConfig,
-           defaults: TrainConfig, strategy: tf.distribute.Strategy, chief: bool, stop: "_SignalFlag",
-           progress: Callable[[int, int, dict[str, float]], None] | None) -> TrainResult:
+def _train(run: Path, data_dir: str | Path, train_split: Split, held: Split | None, test_split: Split,
+           config: TrainConfig, defaults: TrainConfig, strategy: tf.distribute.Strategy, chief: bool,
+           stop: "_SignalFlag", progress: Callable[[int, int, dict[str, float]], None] | None,
+           on_checkpoint: Callable[[int, int | None], None] | None) -> TrainResult:
     use_gpu = bool(tf.config.list_physical_devices("GPU"))
     xla = use_gpu if config.xla is None else config.xla
     total = resolve_steps(config, len(train_split.names))
@@ -156,6 +163,7 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Spli
     # The chief alone saves: the checkpoint holds no sync-on-read variables, so saving needs no collective.
     manager = tf.train.CheckpointManager(ckpt, str(run / CHECKPOINTS), max_to_keep=config.keep_checkpoints)
     resumed = restore(ckpt, manager.directory) if chief and config.resume else None
+    keeper = _BestKeeper(run, model.generator, train_split, held, step_var, settled) if chief and held else None
     multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     step = 0
     try:
@@ -166,7 +174,8 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Spli
             log.info("resumed %s at step %d", resumed or "the chief's checkpoint", step)
         if chief:
             _write_config(run, data_dir, config, defaults, total_steps=total, settle_steps=settle_steps,
-                          size=train_split.size, strategy=strategy, xla=xla, train_pairs=len(train_split.names))
+                          size=train_split.size, strategy=strategy, xla=xla, train_pairs=len(train_split.names),
+                          held_out_pairs=len(held.names) if held else 0)
         ds = make_dataset(train_split, config.batch_size, True, config.seed, repeat=True, skip_batches=start,
                           warped=config.warp)
         options = tf.data.Options()
@@ -199,6 +208,10 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Spli
                     _write_samples(writer, run, model.generator, samples, step, chief)
                 if step % config.checkpoint_every == 0 and step < total:
                     _save(manager, writer, step, chief)
+                    if keeper:
+                        keeper.score(step)
+                    if on_checkpoint and chief:
+                        on_checkpoint(step, keeper.scores.best if keeper else None)
         except PEER_ERRORS:
             lost = multiworker
             raise
@@ -207,6 +220,8 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, test_split: Spli
             # lost peer: a step cut short by it may have updated some variables and not others.
             if not lost and (step > start or not manager.latest_checkpoint):
                 _save(manager, writer, step, chief)
+            if keeper and not lost and step == total:
+                keeper.score(step)
     except PEER_ERRORS as exc:
         if not multiworker:
             raise
@@ -247,7 +262,59 @@ def settle(generator, split: Split, batch_size: int = 1) -> None:
         bn.moving_mean.assign(m.mean(axis=0))
         bn.moving_variance.assign(v.mean(axis=0) + m.var(axis=0))
     pix2pix.set_inference_normalization(generator, True)
-    log.info("settled %d batch-norm layers over %d %s pairs", len(norms), len(split.names), split.name)
+    log.debug("settled %d batch-norm layers over %d %s pairs", len(norms), len(split.names), split.name)
+
+
+class _BestKeeper:
+    """On the chief: scores the generator as it would be exported on the held-back pairs
+    (``face2face.train.holdout``) and keeps the best weights in ``RUN/best``.
+
+    Before the settling phase, the weights are scored with batch-norm statistics re-estimated
+    over a sample of the train split (as settling does), and those statistics are saved with
+    them; the training state is restored afterwards.
+    """
+
+    SAMPLE = 200  # train pairs the statistics are re-estimated over for a score before settling
+
+    def __init__(self, run: Path, generator, train_split: Split, held: Split, step: tf.Variable,
+                 settled: tf.Variable) -> None:
+        self.run, self.generator, self.step, self.settled = run, generator, step, settled
+        self.sample = dataclass_replace(train_split, names=train_split.names[::-(-len(train_split.names) // self.SAMPLE)])
+        self.scorer = HoldoutScorer(held)
+        previous = read_scores(run)
+        self.scores = previous if previous and previous.held_out == self.scorer.names else Scores(self.scorer.names, {})
+        self.manager = tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator, step=step),
+                                                  str(run / BEST), max_to_keep=1)
+
+    def score(self, step: int) -> None:
+        """Score the weights at ``step`` (once) and keep them if they are the best so far."""
+        if step in self.scores.scores:
+            return
+        best = self.scores.best
+        with self._as_exported():
+            value = self.scorer.score(self.generator)
+            self.scores.scores[step] = value
+            if best is None or value < self.scores.scores[best] or not self.manager.latest_checkpoint:
+                self.manager.save(checkpoint_number=step)
+        self.scores.write(self.run)
+        log.debug("step %d: face L1 %.4f on %d held-back pairs (best %.4f at step %d)", step, value,
+                 len(self.scorer.names), self.scores.scores[self.scores.best], self.scores.best)
+
+    @contextmanager
+    def _as_exported(self) -> Iterator[None]:
+        if bool(self.settled.numpy()):
+            yield
+            return
+        norms = pix2pix.batch_norms(self.generator)
+        saved = [(bn.moving_mean.numpy(), bn.moving_variance.numpy()) for bn in norms]
+        settle(self.generator, self.sample)
+        try:
+            yield
+        finally:
+            for bn, (mean, variance) in zip(norms, saved):
+                bn.moving_mean.assign(mean)
+                bn.moving_variance.assign(variance)
+            pix2pix.set_inference_normalization(self.generator, False)
 
 
 def _step_function(model, strategy, xla: bool):
@@ -374,7 +441,7 @@ def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
         before = saved["resolved"]["size"] if key == "size" else saved["options"][key]
         if before != now:
             raise Face2FaceError(f"{run}: cannot resume with {key} {now}; the run was trained with {before}")
-    for key, absent in (("feature_matching", 0.0), ("parts_weight", 0.0), ("warp", False)):
+    for key, absent in (("feature_matching", 0.0), ("parts_weight", 0.0), ("warp", False), ("holdout", 0.0)):
         before = saved["options"].get(key, absent)  # runs made before the option: without it
         if before != getattr(config, key):
             log.warning("%s: resuming with %s %s; the run so far was trained with %s",

@@ -1,0 +1,96 @@
+"""The weights a run hands over: scored on train pairs held back from training, the best kept.
+
+The last ``holdout`` share of the train split (by time, so they are not neighbours of the frames
+trained on) is never trained on. At every checkpoint the generator, as it would be exported
+(batch-norm statistics of the train split, dropout off), is scored on them by face L1: the mean
+absolute error inside the face's outline, the region the product shows. The best weights go to
+``RUN/best`` and every score to ``RUN/scores.json``; ``export`` takes the best. So the end of a
+run (the settling shock, a bad last stretch) can never spoil what is handed over, and the test
+split stays untouched for ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from face2face.errors import Face2FaceError
+from face2face.files import write_atomic
+from face2face.runtime.background import face_outline
+from face2face.train.data import Split
+from face2face.train.evaluate import outline_mask
+from face2face.train.options import SCORES
+from face2face.train.prepare import read_landmarks
+
+
+def split_holdout(split: Split, fraction: float) -> tuple[Split, Split | None]:
+    """(pairs to train on, the last ``fraction`` of them held back), at least one of each where
+    ``fraction`` > 0 and the split has two pairs or more."""
+    count = int(round(len(split.names) * fraction))
+    if fraction > 0 and len(split.names) >= 2:
+        count = min(max(count, 1), len(split.names) - 1)
+    if count == 0:
+        return split, None
+    return replace(split, names=split.names[:-count]), replace(split, names=split.names[-count:])
+
+
+@dataclass(frozen=True)
+class Scores:
+    """``RUN/scores.json``: face L1 on the held-back pairs at each scored step (lower is better)."""
+
+    held_out: list[str]
+    scores: dict[int, float]
+
+    @property
+    def best(self) -> int | None:
+        """The step with the lowest score (the earliest of equals)."""
+        return min(self.scores, key=lambda s: (self.scores[s], s)) if self.scores else None
+
+    def write(self, run: Path) -> None:
+        doc = {"metric": "face_l1", "held_out": self.held_out, "best_step": self.best,
+               "scores": {str(k): v for k, v in sorted(self.scores.items())}}
+        write_atomic(run / SCORES, json.dumps(doc, indent=2).encode())
+
+
+def read_scores(run: str | Path) -> Scores | None:
+    """The run's held-out scores, or None for a run without them (holdout off, or made before it)."""
+    path = Path(run) / SCORES
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        return Scores(list(doc["held_out"]), {int(k): float(v) for k, v in doc["scores"].items()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise Face2FaceError(f"{path}: unreadable ({exc}); delete it to export the last weights") from None
+
+
+class HoldoutScorer:
+    """Face L1 of a generator on the held-back pairs, which are read once."""
+
+    def __init__(self, held: Split) -> None:
+        names, points, _ = read_landmarks(held.root / held.name)
+        where = {n: i for i, n in enumerate(names)}
+        sketches, photos, masks = [], [], []
+        for name, sketch_path, photo_path in zip(held.names, held.inputs(), held.targets()):
+            if name not in where:
+                raise Face2FaceError(f"{held.root / held.name}/landmarks.json: no landmarks for pair {name}")
+            sketch, photo = (cv2.imread(p, cv2.IMREAD_COLOR) for p in (sketch_path, photo_path))
+            sketches.append(cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)
+            photos.append(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
+            masks.append(outline_mask(face_outline(points[where[name]]), (held.size, held.size)))
+        self.names = list(held.names)
+        self._sketches = np.stack(sketches)
+        self._photos = np.stack(photos)
+        self._masks = np.stack(masks)
+
+    def score(self, generator) -> float:
+        """Mean face L1 (pixels in [0, 1]) of ``generator(sketch, training=False)``."""
+        errors = []
+        for sketch, photo, mask in zip(self._sketches, self._photos, self._masks):
+            output = (np.asarray(generator(sketch[None], training=False), np.float32)[0] + 1.0) / 2.0
+            errors.append(float(np.abs(np.clip(output, 0.0, 1.0) - photo)[mask].mean()))
+        return float(np.mean(errors))
