@@ -3,13 +3,16 @@ machine's own matrix-multiply throughput on the same threads.
 
     python scripts/train_speed.py DATA [--ngf 32] [--ndf 64 32] [--precision fp32 bf16] [--xla off on]
                                        [--feature-matching 10] [--warmup 5] [--steps 30] [--json out.json]
+                                       [--parts]
 
 Work per step, counted from the layers' shapes (multiply-accumulates, GMAC): the generator runs
 forward, then backward for its inputs and its weights (3 forwards' work); the discriminator runs
 forward on the real and the fake pair (2), backward on both for its own update (4), and backward
 on the fake pair again into the generator for the adversarial and feature-matching terms (1):
 7 forwards' work. Achieved GFLOP/s counts 2 FLOP per MAC; the reference is a square matmul of
-the same dtype measured in the same run.
+the same dtype measured in the same run. ``--parts`` also times the parts of a step alone: the
+input pipeline, the generator's forward, its training alone (L1 only), the discriminator's
+training alone (on two pairs) and the whole step.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ import keras
 import tensorflow as tf
 
 from face2face.train import pix2pix
-from face2face.train.data import check_split
-from face2face.train.trainer import TrainConfig, train
+from face2face.train.data import check_split, make_dataset
+from face2face.train.trainer import POLICIES, TrainConfig, build, train
 
 G_PASSES, D_PASSES = 3, 7  # forwards' worth of work per step (see the docstring)
 
@@ -65,6 +68,54 @@ def steps_per_second(data: str, config: TrainConfig, warmup: int, steps: int) ->
     return steps / (stamps[warmup + steps] - stamps[warmup])
 
 
+def part_seconds(data: str, config: TrainConfig, repeats: int = 40) -> dict[str, float]:
+    """Seconds per step of each part of a training step, timed alone (batch 1)."""
+    keras.mixed_precision.set_global_policy(POLICIES[config.precision])
+    try:
+        split = check_split(data, "train", check_sizes=False)
+        batches = iter(make_dataset(split, 1, True, config.seed, repeat=True))
+        for _ in split.names:  # the first pass decodes and caches every pair
+            next(batches)
+        start = time.perf_counter()
+        pairs = [next(batches) for _ in range(repeats)]
+        pipeline = (time.perf_counter() - start) / repeats
+        model = build(config, split.size, 1, config.steps or 1)
+        generator, features = model.generator, model.features
+
+        def generator_alone(pair):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.abs(pair[1] - generator(pair[0], training=True)))
+            weights = generator.trainable_variables
+            model.g_optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+            return loss
+
+        def discriminator_alone(pair):
+            with tf.GradientTape() as tape:
+                real = features([pair[0], pair[1]], training=True)[-1]
+                fake = features([pair[0], 0.5 * pair[1]], training=True)[-1]
+                loss = tf.reduce_mean(real) - tf.reduce_mean(fake)
+            weights = model.discriminator.trainable_variables
+            model.d_optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+            return loss
+
+        parts = {"generator forward": lambda pair: generator(pair[0], training=True),
+                 "generator training alone": generator_alone, "discriminator training alone": discriminator_alone,
+                 "whole step": model.train_step}
+        seconds = {"input pipeline": pipeline}
+        for name, part in parts.items():
+            run = tf.function(part)
+            for pair in pairs[:3]:
+                run(pair)
+            start = time.perf_counter()
+            for pair in pairs:
+                out = run(pair)
+            tf.nest.map_structure(lambda t: t.numpy(), out)
+            seconds[name] = (time.perf_counter() - start) / repeats
+        return seconds
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data")
@@ -77,6 +128,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=1, help="repeat the whole grid, alternating (noisy machines)")
+    parser.add_argument("--parts", action="store_true", help="also time the parts of a step alone")
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args()
 
@@ -102,11 +154,14 @@ def main() -> None:
                "steps_per_s": round(rate, 3), "gflops": round(2 * step_gmac * rate, 1),
                "matmul_gflops": round(peak[precision], 1)}
         row["of_matmul"] = round(row["gflops"] / row["matmul_gflops"], 3)
-        rows.append(row)
         print(f"ngf {ngf} ndf {ndf} {precision} xla {xla} fm {fm:g} batch {args.batch_size}: "
               f"G {g:.2f} + D {d:.2f} GMAC/forward -> {step_gmac:.1f} GMAC/step "
               f"(D {100 * row['discriminator_share']:.0f}%), {rate:.2f} steps/s, {row['gflops']:.0f} GFLOP/s "
               f"= {100 * row['of_matmul']:.0f}% of matmul {precision}", flush=True)
+        if args.parts:
+            row["parts_ms"] = {k: round(1000 * v, 1) for k, v in part_seconds(args.data, config).items()}
+            print("  parts, ms: " + ", ".join(f"{k} {v}" for k, v in row["parts_ms"].items()), flush=True)
+        rows.append(row)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
