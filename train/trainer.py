@@ -278,7 +278,7 @@ class _BestKeeper:
 
     def __init__(self, run: Path, generator, train_split: Split, held: Split, step: tf.Variable,
                  settled: tf.Variable) -> None:
-        self.run, self.generator, self.step, self.settled = run, generator, step, settled
+        self.run, self.generator, self.settled = run, generator, settled
         self.sample = dataclass_replace(train_split, names=train_split.names[::-(-len(train_split.names) // self.SAMPLE)])
         self.scorer = HoldoutScorer(held)
         previous = read_scores(run)
@@ -298,7 +298,7 @@ class _BestKeeper:
                 self.manager.save(checkpoint_number=step)
         self.scores.write(self.run)
         log.debug("step %d: face L1 %.4f on %d held-back pairs (best %.4f at step %d)", step, value,
-                 len(self.scorer.names), self.scores.scores[self.scores.best], self.scores.best)
+                  len(self.scorer.names), self.scores.scores[self.scores.best], self.scores.best)
 
     @contextmanager
     def _as_exported(self) -> Iterator[None]:
