@@ -38,6 +38,15 @@ def background_folder(model: str | os.PathLike) -> Path:
     return path.with_name(path.stem + ".background")
 
 
+def clip_identity(folder: str | os.PathLike) -> bytes:
+    """What tells a clip from another: its ``squares.json`` (source frames, squares and landmarks);
+    b"" where there is none to read."""
+    try:
+        return (Path(folder) / SQUARES).read_bytes()
+    except OSError:
+        return b""
+
+
 @dataclass
 class BackgroundClip:
     """Frames of the target video fitted into the output size with a margin on every side, so the

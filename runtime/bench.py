@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import cv2
@@ -17,6 +18,7 @@ from face2face.runtime.capture import LatestFrameCapture
 from face2face.runtime.generator import Generator
 from face2face.runtime.openvino_engine import cpu_capabilities, cpu_name, openvino_missing
 from face2face.runtime.pipeline import Puppeteer, PuppetConfig, StageTimes, run_live
+from face2face.runtime.reload import ModelReloader, ModelVersion, Reload, reload_figures, reload_summary
 from face2face.runtime.sinks import NullSink, SinkConfig
 from face2face.sketch import PARTS
 from face2face.video import VideoSource
@@ -74,23 +76,28 @@ class SeedLoop:
 
 
 def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnalyzer,
-              puppet: PuppetConfig, config: BenchConfig = BenchConfig(), seed: bool = False) -> dict:
+              puppet: PuppetConfig, config: BenchConfig = BenchConfig(), seed: bool = False,
+              version: ModelVersion | None = None) -> dict:
     """Run the live loop into a null sink; returns the figures as a JSON-ready dict.
 
-    ``seed=True`` runs the seed's per-frame method instead (the baseline).
+    ``seed=True`` runs the seed's per-frame method instead (the baseline). With the ``version`` of
+    the model files ``generator`` was loaded from, a newer version written during the run is
+    swapped in as ``live`` does, and each swap is timed (``reloads``).
     """
     times = StageTimes(config.warmup + config.frames)
     puppeteer = SeedLoop(generator, analyzer) if seed else Puppeteer(generator, analyzer, puppet)
+    reloader = None if seed or version is None else ModelReloader(puppeteer, version)
     sink = NullSink(SinkConfig(puppet.width, puppet.height, config.camera_fps))
-    with VideoSource(source) as video, LatestFrameCapture(video, pace_fps=config.camera_fps, loop=True) as capture:
-        run_live(capture, puppeteer, [sink], times, max_frames=config.warmup)
+    with VideoSource(source) as video, LatestFrameCapture(video, pace_fps=config.camera_fps, loop=True) as capture, \
+            reloader or nullcontext():
+        run_live(capture, puppeteer, [sink], times, max_frames=config.warmup, reloader=reloader)
         dropped_before, captured_before, runs_before = capture.dropped, capture.captured, puppeteer.detector_runs
         memory = [resident_mb()]  # after warm-up, then once a second, then at the end
         result = run_live(capture, puppeteer, [sink], times, max_frames=config.frames,
-                          on_second=lambda fps, ms: memory.append(resident_mb()))
+                          on_second=lambda fps, ms: memory.append(resident_mb()), reloader=reloader)
         memory.append(resident_mb())
         width, height = video.width, video.height
-    frames = result.frames
+    frames, generator = result.frames, puppeteer.generator  # the model running at the end
     return {
         "provider": generator.provider,
         "precision": generator.precision,
@@ -109,6 +116,7 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
         "memory_mb": memory_figures(memory),
         "drift": _drift(times, config.warmup),
         "faces_found": puppeteer.faces_found,
+        **reload_figures(reloader.reloads if reloader else []),
         "method": "seed baseline" if seed else "face2face",
         "layout": puppet.layout,
         "retarget": puppet.retarget.mode,
@@ -174,6 +182,8 @@ def format_table(report: dict) -> str:
     if memory:
         lines.append(f"memory     {memory['after_warmup']:.0f} MiB after warm-up, {memory['end']:.0f} at the end "
                      f"({memory['growth_pct']:+.1f}%), peak {memory['peak']:.0f}")
+    if report.get("reloads"):
+        lines.append(f"reloads    {reload_summary([Reload(**r) for r in report['reloads']])}")
     if drift:
         lines.append(f"drift      latency p99 {drift['p99_first_ms']:.1f} ms over the first {drift['window']} frames, "
                      f"{drift['p99_last_ms']:.1f} over the last ({drift['p99_change_pct']:+.1f}%)")

@@ -139,6 +139,7 @@ def _live(args) -> int:
     from face2face.runtime.bench import memory_figures, resident_mb
     from face2face.runtime.capture import LatestFrameCapture
     from face2face.runtime.pipeline import Puppeteer, StageTimes, run_live
+    from face2face.runtime.reload import ModelReloader, ModelVersion, reload_summary
     from face2face.runtime.sinks import SinkConfig, create_sink
     from face2face.video import VideoSource
 
@@ -160,11 +161,11 @@ def _live(args) -> int:
             *[lambda name=name: stack.enter_context(create_sink(name, sink_config)) for name in names],
         ])
         source, sinks = opened[1], opened[2:]
-        generator, analyzer = _engine(args)
-        config = _config(args, args.width, args.height)
+        version = ModelVersion.of(args.model)  # before loading: a version written meanwhile is loaded next
+        puppeteer = Puppeteer(*_engine(args), _config(args, args.width, args.height))
         pace = source.fps if args.source else None
         capture = stack.enter_context(LatestFrameCapture(source, pace_fps=pace, loop=args.loop))
-        puppeteer = Puppeteer(generator, analyzer, config)
+        reloader = stack.enter_context(ModelReloader(puppeteer, version))
         for sink in sinks:
             if getattr(sink, "device", None):
                 log.info("virtual camera: %s (%dx%d @ %g fps)", sink.device, args.width, args.height, args.fps)
@@ -176,8 +177,10 @@ def _live(args) -> int:
             memory.append(resident_mb())
             log.debug("%.1f fps, %.0f ms", fps, ms)
 
-        result = run_live(capture, puppeteer, sinks, times, max_frames=args.frames, on_second=each_second)
+        result = run_live(capture, puppeteer, sinks, times, max_frames=args.frames, on_second=each_second,
+                          reloader=reloader)
     memory.append(resident_mb())
+    reloads = reload_summary(reloader.reloads)
     growth = memory_figures(memory) if len(memory) > 2 else None
     summary = times.summary()
     lat = summary["latency_ms"]
@@ -186,7 +189,8 @@ def _live(args) -> int:
           f"dropped {plural(result.dropped, 'stale frame')}; stopped: {result.stopped_by}"
           + (f"; recorded {args.record} at {args.fps:g} fps, as long as the run" if args.record else "")
           + (f"; memory {growth['after_warmup']:.0f} MiB after the first second, {growth['end']:.0f} at the end "
-             f"({growth['growth_pct']:+.1f}%)" if growth else ""))
+             f"({growth['growth_pct']:+.1f}%)" if growth else "")
+          + (f"; {reloads}" if reloads else ""))
     return 0
 
 
@@ -228,17 +232,19 @@ def _reenact(args) -> int:
 def _bench(args) -> int:
     from face2face.runtime.compose import output_size
     from face2face.runtime.bench import BenchConfig, format_table, run_bench
+    from face2face.runtime.reload import ModelVersion
     from face2face.video import VideoSource
 
     with VideoSource(args.source):  # a bad source fails before the generator loads
         pass
     if args.json:
         writable_file(args.json)
+    version = ModelVersion.of(args.model)  # before loading: a version written meanwhile is loaded next
     generator, analyzer = _engine(args)
     config = _config(args, *output_size(args.layout, args.width, args.height))
     bench = BenchConfig(frames=args.frames, warmup=args.warmup, camera_fps=args.camera_fps)
     with ticker("bench"):
-        report = run_bench(args.model, args.source, generator, analyzer, config, bench)
+        report = run_bench(args.model, args.source, generator, analyzer, config, bench, version=version)
     if args.baseline:
         from face2face.runtime.generator import Generator
 

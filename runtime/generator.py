@@ -230,6 +230,12 @@ class Generator:
         for _ in range(warmup):
             self(np.zeros((self.info.size, self.info.size, 3), np.uint8))
 
+    def reopen(self) -> "Generator":
+        """A new generator on the model file's present contents with this one's request (provider,
+        precision, threads): the engine is chosen again as at start (an int8 copy made from other
+        bytes is passed over), warmed up with one inference, and not announced."""
+        return Generator(self.model, *self._request, warmup=1, announce=False)
+
     @property
     def provider(self) -> str:
         """The engine that runs, e.g. "OpenVINO CPU"."""

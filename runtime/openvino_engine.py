@@ -10,7 +10,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from face2face.errors import Face2FaceError
 from face2face.runtime.phases import split_transposed_convolutions
@@ -82,11 +81,13 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 def read_phase_model(model: str | os.PathLike):
     """The exported ONNX generator as an OpenVINO model, its transposed convolutions split into phases."""
     try:
-        proto = onnx.load(str(model))
-    except Exception as exc:  # protobuf raises its own types for bad files
-        raise Face2FaceError(f"{model}: not a loadable ONNX model ({str(exc).splitlines()[0][:160]})") from None
-    split_transposed_convolutions(proto)
-    return core().read_model(proto.SerializeToString())
+        ov_model = core().read_model(str(model))
+    except RuntimeError as exc:  # OpenVINO's message ends with what is wrong, or with the formats it tried
+        last = [line.strip() for line in str(exc).splitlines() if line.strip()][-1]
+        reason = "no format OpenVINO reads" if last.startswith("Unable to read the model") else last[:160]
+        raise Face2FaceError(f"{model}: not a loadable ONNX model ({reason})") from None
+    split_transposed_convolutions(ov_model)
+    return ov_model
 
 
 def read_int8_model(model: str | os.PathLike):

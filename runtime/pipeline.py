@@ -6,21 +6,25 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
 from face2face.faces import FaceAnalyzer, FaceTracker, TrackerConfig
 from face2face.geometry import face_square
 from face2face.pupils import fill_gaze, find_pupils, to_eye_coordinates
+from face2face.shapes import ShapeSpace
 from face2face.sketch import draw_sketch
 from face2face.runtime.capture import LatestFrameCapture, SourceStalled
 from face2face.runtime.compose import Composer, Layout
 from face2face.runtime.generator import Generator
-from face2face.runtime.background import load_background
+from face2face.runtime.background import BackgroundClip, clip_identity, load_background
 from face2face.runtime.retarget import GazeMapper, HeadMotion, RetargetConfig, Retargeter
 from face2face.runtime.sinks import Sink
 from face2face.runtime.smooth import OneEuroConfig, OneEuroFilter
+
+if TYPE_CHECKING:
+    from face2face.runtime.reload import ModelReloader
 
 log = logging.getLogger(__name__)
 
@@ -71,49 +75,100 @@ class StageTimes:
         }
 
 
+@dataclass(frozen=True)
+class Target:
+    """A model and what the loop derives from it, once per model: built before it runs, at start
+    and, off the frame loop, when a new version of the model file replaces the running one."""
+
+    generator: Generator
+    template: np.ndarray  # the target's mean landmarks, crop px
+    shapes: ShapeSpace | None  # the target's range of face shapes (None: exported before it)
+    template_pupils: np.ndarray | None  # the template's pupils (None: a dataset without them)
+    draw_pupils: bool  # the sketches carry pupils
+    neutral_sketch: np.ndarray
+    neutral_face: np.ndarray
+    background: BackgroundClip | None  # the frame layout's clip (None: the face layout)
+    clip_id: bytes = b""  # what identifies ``background`` (``clip_identity``): an unchanged clip is kept
+
+
+def load_target(generator: Generator, config: PuppetConfig, previous: Target | None = None) -> Target:
+    """What the loop needs of ``generator``'s model under ``config``; the background clip of
+    ``previous`` is kept when the model's own is the same clip."""
+    info = generator.info
+    if config.retarget.mode == "relative" and config.retarget.shape_limit > 0 and info.shape_space is None:
+        log.info("%s has no range of face shapes (exported before it): sketches are not held within "
+                 "the target's shapes; export the model again for that", generator.model.name)
+    template, template_pupils = info.template_array(), info.template_pupils_array()
+    draw_pupils = info.pupils and template_pupils is not None
+    neutral_sketch = draw_sketch(template, info.size, pupils=template_pupils if draw_pupils else None)
+    background, clip_id = None, b""
+    if config.layout == "frame" and info.background:
+        folder = generator.model.with_name(info.background)
+        clip_id = clip_identity(folder)
+        if previous is not None and previous.background is not None and clip_id and clip_id == previous.clip_id:
+            background = previous.background
+        else:
+            background = load_background(folder, config.width, config.height, still=config.still)
+    elif config.layout == "frame":
+        log.info("%s has no background clip (exported before clips, or without its video): layout face",
+                 generator.model.name)
+    return Target(generator, template, info.shapes(), template_pupils, draw_pupils, neutral_sketch,
+                  generator(neutral_sketch).copy(), background, clip_id)
+
+
 class Puppeteer:
     """Turns driver frames into output frames; one instance per driver stream."""
 
     def __init__(self, generator: Generator, analyzer: FaceAnalyzer, config: PuppetConfig = PuppetConfig()) -> None:
-        info = generator.info
-        self.generator = generator
         self.config = config
-        self.size = info.size
         self.tracker = FaceTracker(analyzer, config.tracker)
         self.filter = OneEuroFilter(config.smoothing)
-        retarget = replace(config.retarget, context=info.context)
-        self.retargeter = Retargeter(info.template_array(), info.size, retarget, info.shapes())
-        if retarget.mode == "relative" and retarget.shape_limit > 0 and info.shape_space is None:
-            log.info("%s has no range of face shapes (exported before it): sketches are not held within "
-                     "the target's shapes; export the model again for that", generator.model.name)
-        template_pupils = info.template_pupils_array()
-        self.draw_pupils = info.pupils and template_pupils is not None
-        self.gaze: GazeMapper | None = None
-        if template_pupils is not None and (self.draw_pupils or config.measure_gaze):
-            self.gaze = GazeMapper(info.template_array(), template_pupils, retarget)
         self.gaze_filter = OneEuroFilter(config.smoothing)
-        layout, background = config.layout, None
-        if layout == "frame" and info.background:
-            background = load_background(generator.model.with_name(info.background), config.width, config.height,
-                                         still=config.still)
-        elif layout == "frame":
-            log.info("%s has no background clip (exported before clips, or without its video): layout face",
-                     generator.model.name)
-            layout = "face"
-        self.composer = Composer(layout, config.width, config.height, background)
-        self.motion = HeadMotion(retarget.neutral_frames)
+        self.motion = HeadMotion(config.retarget.neutral_frames)
         self.head = (0.0, 0.0, 1.0)  # the driver's head motion, as last measured
-        self.sketch = np.zeros((self.size, self.size, 3), np.uint8)
         self.driver_points: np.ndarray | None = None  # the driver's landmarks in the last frame (None: no face)
         self.points: np.ndarray | None = None  # crop landmarks of the last sketch drawn from a face
         self.pupils: np.ndarray | None = None  # crop pupils asked of the generator (NaN: none)
-        self.neutral_sketch = draw_sketch(info.template_array(), self.size,
-                                          pupils=template_pupils if self.draw_pupils else None)
-        self.neutral_face = generator(self.neutral_sketch).copy()
-        self.neutral_points = self.shown_points = info.template_array()  # crop landmarks of the face shown
+        self.target: Target | None = None
+        self.retargeter: Retargeter | None = None
+        self.gaze: GazeMapper | None = None
+        self.composer: Composer | None = None
+        self.sketch: np.ndarray | None = None
+        self.adopt(load_target(generator, config))
+        self.shown_points = self.neutral_points  # crop landmarks of the face shown
         self.last_face = self.neutral_face  # the generator's buffer holds it until its next run
         self._last_seen = -np.inf
         self.faces_found = 0
+
+    def adopt(self, target: Target) -> Target | None:
+        """Run ``target``'s model from the next frame on; what was measured of the driver (tracking,
+        smoothing, neutral face, head motion) carries over. Cheap: the loop calls it between two
+        frames. Returns the target it replaces (None the first time)."""
+        info = target.generator.info
+        previous, self.target, self.generator = self.target, target, target.generator
+        self.size = info.size
+        if self.retargeter is None:
+            retarget = replace(self.config.retarget, context=info.context)
+            self.retargeter = Retargeter(target.template, info.size, retarget, target.shapes)
+        else:
+            self.retargeter.set_target(target.template, info.size, target.shapes, info.context)
+        self.draw_pupils = target.draw_pupils
+        if target.template_pupils is None or not (target.draw_pupils or self.config.measure_gaze):
+            self.gaze = None
+        elif self.gaze is None:
+            self.gaze = GazeMapper(target.template, target.template_pupils, self.retargeter.config)
+        else:
+            self.gaze.set_target(target.template, target.template_pupils)
+        layout = "face" if self.config.layout == "frame" and target.background is None else self.config.layout
+        if self.composer is None or self.composer.layout != layout:
+            self.composer = Composer(layout, self.config.width, self.config.height, target.background)
+        else:
+            self.composer.background = target.background
+        if self.sketch is None or self.sketch.shape[0] != info.size:
+            self.sketch = target.neutral_sketch.copy()
+        self.neutral_sketch, self.neutral_face, self.neutral_points = (target.neutral_sketch, target.neutral_face,
+                                                                      target.template)
+        return previous
 
     def process(self, frame: np.ndarray, t: float, times: np.ndarray) -> np.ndarray:
         """The output frame for a driver frame at time ``t`` (s); stage durations go into ``times``."""
@@ -210,11 +265,13 @@ def run_live(
     max_frames: int | None = None,
     on_second: Callable[[float, float], None] | None = None,
     stall_timeout: float = 2.0,
+    reloader: ModelReloader | None = None,
 ) -> RunResult:
     """Process the newest frame each time until the source ends, a sink quits, Ctrl-C or ``max_frames``.
 
     Latency runs from the frame's capture to the end of the last sink's ``send``.
-    ``on_second(fps, latency_ms)`` gets an EMA frame rate at most once a second.
+    ``on_second(fps, latency_ms)`` gets an EMA frame rate at most once a second. A ``reloader``
+    (watching ``puppeteer``'s model) swaps in a new version of the model between two frames.
     """
     result = RunResult()
     row = np.zeros(len(STAGES))
@@ -224,6 +281,8 @@ def run_live(
     previous_end = started
     try:
         while max_frames is None or result.frames < max_frames:
+            if reloader is not None:
+                reloader.swap()
             waiting = clock()
             got = capture.get(stall_timeout)
             if got is None:
@@ -240,6 +299,8 @@ def run_live(
             fps_ema += 0.1 * (1.0 / max(done - previous_end, 1e-6) - fps_ema)
             latency_ema += 0.1 * ((done - captured_at) * 1e3 - latency_ema)
             previous_end = done
+            if reloader is not None:
+                reloader.frame_done(done)
             if done - last_report >= 1.0:
                 last_report = done
                 for sink in sinks:

@@ -15,7 +15,7 @@ neutral face moves the target's own mean pupils.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -82,13 +82,19 @@ class Retargeter:
                  shapes: ShapeSpace | None = None) -> None:
         if config.mode not in MODES:
             raise ValueError(f"unknown retarget mode {config.mode!r}")
-        self.template = np.asarray(template, np.float32)
-        self.size = size
         self.config = config
-        self.shapes = shapes if config.shape_limit > 0 else None
-        self._hold: tuple[np.ndarray, np.ndarray] | None = None  # last points before and after the shape limit
         self.neutral = NeutralCapture(config.neutral_frames, (68, 2))  # driver's face, template frame
         self.square: Square | None = None  # last ``absolute`` crop
+        self.set_target(template, size, shapes, config.context)
+
+    def set_target(self, template: np.ndarray, size: int, shapes: ShapeSpace | None, context: float) -> None:
+        """Map onto a model's template, crop size, range of shapes and framing from the next frame
+        on; what was measured of the driver (the neutral face) stays."""
+        self.template = np.asarray(template, np.float32)
+        self.size = size
+        self.config = replace(self.config, context=context)
+        self.shapes = shapes if self.config.shape_limit > 0 else None
+        self._hold: tuple[np.ndarray, np.ndarray] | None = None  # last points before and after the shape limit
 
     def recapture_neutral(self) -> None:
         """Measure the driver's neutral face again over the next frames."""
@@ -148,8 +154,12 @@ class GazeMapper:
 
     def __init__(self, template: np.ndarray, template_pupils: np.ndarray, config: RetargetConfig = RetargetConfig()) -> None:
         self.config = config
-        self.template_gaze = to_eye_coordinates(template_pupils, template)
         self.neutral = NeutralCapture(config.neutral_frames, (2, 2))  # driver's gaze
+        self.set_target(template, template_pupils)
+
+    def set_target(self, template: np.ndarray, template_pupils: np.ndarray) -> None:
+        """Move a model's own mean pupils from the next frame on; the driver's neutral gaze stays."""
+        self.template_gaze = to_eye_coordinates(template_pupils, template)
 
     def recapture_neutral(self) -> None:
         """Measure the driver's neutral gaze again over the next frames."""

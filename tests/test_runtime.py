@@ -85,8 +85,9 @@ def test_bench_json_has_every_field(tiny_model, tmp_path):
                  "--frames", "40", "--warmup", "5", "--json", str(out), "--baseline"]) == 0
     report = json.loads(out.read_text())
     for key in ("provider", "precision", "model", "source", "frames", "fps", "latency_ms", "stages_ms", "dropped",
-                "detector_runs", "machine", "memory_mb"):
+                "detector_runs", "machine", "memory_mb", "reloads", "reload_gap_ms"):
         assert key in report
+    assert report["reloads"] == [] and report["reload_gap_ms"] is None  # the model stayed as it was
     assert 0 < report["memory_mb"]["after_warmup"] <= report["memory_mb"]["peak"]
     assert report["provider"] == "OpenVINO CPU"  # auto, on a machine without CUDA
     assert report["frames"] == 40 and report["fps"] > 0
