@@ -96,7 +96,11 @@ def read_int8_model(model: str | os.PathLike):
     if not path.is_file() or not path.with_suffix(".bin").is_file():
         raise Face2FaceError(f"{model}: no int8 copy ({path.name}) beside it; make one with "
                              f"`face2face quantize {model} DATASET` (the model's training data)")
-    ov_model = core().read_model(str(path))
+    try:
+        ov_model = core().read_model(str(path))
+    except RuntimeError as exc:  # OpenVINO's own error for a file that is not an IR
+        raise Face2FaceError(f"{path}: unreadable int8 copy ({str(exc).strip().splitlines()[-1].strip()}); run "
+                             f"`face2face quantize {model} DATASET` again") from None
     source = ov_model.get_rt_info(SOURCE_KEY).astype(str) if ov_model.has_rt_info(SOURCE_KEY) else ""
     if source != file_sha256(model):
         raise Face2FaceError(f"{path}: calibrated for another version of {Path(model).name}; run "

@@ -95,6 +95,11 @@ def test_int8_copy_is_calibrated_on_the_training_sketches_and_tied_to_its_model(
         Generator(model, precision="int8")
     assert int8_path(model).is_file()
 
+    int8_path(model).write_text('<?xml version="1.0"?><net name="cut"')  # a copy cut short: not an IR
+    with pytest.raises(Face2FaceError, match=r"m\.int8\.xml: unreadable int8 copy .*quantize"):
+        Generator(model, precision="int8")
+    assert "int8 skipped: " in Generator(model).choice.message()  # auto runs without it, one line
+
 
 def test_engine_choice_says_why_faster_engines_were_skipped():
     no_gpu = "no NVIDIA GPU"

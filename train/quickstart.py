@@ -34,7 +34,7 @@ DEFAULTS = {
 # Seconds per training step of each kind's defaults at 256 px, batch 1 (scripts/train_speed.py on
 # 2-core CPUs: an AMD EPYC with AVX2 only, an Intel Xeon with AMX); the GPU figure is a
 # conservative guess for a mid-range card, not a measurement. Other widths scale by their work.
-SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.106, "gpu": 0.04}
+SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.12, "gpu": 0.04}
 FIRST_MODEL_SECONDS = 300.0  # training time before quickstart exports a first model to drive (EarlyModels)
 PREPARE_FPS = 30.0  # frames/s of `prepare` with the SSD detector on a 2-core CPU
 
