@@ -123,6 +123,7 @@ CASES: dict[str, Case] = {
     "quantize folder as dataset": Case("quantize {model} {folder}", 1, "not a complete dataset"),
     "quantize --sketches 0": Case("quantize {model} {data} --sketches 0", 2, "--sketches"),
     "evaluate run as dataset": Case("evaluate {model} {run}", 1, "not a complete dataset"),
+    "evaluate without test landmarks": Case("evaluate {model} {no_landmarks}", 1, "unreadable landmarks"),
     "evaluate --json into a missing folder": Case("evaluate {model} {data} --json {tmp}/none/{out}.json", 1,
                                                   "does not exist"),
     "evaluate --grid unknown format": Case("evaluate {model} {data} --grid {out}.xyz", 1, "no image format"),
@@ -243,6 +244,8 @@ def files(tmp_path_factory, tiny_model, tiny_dataset, tiny_run) -> dict[str, str
     bad_data = d / "bad_data"
     bad_data.mkdir()
     (bad_data / "manifest.json").write_text("{not json")
+    no_landmarks = shutil.copytree(tiny_dataset, d / "no_landmarks")
+    (no_landmarks / "test" / "landmarks.json").unlink()
     models = d / "models"
     models.mkdir()
     not_generator = helper.make_model(helper.make_graph(
@@ -257,7 +260,7 @@ def files(tmp_path_factory, tiny_model, tiny_dataset, tiny_run) -> dict[str, str
         "tmp": d, "folder": d / "folder", "empty_png": d / "empty.png", "empty_mp4": d / "empty.mp4",
         "text_png": d / "notes.png", "text_mp4": d / "notes.mp4", "cut_png": d / "cut.png", "cut_mp4": d / "cut.mp4",
         "face": d / "full.png", "face_mp4": face_mp4, "coffee": IMAGES / "coffee.png", "two": IMAGES / "2008_001009.jpg",
-        "data": tiny_dataset, "run": tiny_run, "model": tiny_model, "bad_data": bad_data,
+        "data": tiny_dataset, "run": tiny_run, "model": tiny_model, "bad_data": bad_data, "no_landmarks": no_landmarks,
         "not_generator": models / "not_generator.onnx", "junk_onnx": models / "junk.onnx",
         "bare": _model_copy(models, "bare", tiny_model, whole=None),
         "other_size": _model_copy(models, "other_size", tiny_model, size=128),

@@ -211,16 +211,16 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
         raise Face2FaceError(f"{data}: not a complete dataset (no {MANIFEST}; run `face2face prepare`)")
     if not Path(model_path).is_file():
         raise Face2FaceError(f"{model_path}: no such model file")
+    folder = data / config.split
+    names, points, _ = read_landmarks(folder)  # before the generator announces itself: one line for a bad split
+    if not names:
+        raise Face2FaceError(f"{folder}: no pairs to evaluate")
     generator = Generator(model_path, config.provider, config.precision)
     reference = None  # onnxruntime fp32 on the CPU: what other engines and precisions are checked against
     if (generator.provider, generator.precision) != ("onnxruntime CPU", "fp32"):
         reference = Generator(model_path, provider="cpu", announce=False)
     size = generator.info.size
-    folder = data / config.split
-    names, points, _ = read_landmarks(folder)
     frames = FullFrames(data, folder)
-    if not names:
-        raise Face2FaceError(f"{folder}: no pairs to evaluate")
     analyzer = analyzer or FaceAnalyzer(config.detector)
     identity = FaceIdentity()
     rows, per_pair, started = [], [], time.perf_counter()
