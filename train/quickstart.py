@@ -23,18 +23,19 @@ from face2face.video import VideoSource
 
 log = logging.getLogger(__name__)
 
-# Training defaults per kind of hardware (the table and the equal-time runs in docs/training.md): on
-# CPUs the narrower discriminator for fewer steps, computed in bf16 where the CPU has it natively
-# (AMX, AVX-512 BF16: same learning, twice the speed); a better model on a GPU.
+# Training defaults per kind of hardware (docs/training.md, docs/experiments.md): where the CPU has
+# bf16 natively (AMX, AVX-512 BF16) the widths and steps as before, in bf16 (the same learning, 1.8x
+# the speed); on other CPUs the narrower discriminator for half the steps (a third of the time, a
+# little worse per pixel); a better model on a GPU.
 DEFAULTS = {
     "cpu": {"ngf": 32, "ndf": 32, "steps": 3000, "precision": "fp32"},
-    "cpu-bf16": {"ngf": 32, "ndf": 32, "steps": 3000, "precision": "bf16"},
+    "cpu-bf16": {"ngf": 32, "ndf": 64, "steps": 6000, "precision": "bf16"},
     "gpu": {"ngf": 64, "ndf": 64, "steps": 40000, "precision": "fp32"},
 }
 # Seconds per training step of each kind's defaults at 256 px, batch 1 (scripts/train_speed.py on
 # 2-core CPUs: an AMD EPYC with AVX2 only, an Intel Xeon with AMX); the GPU figure is a
 # conservative guess for a mid-range card, not a measurement. Other widths scale by their work.
-SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.12, "gpu": 0.04}
+SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.17, "gpu": 0.04}
 FIRST_MODEL_SECONDS = 300.0  # training time before quickstart exports a first model to drive (EarlyModels)
 PREPARE_FPS = 30.0  # frames/s of `prepare` with the SSD detector on a 2-core CPU
 
