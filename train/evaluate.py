@@ -168,8 +168,8 @@ def detail_match(output: Detail, reference: Detail) -> float | None:
     detail at all.
 
     It is the correlation of the responses about zero (the band-pass's mean; Pearson's without
-    subtracting the sample means) times ``2 s / (1 + s^2)``, where ``s`` is ``sharpness``: the correlation says whether the
-    detail is the reference's, the factor whether it is as strong. Texture that is not in the
+    subtracting the sample means) times ``2 s / (1 + s^2)``, where ``s`` is ``sharpness``: the
+    correlation says whether the detail is the reference's, the factor whether it is as strong. Texture that is not in the
     reference (uncorrelated with it) adds to ``sum(o^2)`` only: it raises ``sharpness`` but lowers
     this figure; so does a blur (weaker detail), and so does overdone detail (``s`` above 1).
     Chosen over the Pearson correlation alone, which scores a faint but well-placed copy of the
@@ -177,8 +177,8 @@ def detail_match(output: Detail, reference: Detail) -> float | None:
     the share reproduced, ``sum(o r) / sum(r^2)``, which invented texture leaves unchanged instead
     of lowering and which overdone detail raises. The checkerboard and 2-px stripes barely reach
     the band-pass, so they leave it near 1. In place means to the pixel: a whole face 1 px off
-    scores about 0.83, 2 px off about 0.5 (256-px crops), so read it beside AKD. Needs a photo of the same frame:
-    ``evaluate`` has one per pair, the cross-driver evaluation (``--driver``) has none and does not
+    scores about 0.83, 2 px off about 0.5 (256-px crops), so read it beside AKD. Needs a photo of
+    the same frame: ``evaluate`` has one per pair, the cross-driver evaluation (``--driver``) has none and does not
     report it."""
     if not output.same_pixels(reference):
         raise ValueError("detail_match: the responses cover different pixels (another outline or image size)")

@@ -20,8 +20,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
-from dataclasses import replace as dataclass_replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -279,7 +278,8 @@ class _BestKeeper:
     def __init__(self, run: Path, generator, train_split: Split, held: Split, step: tf.Variable,
                  settled: tf.Variable) -> None:
         self.run, self.generator, self.settled = run, generator, settled
-        self.sample = dataclass_replace(train_split, names=train_split.names[::-(-len(train_split.names) // self.SAMPLE)])
+        every = math.ceil(len(train_split.names) / self.SAMPLE)
+        self.sample = replace(train_split, names=train_split.names[::every])
         self.scorer = HoldoutScorer(held)
         previous = read_scores(run)
         self.scores = previous if previous and previous.held_out == self.scorer.names else Scores(self.scorer.names, {})
