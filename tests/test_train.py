@@ -171,6 +171,54 @@ def test_bf16_trains_and_exports_a_float32_model(tiny_dataset, tmp_path, caplog,
     assert report.precision == "fp32" and report.max_error <= 1e-4  # float32 weights: an ordinary model
 
 
+def _checkerboard(image: np.ndarray) -> float:
+    """RMS of the [1, -2, 1] x [1, -2, 1] filter (the 2-pixel period) inside a 2-px border."""
+    kernel = np.outer([1, -2, 1], [1, -2, 1]).astype(np.float32)
+    rows, cols = image.shape[:2]
+    out = sum(kernel[i, j] * image[i:rows - 2 + i, j:cols - 2 + j] for i in range(3) for j in range(3))
+    return float(np.sqrt(np.mean(out[1:-1, 1:-1] ** 2)))
+
+
+def test_resize_conv_is_nearest_upsampling_then_a_3x3_convolution_without_checkerboard():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 8, 8, 5)).astype(np.float32)
+    layer = pix2pix.ResizeConv(4, use_bias=True)
+    layer.build(x.shape)
+    layer.kernel3.assign(rng.normal(size=(3, 3, 4, 5)).astype(np.float32))
+    layer.bias.assign(rng.normal(size=4).astype(np.float32))
+    conv = keras.layers.Conv2D(4, 3, padding="same")
+    upsampled = keras.layers.UpSampling2D(2, interpolation="nearest")(x)
+    conv.build(upsampled.shape)
+    conv.set_weights([np.transpose(layer.kernel3.numpy(), (0, 1, 3, 2)), layer.bias.numpy()])
+    np.testing.assert_allclose(layer(x).numpy(), conv(upsampled).numpy(), atol=1e-5)
+    # A flat input gives a flat output; a free 4x4 transposed kernel gives the 2-pixel checkerboard.
+    flat = np.ones((1, 8, 8, 5), np.float32)
+    free = keras.layers.Conv2DTranspose(4, 4, 2, "same", kernel_initializer="random_normal")
+    assert _checkerboard(layer(flat).numpy()[0]) < 1e-5 < 1e-2 < _checkerboard(free(flat).numpy()[0])
+
+
+def test_a_resize_conv_generator_exports_as_the_papers_graph(tiny_dataset, tmp_path):
+    import onnx
+
+    from face2face.train.export import export
+
+    generator = pix2pix.build_generator(64, 8, upsample="resize")
+    sketch = np.random.default_rng(1).uniform(-1, 1, (2, 64, 64, 3)).astype(np.float32)
+    plain = pix2pix.as_transposed(generator)
+    assert not any(isinstance(layer, pix2pix.ResizeConv) for layer in plain.layers)
+    np.testing.assert_allclose(plain(sketch, training=False), generator(sketch, training=False), atol=1e-5)
+    assert _params(generator) < _params(plain)  # 3x3 kernels where the paper has 4x4
+    config = TrainConfig(steps=20, ngf=8, ndf=8, upsample="resize", checkpoint_every=10, sample_every=1000)
+    train(tiny_dataset, tmp_path / "run", config)
+    report = export(tmp_path / "run", tmp_path / "resize.onnx")
+    assert report.max_error <= 1e-4 and report.steps in (10, 20)
+    ops = {node.op_type for node in onnx.load(tmp_path / "resize.onnx").graph.node}
+    assert "ConvTranspose" in ops and "Resize" not in ops and "Einsum" not in ops
+    with pytest.raises(Face2FaceError, match="cannot resume with upsample transpose"):
+        train(tiny_dataset, tmp_path / "run", TrainConfig(**{**config.__dict__, "upsample": "transpose",
+                                                             "steps": 30, "resume": True}))
+
+
 def test_lr_decay_holds_the_rate_then_falls_linearly_to_zero():
     model = build(TrainConfig(ngf=8, ndf=8, lr_decay=0.5), 64, 1, total_steps=100)
     rates = []

@@ -48,9 +48,14 @@ def add_commands(commands) -> None:
     p.add_argument("--batch-size", type=positive_int, default=1, help="global batch size (1 = the paper)")
     p.add_argument("--ngf", type=positive_int, default=64, help="generator width (64 = the paper, 32 = 4x cheaper)")
     p.add_argument("--ndf", type=positive_int, default=64, help="discriminator width (64 = the paper)")
+    p.add_argument("--upsample", default="transpose", choices=("transpose", "resize"),
+                   help="decoder upsampling: the paper's transposed convolutions, or resize-convolutions "
+                        "(nearest 2x then 3x3: no checkerboard, same cost; exported as transposed ones)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
     p.add_argument("--checkpoint-every", type=positive_int, default=1000, metavar="N", help="steps between checkpoints")
     p.add_argument("--sample-every", type=positive_int, default=500, metavar="N", help="steps between sample grids")
+    p.add_argument("--learning-rate", type=positive_float, default=2e-4, metavar="R",
+                   help="Adam's learning rate (the paper's 2e-4, for batch 1)")
     p.add_argument("--lr-decay", type=fraction, default=0.0, metavar="F",
                    help="final share of steps over which the learning rate falls linearly to 0, as in the paper "
                         "(0.5); 0 keeps it constant")
@@ -181,8 +186,8 @@ def _train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
-        checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-        lr_decay=args.lr_decay, feature_matching=args.feature_matching,
+        upsample=args.upsample, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
+        learning_rate=args.learning_rate, lr_decay=args.lr_decay, feature_matching=args.feature_matching,
         parts_weight=args.parts_weight, warp=args.warp, settle_fraction=args.settle_fraction, holdout=args.holdout,
         strategy=args.strategy, precision=args.precision, seed=args.seed, resume=args.resume,
     )

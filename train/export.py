@@ -87,11 +87,13 @@ def load_generator(run_dir: str | Path, last: bool = False) -> tuple[tf.keras.Mo
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        generator = pix2pix.build_generator(config["resolved"]["size"], config["options"]["ngf"])
+        generator = pix2pix.build_generator(config["resolved"]["size"], config["options"]["ngf"],
+                                            upsample=config["options"].get("upsample", "transpose"))
+        step = tf.Variable(0, dtype=tf.int64)
+        used = restore(tf.train.Checkpoint(generator=generator, step=step), folder, partial=True)
+        generator = pix2pix.as_transposed(generator)  # the graph exported is the paper's either way
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    step = tf.Variable(0, dtype=tf.int64)
-    used = restore(tf.train.Checkpoint(generator=generator, step=step), folder, partial=True)
     return generator, config, int(step.numpy()), used
 
 

@@ -27,6 +27,7 @@ class TrainConfig:
     batch_size: int = 1  # global batch (the paper: 1)
     ngf: int = 64  # generator width (64 = the paper, 32 = faster)
     ndf: int = 64  # discriminator width
+    upsample: Literal["transpose", "resize"] = "transpose"  # decoder upsampling (``pix2pix.UPSAMPLING``)
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     lambda_l1: float = LAMBDA_L1

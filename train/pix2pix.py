@@ -6,6 +6,11 @@ Layout follows the authors' reference code: encoder ``C64-C128-C256-C512-C512-C5
 skip connections, then a 4x4 transposed convolution to 3 channels and tanh. Depth follows the
 image size (256 -> 8 downsamplings, 128 -> 7, 64 -> 6, 512 -> 9). Weights ~ N(0, 0.02).
 
+``upsample="resize"`` ties each transposed convolution's 4x4 kernel to a 3x3 one
+(``ResizeConv``): nearest-neighbour 2x upsampling then a 3x3 convolution (Odena et al. 2016), at
+the transposed convolution's cost, and exported as a plain transposed convolution
+(``as_transposed``).
+
 Images are ``float32 [B, size, size, 3]``, RGB, values in [-1, 1].
 """
 
@@ -14,8 +19,9 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 from face2face.train.options import LAMBDA_L1
 
@@ -62,6 +68,42 @@ class Dropout(layers.Dropout):
         return super().call(inputs, training=bool(training) and self.enabled)
 
 
+# Nearest-neighbour 2x upsampling then a 3-tap "same" correlation equals a 4-tap stride-2 "same"
+# transposed convolution whose taps are [w2, w1 + w2, w0 + w1, w0]: TIE[a, s] says which 3-tap
+# weights s make 4-tap weight a. Both output phases then sum all three taps, so a flat input gives a
+# flat output: no checkerboard from unequal phase gains.
+TIE = ((0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 0.0))
+UPSAMPLING = ("transpose", "resize")
+
+
+def tied_kernel(kernel3):
+    """``[3, 3, out, in]`` resize-convolution kernel -> the equal ``[4, 4, out, in]`` transposed one."""
+    tie = tf.constant(np.kron(TIE, TIE), dtype=kernel3.dtype)  # [(a, b), (s, t)]
+    shape = tf.shape(kernel3)
+    kernel4 = tf.matmul(tie, tf.reshape(kernel3, [9, -1]))
+    return tf.reshape(kernel4, tf.concat([[4, 4], shape[2:]], 0))
+
+
+class ResizeConv(layers.Conv2DTranspose):
+    """4x4 stride-2 "same" transposed convolution with its kernel tied to a 3x3 one (``tied_kernel``):
+    exactly nearest-neighbour 2x upsampling followed by a 3x3 "same" convolution."""
+
+    def __init__(self, filters: int, **kwargs) -> None:
+        super().__init__(filters, 4, 2, "same", **kwargs)
+
+    def build(self, input_shape) -> None:
+        shape = (3, 3, self.filters, input_shape[-1])
+        self.kernel3 = self.add_weight(name="kernel3", shape=shape, initializer=self.kernel_initializer,
+                                       dtype=self.dtype)
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer,
+                                    dtype=self.dtype) if self.use_bias else None
+
+    def call(self, inputs):
+        kernel = tied_kernel(ops.cast(self.kernel3, inputs.dtype))
+        outputs = ops.conv_transpose(inputs, kernel, strides=2, padding="same")
+        return outputs + ops.cast(self.bias, outputs.dtype) if self.use_bias else outputs
+
+
 def generator_depth(size: int) -> int:
     """Number of stride-2 downsamplings for a square input of ``size`` px (down to 1x1)."""
     depth = int(round(math.log2(size))) if size > 0 else 0
@@ -70,8 +112,13 @@ def generator_depth(size: int) -> int:
     return depth
 
 
-def build_generator(size: int = 256, ngf: int = 64, name: str = "generator") -> keras.Model:
-    """U-Net generator: ``[B, size, size, 3]`` sketch in [-1, 1] -> photo in [-1, 1]."""
+def build_generator(size: int = 256, ngf: int = 64, name: str = "generator",
+                    upsample: str = "transpose") -> keras.Model:
+    """U-Net generator: ``[B, size, size, 3]`` sketch in [-1, 1] -> photo in [-1, 1]; ``upsample``
+    is one of ``UPSAMPLING`` (the paper's transposed convolutions, or ``ResizeConv``)."""
+    if upsample not in UPSAMPLING:
+        raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
+    up = layers.Conv2DTranspose if upsample == "transpose" else (lambda width, *_, **kw: ResizeConv(width, **kw))
     depth = generator_depth(size)
     widths = [ngf * min(2**i, 8) for i in range(depth)]
     inputs = keras.Input((size, size, 3), name="sketch")
@@ -89,16 +136,31 @@ def build_generator(size: int = 256, ngf: int = 64, name: str = "generator") -> 
     for j, skip in enumerate(reversed(skips)):
         width = widths[len(skips) - 1 - j]
         x = layers.ReLU()(x)
-        x = layers.Conv2DTranspose(width, 4, 2, "same", use_bias=False, kernel_initializer=_init(),
-                                   name=f"up{j}")(x)
+        x = up(width, 4, 2, "same", use_bias=False, kernel_initializer=_init(), name=f"up{j}")(x)
         x = BatchNorm(name=f"up{j}_bn")(x)
         if j < 3:
             x = Dropout(0.5, name=f"up{j}_dropout")(x)
         x = layers.Concatenate(name=f"skip{j}")([x, skip])
     x = layers.ReLU()(x)
-    x = layers.Conv2DTranspose(3, 4, 2, "same", kernel_initializer=_init(), name="up_out")(x)
+    x = up(3, 4, 2, "same", kernel_initializer=_init(), name="up_out")(x)
     outputs = layers.Activation("tanh", dtype="float32", name="face")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def as_transposed(generator: keras.Model) -> keras.Model:
+    """The same function as a plain transposed-convolution generator (what is exported): each
+    ``ResizeConv`` becomes a ``Conv2DTranspose`` with its tied kernel; other layers copied."""
+    if not any(isinstance(layer, ResizeConv) for layer in generator.layers):
+        return generator
+    size, ngf = generator.input_shape[1], generator.get_layer("down0").filters
+    plain = build_generator(size, ngf, generator.name)
+    for layer, source in zip(plain.layers, generator.layers, strict=True):  # built in the same order
+        if isinstance(source, ResizeConv):
+            kernel = tied_kernel(tf.convert_to_tensor(source.kernel3))
+            layer.set_weights([kernel.numpy(), *([source.bias.numpy()] if source.use_bias else [])])
+        else:
+            layer.set_weights(source.get_weights())
+    return plain
 
 
 def build_discriminator(size: int = 256, ndf: int = 64, name: str = "discriminator") -> keras.Model:
@@ -174,9 +236,9 @@ class Pix2Pix(keras.Model):
 
     def __init__(self, size: int = 256, ngf: int = 64, ndf: int = 64, lambda_l1: float = LAMBDA_L1,
                  global_batch_size: int = 1, lambda_fm: float = 0.0, parts_weight: float = 0.0,
-                 **kwargs) -> None:
+                 upsample: str = "transpose", **kwargs) -> None:
         super().__init__(**kwargs)
-        self.generator = build_generator(size, ngf)
+        self.generator = build_generator(size, ngf, upsample=upsample)
         self.discriminator = build_discriminator(size, ndf)
         self.features = discriminator_features(self.discriminator)
         self.lambda_l1 = lambda_l1

@@ -66,7 +66,7 @@ def resolve_steps(config: TrainConfig, train_pairs: int) -> int:
 def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -> pix2pix.Pix2Pix:
     """The GAN with both optimisers, built and compiled (call inside the strategy's scope)."""
     model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch,
-                            config.feature_matching, config.parts_weight)
+                            config.feature_matching, config.parts_weight, config.upsample)
     rate = config.learning_rate
     if config.lr_decay:
         rate = pix2pix.LinearDecay(config.learning_rate, total_steps, config.lr_decay)
@@ -437,8 +437,8 @@ def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
     if not tf.train.latest_checkpoint(str(run / CHECKPOINTS)):
         raise Face2FaceError(f"{run}: nothing to resume (no checkpoint in {run / CHECKPOINTS})")
     saved = read_run_config(run)
-    for key, now in (("size", size), ("ngf", config.ngf), ("ndf", config.ndf)):
-        before = saved["resolved"]["size"] if key == "size" else saved["options"][key]
+    for key, now in (("size", size), ("ngf", config.ngf), ("ndf", config.ndf), ("upsample", config.upsample)):
+        before = saved["resolved"]["size"] if key == "size" else saved["options"].get(key, "transpose")
         if before != now:
             raise Face2FaceError(f"{run}: cannot resume with {key} {now}; the run was trained with {before}")
     for key, absent in (("feature_matching", 0.0), ("parts_weight", 0.0), ("warp", False), ("holdout", 0.0)):
