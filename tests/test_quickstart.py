@@ -23,8 +23,8 @@ def test_quickstart_then_its_live_command_runs(tmp_path, capsys):
             "--size", "64", "--every", "3", "--first-model", "0"]
     assert main(argv) == 0
     out, err = capsys.readouterr()
-    ndf, precision = (64, "bf16") if native_bf16() else (32, "fp32")  # the CPU's own defaults
-    assert err.startswith(f"plan: 72 frames -> dataset, 40 training steps at ngf 8, ndf {ndf}, {precision} on CPU, "
+    precision = "bf16" if native_bf16() else "fp32"  # the CPU's own default
+    assert err.startswith(f"plan: 72 frames -> dataset, 40 training steps at ngf 8, ndf 32, {precision} on CPU, "
                           "export (+ int8 copy), evaluate; expected ")
     assert "prepare: " in err  # its progress shows inside quickstart too
     # a first model to drive while training went on, announced once with its live line
@@ -59,29 +59,31 @@ def test_quickstart_then_its_live_command_runs(tmp_path, capsys):
 
 def test_plan_counts_only_what_is_left():
     plan = make_plan(str(VIDEOS / "lp_d18.mp4"), QuickstartConfig(), gpu=False)
-    assert (plan.ngf, plan.ndf, plan.precision, plan.steps, plan.frames) == (32, 32, "fp32", 3000, 216)
+    assert (plan.ngf, plan.ndf, plan.precision, plan.steps, plan.frames) == (32, 32, "fp32", 3600, 216)
+    assert (plan.lr_decay, plan.upsample) == (0.5, "resize")
     fresh = plan.describe()
-    assert fresh.startswith("plan: 216 frames -> dataset, 3000 training steps at ngf 32, ndf 32, fp32 on CPU")
+    assert fresh.startswith("plan: 216 frames -> dataset, 3600 training steps at ngf 32, ndf 32, fp32 on CPU")
     assert re.search(r"; expected about \d+ min$", fresh)
     halfway = Done(dataset=True, steps=1500)
     assert plan.seconds(halfway) == pytest.approx(plan.seconds() - 216 / PREPARE_FPS - 1500 * plan.seconds_per_step)
-    assert plan.describe(halfway).startswith("plan: 3000 training steps at ngf 32, ndf 32, fp32 on CPU "
+    assert plan.describe(halfway).startswith("plan: 3600 training steps at ngf 32, ndf 32, fp32 on CPU "
                                              "(resuming at step 1500), ")
-    assert plan.describe(Done(True, 3000, True, True)) == "plan: every stage is already done; its results follow"
-    assert plan.seconds(Done(True, 3000, True, True)) == 0
+    assert plan.describe(Done(True, 3600, True, True)) == "plan: every stage is already done; its results follow"
+    assert plan.seconds(Done(True, 3600, True, True)) == 0
 
 
 def test_plan_follows_the_hardware_and_keeps_what_a_run_was_trained_with():
     video = str(VIDEOS / "lp_d18.mp4")
     bf16 = make_plan(video, QuickstartConfig(), gpu=False, bf16=True)
-    assert (bf16.precision, bf16.ndf, bf16.steps) == ("bf16", 64, 6000)
+    assert (bf16.precision, bf16.ndf, bf16.steps, bf16.upsample) == ("bf16", 32, 3600, "resize")
     wider = make_plan(video, QuickstartConfig(ngf=64), gpu=False, bf16=True)
-    assert wider.seconds_per_step > 1.4 * bf16.seconds_per_step  # four times the generator's work
-    # a run begun with other choices (earlier defaults) resumes with them
+    assert wider.seconds_per_step > 2 * bf16.seconds_per_step  # four times the generator's work
+    # a run begun with other choices (earlier defaults, before --lr-decay and --upsample) resumes with them
     kept = make_plan(video, QuickstartConfig(), gpu=False, bf16=False,
-                     trained={"ngf": 32, "ndf": 64, "precision": "fp32"})
+                     trained={"ngf": 32, "ndf": 64, "precision": "fp32", "lr_decay": 0.0})
     fresh = make_plan(video, QuickstartConfig(), gpu=False, bf16=False)
-    assert (kept.ndf, kept.precision) == (64, "fp32") and kept.seconds_per_step > fresh.seconds_per_step
+    assert (kept.ndf, kept.precision, kept.lr_decay, kept.upsample) == (64, "fp32", 0.0, "transpose")
+    assert kept.seconds_per_step > fresh.seconds_per_step
 
 
 def test_counts_are_worded_for_one_and_many():

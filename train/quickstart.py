@@ -23,19 +23,22 @@ from face2face.video import VideoSource
 
 log = logging.getLogger(__name__)
 
-# Training defaults per kind of hardware (docs/training.md, docs/experiments.md): where the CPU has
-# bf16 natively (AMX, AVX-512 BF16) the widths and steps as before, in bf16 (the same learning, 1.8x
-# the speed); on other CPUs the narrower discriminator for half the steps (a third of the time, a
-# little worse per pixel); a better model on a GPU.
+# Training defaults per kind of hardware (docs/experiments.md): on CPUs a 30-minute recipe (on a
+# 2-core AVX2 CPU) measured against the earlier 94-minute one: the narrower discriminator, the
+# paper's decaying rate over the last half, resize-convolutions; in bf16 where the CPU has it
+# natively (AMX, AVX-512 BF16: the same learning, faster). A bigger model on a GPU (not measured).
+_CPU = {"ngf": 32, "ndf": 32, "steps": 3600, "lr_decay": 0.5, "upsample": "resize"}
 DEFAULTS = {
-    "cpu": {"ngf": 32, "ndf": 32, "steps": 3000, "precision": "fp32"},
-    "cpu-bf16": {"ngf": 32, "ndf": 64, "steps": 6000, "precision": "bf16"},
-    "gpu": {"ngf": 64, "ndf": 64, "steps": 40000, "precision": "fp32"},
+    "cpu": {**_CPU, "precision": "fp32"},
+    "cpu-bf16": {**_CPU, "precision": "bf16"},
+    "gpu": {"ngf": 64, "ndf": 64, "steps": 40000, "precision": "fp32", "lr_decay": 0.0, "upsample": "transpose"},
 }
+# What a run keeps when quickstart resumes it, and the value in runs made before the option existed.
+KEPT = {"ndf": 64, "precision": "fp32", "lr_decay": 0.0, "upsample": "transpose"}
 # Seconds per training step of each kind's defaults at 256 px, batch 1 (scripts/train_speed.py on
 # 2-core CPUs: an AMD EPYC with AVX2 only, an Intel Xeon with AMX); the GPU figure is a
 # conservative guess for a mid-range card, not a measurement. Other widths scale by their work.
-SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.17, "gpu": 0.04}
+SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.12, "gpu": 0.04}
 FIRST_MODEL_SECONDS = 300.0  # training time before quickstart exports a first model to drive (EarlyModels)
 PREPARE_FPS = 30.0  # frames/s of `prepare` with the SSD detector on a 2-core CPU
 
@@ -72,7 +75,9 @@ class Plan:
     ndf: int
     precision: str
     steps: int
-    frames: int  # frames of the video that prepare reads
+    frames: int
+    lr_decay: float
+    upsample: str  # frames of the video that prepare reads
     seconds_per_step: float
 
     def seconds(self, done: Done = Done()) -> float:
@@ -115,15 +120,15 @@ def make_plan(video: str, config: QuickstartConfig, gpu: bool, bf16: bool = Fals
     keeping those a run already ``trained`` with (its ``config.json`` options), and the training
     speed to expect."""
     device = "gpu" if gpu else "cpu-bf16" if bf16 else "cpu"
-    chosen = {**DEFAULTS[device], **{k: trained[k] for k in ("ndf", "precision") if trained}}
+    chosen = {**DEFAULTS[device], **({k: trained.get(k, old) for k, old in KEPT.items()} if trained else {})}
     ngf = config.ngf or (trained or chosen)["ngf"]
     steps = config.steps or chosen["steps"]
     with VideoSource(video) as source:
         frames = -(-(source.frame_count or 0) // config.every)
     default = DEFAULTS[device]
     work = step_gmac(ngf, chosen["ndf"]) / step_gmac(default["ngf"], default["ndf"])
-    return Plan(device, ngf, chosen["ndf"], chosen["precision"], steps, frames,
-                SECONDS_PER_STEP[device] * work * (config.size / 256) ** 2)
+    return Plan(device, ngf, chosen["ndf"], chosen["precision"], steps, frames, chosen["lr_decay"],
+                chosen["upsample"], SECONDS_PER_STEP[device] * work * (config.size / 256) ** 2)
 
 
 def step_gmac(ngf: int, ndf: int) -> float:
@@ -182,8 +187,8 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
         every = checkpoint_interval(plan.steps)
         resumed = bool(checkpoint)
         early = EarlyModels(run, model, config.first_model_seconds)
-        chosen = TrainConfig(steps=plan.steps, ngf=plan.ngf, ndf=plan.ndf, precision=plan.precision, resume=resumed,
-                             checkpoint_every=every)
+        chosen = TrainConfig(steps=plan.steps, ngf=plan.ngf, ndf=plan.ndf, precision=plan.precision,
+                             lr_decay=plan.lr_decay, upsample=plan.upsample, resume=resumed, checkpoint_every=every)
         result = train(data, run, chosen,
                        progress=progress, defaults=TrainConfig(**defaults, resume=resumed, checkpoint_every=every),
                        on_checkpoint=early)
