@@ -12,7 +12,7 @@ from face2face.errors import Face2FaceError
 from face2face.train import data as data_module
 from face2face.train.data import check_split
 from face2face.train.export import ExportConfig, export, run_onnx
-from face2face.train.holdout import HoldoutScorer, read_scores, split_holdout
+from face2face.train.holdout import HoldoutScorer, Scores, read_scores, split_holdout
 from face2face.train.options import BEST, SCORES
 from face2face.train.trainer import TrainConfig, train
 
@@ -45,7 +45,8 @@ def test_run_keeps_the_best_scoring_weights_and_export_hands_them_over(tiny_data
     assert not set(held) & set(trained_on[0])  # never trained on
     assert sorted(scores.scores) == [10, 20, 30]
     best = scores.best
-    assert scores.scores[best] == min(scores.scores.values())
+    assert scores.scores[best] <= 1.1 * min(scores.scores.values())
+    assert all(value > 1.1 * min(scores.scores.values()) for step, value in scores.scores.items() if step > best)
     assert json.loads((run / SCORES).read_text())["best_step"] == best
     assert (run / BEST).is_dir()
 
@@ -61,6 +62,14 @@ def test_run_keeps_the_best_scoring_weights_and_export_hands_them_over(tiny_data
             return run_onnx(tmp_path / "best.onnx", np.asarray(sketch, np.float32))
 
     assert scorer.score(Onnx()) == pytest.approx(scores.scores[best], abs=1e-4)
+
+
+def test_the_weights_handed_over_are_the_latest_within_a_tenth_of_the_best_score():
+    # held-out face L1 of two real runs (lp_d6): a decaying rate, and a spoiled end (settling shock)
+    decaying = Scores([], {360: 0.0613, 720: 0.0492, 1800: 0.0430, 2160: 0.0475, 3240: 0.0530, 3600: 0.0464})
+    spoiled = Scores([], {600: 0.0522, 720: 0.0483, 1080: 0.0496, 1200: 0.0600})
+    assert (decaying.best, spoiled.best) == (3600, 1080)
+    assert Scores([], {10: 0.05, 20: 0.03}).best == 20 and Scores([], {}).best is None
 
 
 def test_held_back_pairs_without_landmarks_get_a_one_line_error(tiny_dataset, tmp_path):

@@ -194,7 +194,7 @@ def _train(args: argparse.Namespace) -> int:
     check_train_config(config)  # before TensorFlow loads
     read_manifest(args.data)
     writable_folder(args.output)
-    from face2face.train.holdout import read_scores
+    from face2face.train.holdout import TOLERANCE, read_scores
     from face2face.train.trainer import train
 
     with Counter("train", "step") as progress:
@@ -205,8 +205,10 @@ def _train(args: argparse.Namespace) -> int:
         return 128 + (result.signal or 2)
     print(f"trained {plural(result.step, 'step')} ({result.steps_per_second:.2f} steps/s); {where}")
     if scores := read_scores(args.output):
-        print(f"best on the {plural(len(scores.held_out), 'held-back pair')}: step {scores.best}, face L1 "
-              f"{scores.scores[scores.best]:.4f} (what `face2face export` takes; --last for step {result.step})")
+        lowest = min(scores.scores, key=scores.scores.get)
+        print(f"handed over: step {scores.best}, face L1 {scores.scores[scores.best]:.4f} on the "
+              f"{plural(len(scores.held_out), 'held-back pair')} (the latest within {TOLERANCE:.0%} of the lowest, "
+              f"{scores.scores[lowest]:.4f} at step {lowest}); `face2face export` takes it, --last step {result.step}")
     return 0
 
 

@@ -3,10 +3,12 @@
 The last ``holdout`` share of the train split (by time, so they are not neighbours of the frames
 trained on) is never trained on. At every checkpoint the generator, as it would be exported
 (batch-norm statistics of the train split, dropout off), is scored on them by face L1: the mean
-absolute error inside the face's outline, the region the product shows. The best weights go to
-``RUN/best`` and every score to ``RUN/scores.json``; ``export`` takes the best. So the end of a
-run (the settling shock, a bad last stretch) can never spoil what is handed over, and the test
-split stays untouched for ``evaluate``.
+absolute error inside the face's outline, the region the product shows. The weights handed over
+are the latest whose score is within ``TOLERANCE`` of the lowest (a few dozen neighbouring frames
+score checkpoints of the same stretch of training up to 10-20% apart, and later weights have
+trained longer); they go to ``RUN/best`` and every score to ``RUN/scores.json``; ``export`` takes
+them. So the end of a run (the settling shock, a bad last stretch) cannot spoil what is handed
+over, and the test split stays untouched for ``evaluate``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from face2face.train.data import Split
 from face2face.train.evaluate import outline_mask
 from face2face.train.options import SCORES
 from face2face.train.prepare import read_landmarks
+
+
+TOLERANCE = 0.1  # a score this much above the lowest still counts as the best (docs/training.md)
 
 
 def split_holdout(split: Split, fraction: float) -> tuple[Split, Split | None]:
@@ -47,8 +52,11 @@ class Scores:
 
     @property
     def best(self) -> int | None:
-        """The step with the lowest score (the earliest of equals)."""
-        return min(self.scores, key=lambda s: (self.scores[s], s)) if self.scores else None
+        """The step handed over: the latest whose score is within ``TOLERANCE`` of the lowest."""
+        if not self.scores:
+            return None
+        limit = (1.0 + TOLERANCE) * min(self.scores.values())
+        return max(step for step, value in self.scores.items() if value <= limit)
 
     def write(self, run: Path) -> None:
         doc = {"metric": "face_l1", "held_out": self.held_out, "best_step": self.best,

@@ -287,17 +287,17 @@ class _BestKeeper:
                                                   str(run / BEST), max_to_keep=1)
 
     def score(self, step: int) -> None:
-        """Score the weights at ``step`` (once) and keep them if they are the best so far."""
+        """Score the weights at ``step`` (once) and keep them if they are now the ones handed over
+        (``Scores.best``: scores only ever come in step order, so the kept ones stay the choice)."""
         if step in self.scores.scores:
             return
-        best = self.scores.best
         with self._as_exported():
             value = self.scorer.score(self.generator)
             self.scores.scores[step] = value
-            if best is None or value < self.scores.scores[best] or not self.manager.latest_checkpoint:
+            if self.scores.best == step or not self.manager.latest_checkpoint:
                 self.manager.save(checkpoint_number=step)
         self.scores.write(self.run)
-        log.debug("step %d: face L1 %.4f on %d held-back pairs (best %.4f at step %d)", step, value,
+        log.debug("step %d: face L1 %.4f on %d held-back pairs (handed over: %.4f at step %d)", step, value,
                   len(self.scorer.names), self.scores.scores[self.scores.best], self.scores.best)
 
     @contextmanager
