@@ -20,7 +20,7 @@ def add_commands(commands) -> None:
     from face2face.cli import (add_command, add_detector_option, add_shape_limit_option, fraction, image_size,
                                non_negative_float, non_negative_int, opset, positive_float, positive_int)
     from face2face.runtime.generator import PRECISIONS, PROVIDERS
-    from face2face.train.options import FEATURE_MATCHING
+    from face2face.train.options import FEATURE_MATCHING, UPSAMPLING
 
     p = add_command(commands, "prepare", "turn target video(s) into a paired training dataset",
                     "Turn target video(s) into a paired training dataset: one (landmark sketch | face photo) "
@@ -48,7 +48,7 @@ def add_commands(commands) -> None:
     p.add_argument("--batch-size", type=positive_int, default=1, help="global batch size (1 = the paper)")
     p.add_argument("--ngf", type=positive_int, default=64, help="generator width (64 = the paper, 32 = 4x cheaper)")
     p.add_argument("--ndf", type=positive_int, default=64, help="discriminator width (64 = the paper)")
-    p.add_argument("--upsample", default="transpose", choices=("transpose", "resize"),
+    p.add_argument("--upsample", default="transpose", choices=UPSAMPLING,
                    help="decoder upsampling: the paper's transposed convolutions, or resize-convolutions "
                         "(nearest 2x then 3x3: no checkerboard, same cost; exported as transposed ones)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")

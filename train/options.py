@@ -15,6 +15,7 @@ FEATURE_MATCHING = 10.0  # weight of the discriminator feature-matching term (pi
 CONFIG = "config.json"  # in a run folder: resolved options and what differs from the defaults
 CHECKPOINTS = "checkpoints"  # in a run folder: tf.train.CheckpointManager's folder
 BEST = "best"  # in a run folder: the checkpoint of the weights that scored best on the held-back pairs
+UPSAMPLING = ("transpose", "resize")  # the generator's decoder: the paper's transposed convolutions, or resize-convolutions
 SCORES = "scores.json"  # in a run folder: the held-out score at each checkpoint, and the best step
 
 
@@ -27,7 +28,7 @@ class TrainConfig:
     batch_size: int = 1  # global batch (the paper: 1)
     ngf: int = 64  # generator width (64 = the paper, 32 = faster)
     ndf: int = 64  # discriminator width
-    upsample: Literal["transpose", "resize"] = "transpose"  # decoder upsampling (``pix2pix.UPSAMPLING``)
+    upsample: Literal["transpose", "resize"] = "transpose"  # decoder upsampling (UPSAMPLING)
     learning_rate: float = 2e-4
     beta_1: float = 0.5
     lambda_l1: float = LAMBDA_L1

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from face2face.train.options import LAMBDA_L1
+from face2face.train.options import LAMBDA_L1, UPSAMPLING
 
 BN_MOMENTUM = 0.9  # torch's momentum 0.1
 BN_EPSILON = 1e-5
@@ -73,7 +73,6 @@ class Dropout(layers.Dropout):
 # weights s make 4-tap weight a. Both output phases then sum all three taps, so a flat input gives a
 # flat output: no checkerboard from unequal phase gains.
 TIE = ((0.0, 0.0, 1.0), (0.0, 1.0, 1.0), (1.0, 1.0, 0.0), (1.0, 0.0, 0.0))
-UPSAMPLING = ("transpose", "resize")
 
 
 def tied_kernel(kernel3):
