@@ -30,6 +30,7 @@ COLOUR_EVERY = 3  # frames between two measurements of the colour offset
 COLOUR_SMOOTHING = 0.4  # EMA weight of each measurement (about 0.15 a frame): steady, no flicker
 CAMERA_MARGIN = 0.05  # share of the output height the picture can move by with the driver's head
 ALPHA_FLOOR = 0.004  # weights at or below this leave the frame as it is (under half an 8-bit level)
+UPSCALE = cv2.INTER_CUBIC  # how the generated face is enlarged to its size in the frame (bilinear: softer)
 
 
 def background_folder(model: str | os.PathLike) -> Path:
@@ -202,6 +203,6 @@ class FacePaster:
         size = (right - left, bottom - top)
         a = cv2.resize(alpha[r0:r1, c0:c1], size, interpolation=cv2.INTER_LINEAR)
         matched = cv2.add(face[r0:r1, c0:c1], (*self._offset, 0.0))  # saturating, per channel
-        generated = cv2.resize(matched, size, interpolation=cv2.INTER_LINEAR)
+        generated = cv2.resize(matched, size, interpolation=UPSCALE)
         region = frame[top:bottom, left:right]
         cv2.blendLinear(generated, region, a, 1.0 - a, dst=region)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -124,8 +125,9 @@ def _subset(src, dst, names):
     shutil.copy(src / "manifest.json", dst / "manifest.json")
 
 
-@pytest.mark.parametrize("options", [{"feature_matching": 0.0}, {"parts_weight": 4.0, "warp": True}],
-                         ids=["paper", "feature-matching+parts+warp"])
+@pytest.mark.parametrize("options", [{"feature_matching": 0.0}, {"parts_weight": 4.0, "warp": True},
+                                     {"detail_weight": 100.0, "lambda_l1": 50.0}],
+                         ids=["paper", "feature-matching+parts+warp", "detail+l1-weight"])
 def test_losses_fall_when_a_few_pairs_are_overfitted(tiny_dataset, tmp_path, options):
     names = check_split(tiny_dataset, "train").names[:4]
     data = tmp_path / "four"
@@ -135,12 +137,32 @@ def test_losses_fall_when_a_few_pairs_are_overfitted(tiny_dataset, tmp_path, opt
                                               learning_rate=1e-3, sample_every=1000, **options),
           progress=lambda step, total, losses: history.append(losses))
     assert ("G_FM" in history[0]) == ("feature_matching" not in options)  # on by default
+    assert ("G_detail" in history[0]) == ("detail_weight" in options)
     early = {k: np.mean([h[k] for h in history[:10]]) for k in history[0]}
     late = {k: np.mean([h[k] for h in history[-10:]]) for k in history[0]}
     assert late["G_L1"] < 0.6 * early["G_L1"], (early, late)
     # The generator's objective falls; the adversarial terms trade places and need not fall.
     assert late["G_GAN"] + 100 * late["G_L1"] < 0.7 * (early["G_GAN"] + 100 * early["G_L1"]), (early, late)
+    if "G_detail" in late:
+        assert late["G_detail"] < 0.7 * early["G_detail"], (early, late)
     assert all(np.isfinite(v) for h in history for v in h.values())
+
+
+def test_local_detail_measures_how_much_fine_detail_not_where(tiny_dataset):
+    from face2face.train.pix2pix import DETAIL_CELL, local_detail
+
+    folder = tiny_dataset / "train" / "target"
+    photo = cv2.imread(str(sorted(folder.glob("*.png"))[0]))[..., ::-1].astype(np.float32) / 127.5 - 1.0
+    blurred = cv2.GaussianBlur(photo, (0, 0), 1.5)
+    shifted = np.roll(photo, 2, axis=1)  # the same detail 2 px aside
+    detail = {k: local_detail(tf.constant(v[None])).numpy() for k, v in
+              (("photo", photo), ("blurred", blurred), ("shifted", shifted))}
+    assert detail["photo"].shape == (1, photo.shape[0] // DETAIL_CELL, photo.shape[1] // DETAIL_CELL, 1)
+    assert detail["blurred"].mean() < 0.6 * detail["photo"].mean()
+    gap = {k: np.abs(detail[k] - detail["photo"]).mean() for k in ("blurred", "shifted")}
+    pixels = {k: np.abs(v - photo).mean() for k, v in (("blurred", blurred), ("shifted", shifted))}
+    assert pixels["shifted"] > pixels["blurred"]  # per pixel the shift is the larger error
+    assert gap["shifted"] < 0.3 * gap["blurred"]  # by the amount of detail it is the smaller
 
 
 def test_bf16_trains_and_exports_a_float32_model(tiny_dataset, tmp_path, caplog, monkeypatch):

@@ -20,7 +20,7 @@ def add_commands(commands) -> None:
     from face2face.cli import (add_command, add_detector_option, add_shape_limit_option, fraction, image_size,
                                non_negative_float, non_negative_int, opset, positive_float, positive_int)
     from face2face.runtime.generator import PRECISIONS, PROVIDERS
-    from face2face.train.options import FEATURE_MATCHING, UPSAMPLING
+    from face2face.train.options import FEATURE_MATCHING, LAMBDA_L1, UPSAMPLING
 
     p = add_command(commands, "prepare", "turn target video(s) into a paired training dataset",
                     "Turn target video(s) into a paired training dataset: one (landmark sketch | face photo) "
@@ -59,9 +59,15 @@ def add_commands(commands) -> None:
     p.add_argument("--lr-decay", type=fraction, default=0.0, metavar="F",
                    help="final share of steps over which the learning rate falls linearly to 0, as in the paper "
                         "(0.5); 0 keeps it constant")
+    p.add_argument("--l1-weight", type=positive_float, default=LAMBDA_L1, metavar="W",
+                   help="weight of the L1 term against the adversarial one (the paper's 100; lower trades pixel "
+                        "error for texture)")
     p.add_argument("--feature-matching", type=non_negative_float, default=FEATURE_MATCHING, metavar="W",
                    help="weight of pix2pixHD's discriminator feature-matching loss (sharper eyes and mouth, "
                         "lower test error); 0 = the paper's losses exactly")
+    p.add_argument("--detail-weight", type=non_negative_float, default=0.0, metavar="W",
+                   help="weight of a loss asking each 16-px cell of the face for as much fine detail as the "
+                        "photo has there (texture against the L1 term's blur); 0 = off, the paper's losses")
     p.add_argument("--parts-weight", type=non_negative_float, default=0.0, metavar="W",
                    help="weigh the L1 loss 1+W times around the eyes and lips; 0 = the paper's plain L1")
     p.add_argument("--warp", action="store_true",
@@ -187,8 +193,9 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
         upsample=args.upsample, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
-        learning_rate=args.learning_rate, lr_decay=args.lr_decay, feature_matching=args.feature_matching,
-        parts_weight=args.parts_weight, warp=args.warp, settle_fraction=args.settle_fraction, holdout=args.holdout,
+        learning_rate=args.learning_rate, lr_decay=args.lr_decay, lambda_l1=args.l1_weight,
+        feature_matching=args.feature_matching,
+        parts_weight=args.parts_weight, detail_weight=args.detail_weight, warp=args.warp, settle_fraction=args.settle_fraction, holdout=args.holdout,
         strategy=args.strategy, precision=args.precision, seed=args.seed, resume=args.resume,
     )
     check_train_config(config)  # before TensorFlow loads

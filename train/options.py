@@ -33,6 +33,7 @@ class TrainConfig:
     beta_1: float = 0.5
     lambda_l1: float = LAMBDA_L1
     feature_matching: float = FEATURE_MATCHING
+    detail_weight: float = 0.0  # weight of the local detail-amplitude term (0 = off; ``pix2pix.local_detail``)
     parts_weight: float = 0.0  # extra L1 weight around the eyes and lips (0 = the paper's plain L1)
     lr_decay: float = 0.0  # final share of steps over which the learning rate falls linearly to 0 (0 = constant)
     warp: bool = False  # also rotate, scale and shift each pair (``face2face.train.data.warp``)
@@ -59,7 +60,7 @@ def check_train_config(config: TrainConfig) -> None:
             raise Face2FaceError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
     if (config.steps is not None and config.steps < 1) or (config.epochs is not None and config.epochs <= 0):
         raise Face2FaceError("--steps / --epochs must be positive")
-    for name in ("feature_matching", "parts_weight"):
+    for name in ("feature_matching", "parts_weight", "detail_weight"):
         if getattr(config, name) < 0:
             raise Face2FaceError(f"--{name.replace('_', '-')} must be at least 0, got {getattr(config, name)}")
     if not 0.0 <= config.lr_decay < 1.0:

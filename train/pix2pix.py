@@ -200,6 +200,24 @@ def parts_mask(sketch: tf.Tensor) -> tf.Tensor:
     return tf.image.resize(coarse, (size, size), method="nearest")
 
 
+DETAIL_SIGMA = 1.0  # px: the Gaussian whose residue is ``local_detail``'s high-pass
+DETAIL_CELL = 16  # px: the side of the cells whose detail amplitude ``local_detail`` reports
+
+
+def local_detail(image: tf.Tensor) -> tf.Tensor:
+    """``[B, size / DETAIL_CELL, size / DETAIL_CELL, 1]``: the RMS of the grey image's high-pass
+    (the image minus its ``DETAIL_SIGMA`` Gaussian blur) over each ``DETAIL_CELL``-px cell: how much
+    fine detail a region has, wherever it lies in the cell. ``image``: ``[B, size, size, 3]``."""
+    grey = tf.reduce_mean(tf.cast(image, tf.float32), axis=-1, keepdims=True)
+    taps = np.exp(-0.5 * (np.arange(-3, 4) / DETAIL_SIGMA) ** 2)
+    taps = (taps / taps.sum()).astype(np.float32)
+    blurred = tf.pad(grey, [[0, 0], [3, 3], [3, 3], [0, 0]], mode="REFLECT")
+    blurred = tf.nn.conv2d(blurred, taps.reshape(7, 1, 1, 1), 1, "VALID")
+    blurred = tf.nn.conv2d(blurred, taps.reshape(1, 7, 1, 1), 1, "VALID")
+    energy = tf.nn.avg_pool2d(tf.square(grey - blurred), DETAIL_CELL, DETAIL_CELL, "VALID")
+    return tf.sqrt(energy + 1e-8)
+
+
 def batch_norms(model: keras.Model) -> list[BatchNorm]:
     """The model's batch-norm layers, in graph order."""
     return [layer for layer in model.layers if isinstance(layer, BatchNorm)]
@@ -228,14 +246,17 @@ class Pix2Pix(keras.Model):
     ``lambda_fm`` adds pix2pixHD's feature matching (Wang et al. 2018), ``lambda_fm`` x ``G_FM``:
     the L1 distance between the discriminator's hidden activations on the photo and on the output,
     summed over its four layers; ``parts_weight`` weighs the L1 term ``1 + parts_weight`` times
-    around the eyes and lips (``parts_mask``), normalised so the term keeps its scale.
+    around the eyes and lips (``parts_mask``), normalised so the term keeps its scale;
+    ``detail_weight`` adds ``detail_weight`` x ``G_detail``, the L1 distance between the output's
+    and the photo's ``local_detail``: as much fine detail in each cell as the photo has there,
+    without asking for the detail's exact place (which the sketch cannot tell).
     Per-example losses are averaged over the *global* batch so ``tf.distribute`` replicas sum
     correctly.
     """
 
     def __init__(self, size: int = 256, ngf: int = 64, ndf: int = 64, lambda_l1: float = LAMBDA_L1,
                  global_batch_size: int = 1, lambda_fm: float = 0.0, parts_weight: float = 0.0,
-                 upsample: str = "transpose", **kwargs) -> None:
+                 upsample: str = "transpose", detail_weight: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.generator = build_generator(size, ngf, upsample=upsample)
         self.discriminator = build_discriminator(size, ndf)
@@ -243,8 +264,10 @@ class Pix2Pix(keras.Model):
         self.lambda_l1 = lambda_l1
         self.lambda_fm = lambda_fm
         self.parts_weight = parts_weight
+        self.detail_weight = detail_weight
         self.global_batch_size = global_batch_size
-        self.names = ("G_GAN", "G_L1", *(("G_FM",) if lambda_fm else ()), "D_real", "D_fake")
+        self.names = ("G_GAN", "G_L1", *(("G_FM",) if lambda_fm else ()), *(("G_detail",) if detail_weight else ()),
+                      "D_real", "D_fake")
         self.loss_metrics = {n: keras.metrics.Mean(name=n) for n in self.names}
 
     def compile(self, g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer) -> None:
@@ -290,6 +313,9 @@ class Pix2Pix(keras.Model):
                     tf.reduce_mean(tf.abs(tf.cast(tf.stop_gradient(r) - f, tf.float32)), axis=[1, 2, 3])
                     for r, f in zip(real_hidden, fake_hidden)]))
                 g_loss += self.lambda_fm * values["G_FM"]
+            if self.detail_weight:
+                values["G_detail"] = self._mean(tf.reduce_mean(tf.abs(local_detail(photo) - local_detail(fake)), axis=[1, 2, 3]))
+                g_loss += self.detail_weight * values["G_detail"]
             d_loss = d_real + d_fake
             # Loss scaling under mixed precision; apply_gradients unscales (identity otherwise).
             g_scaled = self.g_optimizer.scale_loss(g_loss)

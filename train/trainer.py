@@ -36,7 +36,7 @@ from face2face.train import pix2pix
 from face2face.train.distribute import PEER_ERRORS, is_chief, lost_peer_message, make_strategy, share_from_chief
 from face2face.train.data import Split, check_split, make_dataset
 from face2face.train.holdout import HoldoutScorer, Scores, read_scores, split_holdout
-from face2face.train.options import BEST, CHECKPOINTS, CONFIG, TrainConfig, check_train_config, read_run_config
+from face2face.train.options import BEST, CHECKPOINTS, CONFIG, LAMBDA_L1, TrainConfig, check_train_config, read_run_config
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ def resolve_steps(config: TrainConfig, train_pairs: int) -> int:
 def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -> pix2pix.Pix2Pix:
     """The GAN with both optimisers, built and compiled (call inside the strategy's scope)."""
     model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch,
-                            config.feature_matching, config.parts_weight, config.upsample)
+                            config.feature_matching, config.parts_weight, config.upsample,
+                            config.detail_weight)
     rate = config.learning_rate
     if config.lr_decay:
         rate = pix2pix.LinearDecay(config.learning_rate, total_steps, config.lr_decay)
@@ -441,7 +442,8 @@ def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
         before = saved["resolved"]["size"] if key == "size" else saved["options"].get(key, "transpose")
         if before != now:
             raise Face2FaceError(f"{run}: cannot resume with {key} {now}; the run was trained with {before}")
-    for key, absent in (("feature_matching", 0.0), ("parts_weight", 0.0), ("warp", False), ("holdout", 0.0)):
+    for key, absent in (("lambda_l1", LAMBDA_L1), ("feature_matching", 0.0), ("parts_weight", 0.0),
+                        ("detail_weight", 0.0), ("warp", False), ("holdout", 0.0)):
         before = saved["options"].get(key, absent)  # runs made before the option: without it
         if before != getattr(config, key):
             log.warning("%s: resuming with %s %s; the run so far was trained with %s",
