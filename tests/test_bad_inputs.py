@@ -100,6 +100,9 @@ CASES: dict[str, Case] = {
     "prepare --max-pairs abc": Case("prepare {face_mp4} -o {out} --max-pairs abc", 2, "--max-pairs"),
     # quickstart
     "quickstart missing video": Case("quickstart {tmp}/gone.mp4 -o {out}", 1, "gone.mp4: no such video file"),
+    "quickstart four-frame video": Case("quickstart {face_mp4} -o {out}", 1, "4 frames to learn from (--every 1); "
+                                        "quickstart needs at least 24"),
+    "quickstart photo named .mp4": Case("quickstart {photo_mp4} -o {out}", 1, "1 frame to learn from"),
     "quickstart output is a file": Case("quickstart {face_mp4} -o {text_mp4}", 1, "exists and is not a folder"),
     "quickstart --steps 0": Case("quickstart {face_mp4} -o {out} --steps 0", 2, "--steps: must be an integer"),
     # train: dataset folders
@@ -226,6 +229,7 @@ def files(tmp_path_factory, tiny_model, tiny_dataset, tiny_run) -> dict[str, str
     big = np.full((2160, 3840, 3), 128, np.uint8)
     big[500:500 + 2 * photo.shape[0], 1500:1500 + 2 * photo.shape[1]] = cv2.resize(photo, None, fx=2, fy=2)
     cv2.imwrite(str(d / "big.jpg"), big)
+    shutil.copy(IMAGES / "lp_d8.jpg", d / "photo.mp4")  # no frame count: counted by decoding
     cv2.imwrite(str(d / "tiny.png"), cv2.resize(photo, (12, 12), interpolation=cv2.INTER_AREA))
     h, w = photo.shape[:2]
     cv2.imwrite(str(d / "edge.png"), np.hstack([photo[:, w // 3:], np.zeros((h, w // 3, 3), np.uint8)]))
@@ -259,7 +263,7 @@ def files(tmp_path_factory, tiny_model, tiny_dataset, tiny_run) -> dict[str, str
     paths = {
         "tmp": d, "folder": d / "folder", "empty_png": d / "empty.png", "empty_mp4": d / "empty.mp4",
         "text_png": d / "notes.png", "text_mp4": d / "notes.mp4", "cut_png": d / "cut.png", "cut_mp4": d / "cut.mp4",
-        "face": d / "full.png", "face_mp4": face_mp4, "coffee": IMAGES / "coffee.png", "two": IMAGES / "2008_001009.jpg",
+        "face": d / "full.png", "face_mp4": face_mp4, "photo_mp4": d / "photo.mp4", "coffee": IMAGES / "coffee.png", "two": IMAGES / "2008_001009.jpg",
         "data": tiny_dataset, "run": tiny_run, "model": tiny_model, "bad_data": bad_data, "no_landmarks": no_landmarks,
         "not_generator": models / "not_generator.onnx", "junk_onnx": models / "junk.onnx",
         "bare": _model_copy(models, "bare", tiny_model, whole=None),

@@ -4,6 +4,7 @@ import json
 import re
 import shlex
 
+import cv2
 import pytest
 
 from face2face.cli import main
@@ -11,10 +12,10 @@ from face2face.console import plural
 from face2face.modelfile import read_sidecar
 from face2face.runtime.openvino_engine import native_bf16
 from face2face.train.holdout import read_scores
-from face2face.train.quickstart import PREPARE_FPS, Done, QuickstartConfig, make_plan
+from face2face.train.quickstart import MIN_PAIRS, PREPARE_FPS, Done, QuickstartConfig, make_plan
 from face2face.video import VideoSource
 
-from conftest import VIDEOS
+from conftest import IMAGES, VIDEOS
 
 
 def test_quickstart_then_its_live_command_runs(tmp_path, capsys):
@@ -89,3 +90,19 @@ def test_plan_follows_the_hardware_and_keeps_what_a_run_was_trained_with():
 def test_counts_are_worded_for_one_and_many():
     assert [plural(n, "frame") for n in (0, 1, 2)] == ["0 frames", "1 frame", "2 frames"]
     assert plural(1, "sketch", "sketches") == "1 sketch" and plural(3, "sketch", "sketches") == "3 sketches"
+
+
+def test_a_target_with_too_few_usable_faces_is_refused_after_preparing_and_leaves_nothing(tmp_path, capsys):
+    with VideoSource(str(VIDEOS / "lp_d19.mp4")) as source:
+        faces = [source.read() for _ in range(4)]
+    cup = cv2.resize(cv2.imread(str(IMAGES / "coffee.png")), faces[0].shape[1::-1])
+    video = tmp_path / "mostly_cup.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, faces[0].shape[1::-1])
+    for frame in faces + [cup] * 26:  # 30 frames: enough to start, 4 with a face
+        writer.write(frame)
+    writer.release()
+    assert main(["quickstart", str(video), "-o", str(tmp_path / "work"), "--size", "64"]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == (f"face2face: error: {video}: only 4 frames with a usable face; quickstart needs at least "
+                    f"{MIN_PAIRS}: record 10 s or more with the face in view")
+    assert not (tmp_path / "work").exists()

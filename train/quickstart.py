@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import time
@@ -40,6 +41,7 @@ KEPT = {"ndf": 64, "precision": "fp32", "lr_decay": 0.0, "upsample": "transpose"
 # conservative guess for a mid-range card, not a measurement. Other widths scale by their work.
 SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.12, "gpu": 0.04}
 FIRST_MODEL_SECONDS = 300.0  # training time before quickstart exports a first model to drive (EarlyModels)
+MIN_PAIRS = 24  # frames with a usable face below which quickstart refuses the target (int8 and the shape space need a spread)
 PREPARE_FPS = 30.0  # frames/s of `prepare` with the SSD detector on a 2-core CPU
 
 
@@ -124,7 +126,15 @@ def make_plan(video: str, config: QuickstartConfig, gpu: bool, bf16: bool = Fals
     ngf = config.ngf or (trained or chosen)["ngf"]
     steps = config.steps or chosen["steps"]
     with VideoSource(video) as source:
-        frames = -(-(source.frame_count or 0) // config.every)
+        count = source.frame_count
+        if count is None:  # not in the container's header: counted by decoding
+            count = 0
+            while source.read() is not None:
+                count += 1
+    frames = -(-count // config.every)
+    if frames < MIN_PAIRS:
+        raise Face2FaceError(f"{video}: {plural(frames, 'frame')} to learn from (--every {config.every}); quickstart needs at "
+                             f"least {MIN_PAIRS}: record 10 s or more of the target's face")
     default = DEFAULTS[device]
     work = step_gmac(ngf, chosen["ndf"]) / step_gmac(default["ngf"], default["ndf"])
     return Plan(device, ngf, chosen["ndf"], chosen["precision"], steps, frames, chosen["lr_decay"],
@@ -154,7 +164,7 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
 
     from face2face.runtime.openvino_engine import int8_is_current, openvino_missing
     from face2face.train.export import export
-    from face2face.train.prepare import MANIFEST, PrepareConfig, describe_dataset, prepare
+    from face2face.train.prepare import MANIFEST, PrepareConfig, describe_dataset, prepare, read_manifest
     from face2face.train.trainer import train
 
     evaluation, grid = work / "evaluation.json", work / "evaluation.png"
@@ -169,6 +179,7 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     done = Done(dataset=(data / MANIFEST).exists(), steps=trained, exported=exported,
                 evaluated=exported and evaluation.exists())
     log.info(plan.describe(done))
+    fresh = not work.exists()
     work.mkdir(parents=True, exist_ok=True)
 
     if done.dataset:
@@ -180,6 +191,10 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
                                                             detector=config.detector, pupils=config.pupils),
                                progress=progress)
         log.info(f"    {describe_dataset(manifest)}")
+    if (pairs := sum(read_manifest(data)["pairs"].values())) < MIN_PAIRS:
+        shutil.rmtree(work if fresh else data)  # nothing else was made from it
+        raise Face2FaceError(f"{video}: only {plural(pairs, 'frame')} with a usable face; quickstart needs at least "
+                             f"{MIN_PAIRS}: record 10 s or more with the face in view")
 
     log.info(f"2/4 training: {'resuming' if checkpoint else 'starting'} {run}")
     defaults = DEFAULTS[plan.device]  # quickstart's own choices are not "changed" options
