@@ -77,9 +77,9 @@ class Plan:
     ndf: int
     precision: str
     steps: int
-    frames: int
+    frames: int  # frames of the video that prepare reads
     lr_decay: float
-    upsample: str  # frames of the video that prepare reads
+    upsample: str
     seconds_per_step: float
 
     def seconds(self, done: Done = Done()) -> float:
