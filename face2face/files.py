@@ -1,10 +1,12 @@
-"""Output files that appear complete, under their final name, or not at all; and the check, made
-before any work, that an output can be written where the user asked."""
+"""Output files that appear complete, under their final name, or not at all; the check, made
+before any work, that an output can be written where the user asked; and a file's sha256."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 from face2face.errors import Face2FaceError
@@ -63,3 +65,18 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise Face2FaceError(f"{target}: cannot write ({exc.strerror})") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (remembered while the file's size and time stay the same)."""
+    stat = os.stat(path)
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from face2face.errors import Face2FaceError
-from face2face.files import write_atomic
+from face2face.files import file_sha256, write_atomic
 from face2face.shapes import ShapeSpace
 
 FORMAT = "face2face-generator"
@@ -46,6 +46,7 @@ class ModelInfo:
     fallback: str = ""  # fp16 models: the fp32 model file beside this one, used if outputs turn non-finite
     background: str = ""  # folder beside the model with frames of the target video for the frame layout
     dataset_fingerprint: str = ""  # sha256 over the dataset's manifest and file names
+    model_sha256: str = ""  # sha256 of the ONNX file described ("" in sidecars written before it)
     created: str = ""  # ISO 8601
     format: str = FORMAT
     version: int = VERSION
@@ -73,6 +74,13 @@ def write_sidecar(model_path: str | os.PathLike, info: ModelInfo) -> Path:
     path = sidecar_path(model_path)
     write_atomic(path, json.dumps(asdict(info), indent=2).encode())
     return path
+
+
+def check_describes(model_path: str | os.PathLike, info: ModelInfo) -> None:
+    """A one-line error if the sidecar names another ONNX file's sha256 than the model's."""
+    if info.model_sha256 and info.model_sha256 != file_sha256(model_path):
+        raise Face2FaceError(f"{sidecar_path(model_path)}: describes another model than {Path(model_path).name} "
+                             "(its sha256 differs); export the model again, or put its own sidecar beside it")
 
 
 def read_sidecar(model_path: str | os.PathLike) -> ModelInfo:

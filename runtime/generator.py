@@ -21,7 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from face2face.errors import Face2FaceError
-from face2face.modelfile import ModelInfo, read_sidecar
+from face2face.modelfile import ModelInfo, check_describes, read_sidecar
 from face2face.runtime.openvino_engine import NO_BF16, OpenVinoEngine, cpu_capabilities, int8_unready, openvino_missing
 
 log = logging.getLogger(__name__)
@@ -221,6 +221,7 @@ class Generator:
         announce: bool = True,
     ) -> None:
         self.info: ModelInfo = read_sidecar(model)
+        check_describes(model, self.info)
         self.model = Path(model)
         self._request = provider, precision, threads
         engine, self.choice = engine or open_engine(model, provider, precision, threads, self.info.precision)

@@ -4,7 +4,6 @@ the model, made by ``face2face quantize``)."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from face2face.errors import Face2FaceError
+from face2face.files import file_sha256
 from face2face.runtime.phases import split_transposed_convolutions
 
 INT8_SUFFIX = ".int8.xml"
@@ -61,21 +61,6 @@ def int8_path(model: str | os.PathLike) -> Path:
     """Where the int8 copy of ``MODEL.onnx`` lives: ``MODEL.int8.xml`` (+ ``.bin``)."""
     path = Path(model)
     return path.with_name(path.stem + INT8_SUFFIX)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes (remembered while the file's size and time stay the same)."""
-    stat = os.stat(path)
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=8)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_phase_model(model: str | os.PathLike):

@@ -4,8 +4,10 @@ cannot run leaves the running one in place, with one warning.
 
 ``export`` replaces a model so that a finished export can be told: the old sidecar is removed
 before the new ONNX is renamed into place, and the new sidecar is written last. So a model file
-without a sidecar is an export still at work (waited for, ``SIDECAR_WAIT``), and a sidecar older
-than its model file describes an earlier model. Files that changed since the last look may still
+without a sidecar is an export still at work (waited for, ``SIDECAR_WAIT``). A sidecar names the
+sha256 of the ONNX file it describes, checked when the model is built, so a sidecar of another
+model never runs (sidecars written before that: one older than its model file describes an
+earlier model). Files that changed since the last look may still
 be being written: a version is judged once it has stood still for one look.
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 
 from face2face.console import plural
 from face2face.errors import Face2FaceError
-from face2face.modelfile import sidecar_path
+from face2face.modelfile import read_sidecar, sidecar_path
 from face2face.runtime.openvino_engine import int8_path
 from face2face.runtime.pipeline import Puppeteer, Target, load_target
 
@@ -45,6 +47,15 @@ def file_state(path: Path) -> FileState:
     except OSError:
         return None
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _names_its_model(model: Path) -> bool:
+    """Whether the sidecar names the ONNX file it describes (by sha256, checked when the model is
+    built); older sidecars are judged by their time alone."""
+    try:
+        return bool(read_sidecar(model).model_sha256)
+    except Face2FaceError:
+        return False
 
 
 def yield_to_the_loop() -> None:
@@ -179,7 +190,8 @@ class ModelReloader:
             return f"{name} was removed"
         if version.sidecar is None:
             return f"{name} has had no sidecar {sidecar} for {self.sidecar_wait:.0f} s (an export that did not finish?)"
-        if version.model != self._running.model and version.sidecar[2] < version.model[2]:
+        if (version.model != self._running.model and version.sidecar[2] < version.model[2]
+                and not _names_its_model(self.model)):
             return f"{name} changed, but its sidecar {sidecar} is older: it describes an earlier model"
         return ""
 

@@ -152,6 +152,8 @@ CASES: dict[str, Case] = {
                                                 "background must be a name beside the model"),
     "reenact ONNX that is not a generator": Case("reenact --model {not_generator} --source {face_mp4} -o {out}.mp4",
                                                  1, "model input shape [1, 3, 8, 8] != [1, 64, 64, 3]"),
+    "reenact sidecar of another model": Case("reenact --model {other_onnx} --source {face_mp4} -o {out}.mp4", 1,
+                                             "other.json: describes another model than other.onnx"),
     "reenact file that is not ONNX": Case("reenact --model {junk_onnx} --source {face_mp4} -o {out}.mp4", 1,
                                           "junk.onnx: not a loadable"),
     "reenact source is a folder": Case("reenact --model {model} --source {folder} -o {out}.mp4", 1,
@@ -257,15 +259,19 @@ def files(tmp_path_factory, tiny_model, tiny_dataset, tiny_run) -> dict[str, str
         [helper.make_tensor_value_info("sketch", TensorProto.FLOAT, [1, 3, 8, 8])],
         [helper.make_tensor_value_info("face", TensorProto.FLOAT, [1, 3, 8, 8])]))
     onnx.save(not_generator, models / "not_generator.onnx")
-    sidecar_path(models / "not_generator.onnx").write_text(sidecar_path(tiny_model).read_text())
+    unnamed = json.dumps({**json.loads(sidecar_path(tiny_model).read_text()), "model_sha256": ""})  # as before sha256s
+    sidecar_path(models / "not_generator.onnx").write_text(unnamed)
     (models / "junk.onnx").write_bytes(b"\x00" * 100)
-    sidecar_path(models / "junk.onnx").write_text(sidecar_path(tiny_model).read_text())
+    sidecar_path(models / "junk.onnx").write_text(unnamed)
+    (models / "other.onnx").write_bytes(tiny_model.read_bytes() + b"\x00")  # other bytes than its sidecar names
+    sidecar_path(models / "other.onnx").write_text(sidecar_path(tiny_model).read_text())
     paths = {
         "tmp": d, "folder": d / "folder", "empty_png": d / "empty.png", "empty_mp4": d / "empty.mp4",
         "text_png": d / "notes.png", "text_mp4": d / "notes.mp4", "cut_png": d / "cut.png", "cut_mp4": d / "cut.mp4",
         "face": d / "full.png", "face_mp4": face_mp4, "photo_mp4": d / "photo.mp4", "coffee": IMAGES / "coffee.png", "two": IMAGES / "2008_001009.jpg",
         "data": tiny_dataset, "run": tiny_run, "model": tiny_model, "bad_data": bad_data, "no_landmarks": no_landmarks,
         "not_generator": models / "not_generator.onnx", "junk_onnx": models / "junk.onnx",
+        "other_onnx": models / "other.onnx",
         "bare": _model_copy(models, "bare", tiny_model, whole=None),
         "other_size": _model_copy(models, "other_size", tiny_model, size=128),
         "string_size": _model_copy(models, "string_size", tiny_model, size="64"),

@@ -18,12 +18,12 @@ import pytest
 from onnx import numpy_helper
 
 from face2face.cli import main
-from face2face.files import write_atomic
+from face2face.files import file_sha256, write_atomic
 from face2face.modelfile import read_sidecar, sidecar_path
 from face2face.runtime.background import SQUARES
 from face2face.runtime.capture import LatestFrameCapture
 from face2face.runtime.generator import Generator
-from face2face.runtime.openvino_engine import GUARD_KEY, SOURCE_KEY, file_sha256, int8_path, read_phase_model
+from face2face.runtime.openvino_engine import GUARD_KEY, SOURCE_KEY, int8_path, read_phase_model
 from face2face.runtime.pipeline import STAGES, Puppeteer, PuppetConfig, StageTimes, load_target, run_live
 from face2face.runtime.reload import POLL_SECONDS, ModelReloader, ModelVersion
 from face2face.runtime.sinks import Sink
@@ -47,7 +47,8 @@ def replacement(tiny_model, tmp_path_factory) -> Path:
     model = tmp_path_factory.mktemp("replacement") / "new.onnx"
     onnx.save(proto, str(model))
     info = json.loads(sidecar_path(tiny_model).read_text())
-    sidecar_path(model).write_text(json.dumps({**info, "steps": NEW_STEPS, "background": ""}))
+    sidecar_path(model).write_text(json.dumps({**info, "steps": NEW_STEPS, "background": "",
+                                               "model_sha256": file_sha256(model)}))
     return model
 
 
@@ -165,22 +166,25 @@ def test_a_replacement_that_cannot_run_never_does(tiny_model, replacement, refer
                                                   capsys):
     model = install(tiny_model, tmp_path / "run")
     new_onnx, new_sidecar = replacement.read_bytes(), sidecar_path(replacement).read_bytes()
+    old_sidecar = sidecar_path(model).read_bytes()
     puppeteer = Puppeteer(Generator(model), analyzer, FACE_ONLY)
     running = puppeteer.generator
     reloader = ModelReloader(puppeteer, ModelVersion.of(model), sidecar_wait=0.0)  # not started: the test looks
 
-    def stale_sidecar() -> None:  # a new ONNX copied over the old one, the sidecar of the old one left
-        sidecar = sidecar_path(model)
-        os.utime(sidecar, (time.time() - 60, time.time() - 60))
+    def copy_in(onnx_bytes: bytes, sidecar: bytes) -> None:  # by hand: the sidecar first, then the model
+        sidecar_path(model).write_bytes(sidecar)
+        os.utime(sidecar_path(model), (time.time() - 60, time.time() - 60))
         part = model.with_name(".copy")
-        part.write_bytes(new_onnx)
+        part.write_bytes(onnx_bytes)
         os.replace(part, model)
 
     frames = driver_frames(3)
     cases = [
         (lambda: export_like(model, new_onnx[: len(new_onnx) // 2], new_sidecar), "changed, but does not load"),
         (lambda: export_like(model, os.urandom(len(new_onnx)), new_sidecar), "changed, but does not load"),
-        (stale_sidecar, "changed, but its sidecar model.json is older: it describes an earlier model"),
+        (lambda: copy_in(new_onnx, json.dumps({**json.loads(old_sidecar), "model_sha256": ""}).encode()),
+         "changed, but its sidecar model.json is older: it describes an earlier model"),  # sidecars before sha256s
+        (lambda: copy_in(new_onnx, old_sidecar), "does not load: " + f"{sidecar_path(model)}: describes another model"),
         (model.unlink, "model.onnx was removed"),
         (lambda: export_like(model, new_onnx, None), "model.onnx has had no sidecar model.json for 0 s"),
     ]
@@ -199,7 +203,7 @@ def test_a_replacement_that_cannot_run_never_does(tiny_model, replacement, refer
         assert puppeteer.generator is running and faces_come_from(puppeteer, frames, references) == {"old"}
     assert "Traceback" not in capsys.readouterr().err
 
-    export_like(model, new_onnx, new_sidecar)  # a good one, after all that, runs
+    copy_in(new_onnx, new_sidecar)  # a good one, after all that, runs: its sidecar names it, older or not
     reloader.check()
     reloader.check()
     reloader.swap()

@@ -44,14 +44,14 @@ def test_generator_maps_bgr_sketch_to_bgr_face_like_the_raw_session(generator, t
 
 
 def test_bad_model_files_get_one_line_errors(tmp_path, tiny_model, capsys):
+    info = json.loads(sidecar_path(tiny_model).read_text())
     not_onnx = tmp_path / "junk.onnx"
     not_onnx.write_text("hello")
-    sidecar_path(not_onnx).write_text(sidecar_path(tiny_model).read_text())
+    sidecar_path(not_onnx).write_text(json.dumps({**info, "model_sha256": ""}))  # naming no file: as before sha256s
     no_sidecar = tmp_path / "bare.onnx"
     no_sidecar.write_bytes(tiny_model.read_bytes())
     wrong_size = tmp_path / "wrong.onnx"
     wrong_size.write_bytes(tiny_model.read_bytes())
-    info = json.loads(sidecar_path(tiny_model).read_text())
     sidecar_path(wrong_size).write_text(json.dumps({**info, "size": 128}))
     cases = [(tmp_path / "missing.onnx", "missing.onnx: no such model file"), (not_onnx, "not a loadable ONNX"),
              (no_sidecar, "not a face2face generator"), (wrong_size, "!= [1, 128, 128, 3]")]
@@ -309,6 +309,7 @@ def test_fp16_model_falls_back_to_fp32_when_its_outputs_turn_non_finite(tiny_run
     import onnx
     from onnx import numpy_helper
 
+    from face2face.files import file_sha256
     from face2face.train.export import ExportConfig, export
 
     half = tmp_path / "half.onnx"
@@ -319,6 +320,8 @@ def test_fp16_model_falls_back_to_fp32_when_its_outputs_turn_non_finite(tiny_run
     weights.flat[0] = np.inf  # what a weight beyond float16's range (65504) becomes
     kernel.CopyFrom(numpy_helper.from_array(weights, kernel.name))
     onnx.save(proto, str(half))
+    info = json.loads(sidecar_path(half).read_text())
+    sidecar_path(half).write_text(json.dumps({**info, "model_sha256": file_sha256(half)}))  # as if exported so
     raw = ort.InferenceSession(str(half), providers=[CPU]).run(None, {"sketch": np.zeros((1, 64, 64, 3), np.float32)})[0]
     assert not np.isfinite(raw).all()  # the premise: this fp16 model overflows
     generator = Generator(half, provider="cpu")

@@ -26,6 +26,7 @@ import tf2onnx
 
 from face2face.console import plural
 from face2face.errors import Face2FaceError
+from face2face.files import file_sha256
 from face2face.geometry import align
 from face2face.modelfile import ModelInfo, sidecar_path, write_sidecar
 from face2face.runtime.phases import prune_initializers
@@ -128,6 +129,7 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
         info.fallback = fallback
         clip = write_background(data, model_path)  # before the old model is touched: the swap below is brief
         info.background = clip.name if clip else ""
+        info.model_sha256 = file_sha256(tmp)
         sidecar_path(model_path).unlink(missing_ok=True)  # the sidecar, written last, marks a finished export
         os.replace(tmp, model_path)
     finally:
