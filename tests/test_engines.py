@@ -76,6 +76,7 @@ def test_int8_copy_is_calibrated_on_the_training_sketches_and_tied_to_its_model(
     assert main(["quantize", str(model), str(tiny_dataset), "--sketches", "16"]) == 0
     out = capsys.readouterr().out
     assert "calibrated on 16 training sketches" in out and "on 8 held-out sketches" in out
+    assert out.count("\n") == 1  # the summary alone: NNCF's progress bar is not output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.bin", "m.int8.xml", "m.json", "m.onnx"]
     generator = Generator(model, precision="int8")
     assert (generator.provider, generator.precision) == ("OpenVINO CPU", "int8")

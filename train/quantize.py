@@ -8,8 +8,11 @@ refuses a copy made for another version of the model.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,8 +73,10 @@ def quantize(model: str | Path, data: str | Path, count: int = 100) -> QuantizeR
     if info.dataset_fingerprint and info.dataset_fingerprint != dataset_fingerprint(data):
         log.warning("%s is not the dataset %s was trained on; calibrating on it anyway", data, model.name)
     sketches = read_sketches(data, "train", count, info.size)
-    quantized = nncf.quantize(read_phase_model(model), nncf.Dataset(sketches, as_input), subset_size=len(sketches),
-                              preset=nncf.QuantizationPreset.PERFORMANCE)
+    # NNCF draws its progress bar on stdout: progress goes to stderr here, and nowhere under --quiet
+    with contextlib.redirect_stdout(sys.stderr if log.isEnabledFor(logging.INFO) else io.StringIO()):
+        quantized = nncf.quantize(read_phase_model(model), nncf.Dataset(sketches, as_input),
+                                  subset_size=len(sketches), preset=nncf.QuantizationPreset.PERFORMANCE)
     held_out = read_sketches(data, "test", HELD_OUT, info.size)
     scores = held_out_psnr(model, quantized, held_out)
     quantized.set_rt_info(file_sha256(model), SOURCE_KEY)

@@ -222,7 +222,7 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
         from face2face.train.quantize import quantize
 
         log.info(f"3/4 export: int8 copy of {model} for OpenVINO, checked against fp32 on held-out sketches")
-        made = quantize(model, data)  # NNCF shows its own progress
+        made = quantize(model, data)  # NNCF's progress bar shows on stderr
         log.info(f"    {made.psnr_vs_fp32_min:.1f} dB from fp32 at worst: "
                  + ("live runs it by default" if made.default else "kept off by default (under 40 dB)"))
         evaluation.unlink(missing_ok=True)
