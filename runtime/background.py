@@ -30,7 +30,7 @@ COLOUR_EVERY = 3  # frames between two measurements of the colour offset
 COLOUR_SMOOTHING = 0.4  # EMA weight of each measurement (about 0.15 a frame): steady, no flicker
 CAMERA_MARGIN = 0.05  # share of the output height the picture can move by with the driver's head
 ALPHA_FLOOR = 0.004  # weights at or below this leave the frame as it is (under half an 8-bit level)
-UPSCALE = cv2.INTER_CUBIC  # how the generated face is enlarged to its size in the frame (bilinear: softer)
+UPSCALE = cv2.INTER_CUBIC  # how the generated face is enlarged: into the frame, or to a panel (bilinear: softer)
 
 
 def background_folder(model: str | os.PathLike) -> Path:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from face2face.geometry import Square, crop
-from face2face.runtime.background import BackgroundClip, FacePaster, crop_to_frame, face_outline
+from face2face.runtime.background import UPSCALE, BackgroundClip, FacePaster, crop_to_frame, face_outline
 
 Layout = Literal["frame", "face", "side-by-side"]
 LAYOUTS: tuple[str, ...] = ("frame", "face", "side-by-side")
@@ -75,7 +75,7 @@ class Composer:
             self.paster.paste(self.out, face, target, outlines)
             return self.out
         if self.layout == "face":
-            self._resize(face, self._panels[0])
+            self._resize(face, self._panels[0], UPSCALE)
             if self.show_sketch:
                 self._resize(sketch, self._scratch)
                 cv2.add(self._panels[0], self._scratch, dst=self._panels[0])
@@ -87,13 +87,15 @@ class Composer:
         crop(frame, square, side, out=self._scratch)
         driver[:] = self._scratch
         self._resize(sketch, drawn)
-        self._resize(face, generated)
+        self._resize(face, generated, UPSCALE)
         return self.out
 
-    def _resize(self, image: np.ndarray, panel: np.ndarray) -> None:
+    def _resize(self, image: np.ndarray, panel: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> None:
+        """``image`` scaled into ``panel`` (faces as the frame layout enlarges them; sketches bilinear,
+        which keeps their thin lines free of ringing)."""
         if image.shape[0] == self._side:
             panel[:] = image
         else:
-            cv2.resize(image, (self._side, self._side), dst=self._scratch, interpolation=cv2.INTER_LINEAR)
+            cv2.resize(image, (self._side, self._side), dst=self._scratch, interpolation=interpolation)
             if panel is not self._scratch:
                 panel[:] = self._scratch
