@@ -141,7 +141,7 @@ def main() -> None:
               f"threads")
     rows = []
     grid = list(itertools.product(args.ngf, args.ndf, args.precision, args.xla, args.upsample, args.feature_matching,
-                             args.detail_weight))
+                                  args.detail_weight))
     for _, (ngf, ndf, precision, xla, upsample, fm, detail) in itertools.product(range(args.rounds), grid):
         g = forward_gmac(pix2pix.build_generator(size, ngf))
         d = forward_gmac(pix2pix.build_discriminator(size, ndf))
@@ -157,7 +157,8 @@ def main() -> None:
                "steps_per_s": round(rate, 3), "gflops": round(2 * step_gmac * rate, 1),
                "matmul_gflops": round(peak[precision], 1)}
         row["of_matmul"] = round(row["gflops"] / row["matmul_gflops"], 3)
-        print(f"ngf {ngf} ndf {ndf} {precision} xla {xla} {upsample} fm {fm:g} detail {detail:g} batch {args.batch_size}: "
+        print(f"ngf {ngf} ndf {ndf} {precision} xla {xla} {upsample} fm {fm:g} detail {detail:g} "
+              f"batch {args.batch_size}: "
               f"G {g:.2f} + D {d:.2f} GMAC/forward -> {step_gmac:.1f} GMAC/step "
               f"(D {100 * row['discriminator_share']:.0f}%), {rate:.2f} steps/s, {row['gflops']:.0f} GFLOP/s "
               f"= {100 * row['of_matmul']:.0f}% of matmul {precision}", flush=True)

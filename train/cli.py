@@ -194,8 +194,8 @@ def _train(args: argparse.Namespace) -> int:
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, ngf=args.ngf, ndf=args.ndf,
         upsample=args.upsample, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         learning_rate=args.learning_rate, lr_decay=args.lr_decay, lambda_l1=args.l1_weight,
-        feature_matching=args.feature_matching,
-        parts_weight=args.parts_weight, detail_weight=args.detail_weight, warp=args.warp, settle_fraction=args.settle_fraction, holdout=args.holdout,
+        feature_matching=args.feature_matching, detail_weight=args.detail_weight, parts_weight=args.parts_weight,
+        warp=args.warp, settle_fraction=args.settle_fraction, holdout=args.holdout,
         strategy=args.strategy, precision=args.precision, seed=args.seed, resume=args.resume,
     )
     check_train_config(config)  # before TensorFlow loads

@@ -200,20 +200,21 @@ def parts_mask(sketch: tf.Tensor) -> tf.Tensor:
     return tf.image.resize(coarse, (size, size), method="nearest")
 
 
-DETAIL_SIGMA = 1.0  # px: the Gaussian whose residue is ``local_detail``'s high-pass
+HIGH_PASS_SIGMA = 1.0  # px: the Gaussian whose residue is ``local_detail``'s high-pass
 DETAIL_CELL = 16  # px: the side of the cells whose detail amplitude ``local_detail`` reports
 
 
 def local_detail(image: tf.Tensor) -> tf.Tensor:
     """``[B, size / DETAIL_CELL, size / DETAIL_CELL, 1]``: the RMS of the grey image's high-pass
-    (the image minus its ``DETAIL_SIGMA`` Gaussian blur) over each ``DETAIL_CELL``-px cell: how much
-    fine detail a region has, wherever it lies in the cell. ``image``: ``[B, size, size, 3]``."""
+    (the image minus its ``HIGH_PASS_SIGMA`` Gaussian blur) over each ``DETAIL_CELL``-px cell: how
+    much fine detail a region has, wherever it lies in the cell. ``image``: ``[B, size, size, 3]``."""
     grey = tf.reduce_mean(tf.cast(image, tf.float32), axis=-1, keepdims=True)
-    taps = np.exp(-0.5 * (np.arange(-3, 4) / DETAIL_SIGMA) ** 2)
+    radius = math.ceil(3 * HIGH_PASS_SIGMA)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / HIGH_PASS_SIGMA) ** 2)
     taps = (taps / taps.sum()).astype(np.float32)
-    blurred = tf.pad(grey, [[0, 0], [3, 3], [3, 3], [0, 0]], mode="REFLECT")
-    blurred = tf.nn.conv2d(blurred, taps.reshape(7, 1, 1, 1), 1, "VALID")
-    blurred = tf.nn.conv2d(blurred, taps.reshape(1, 7, 1, 1), 1, "VALID")
+    blurred = tf.pad(grey, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    blurred = tf.nn.conv2d(blurred, taps.reshape(-1, 1, 1, 1), 1, "VALID")
+    blurred = tf.nn.conv2d(blurred, taps.reshape(1, -1, 1, 1), 1, "VALID")
     energy = tf.nn.avg_pool2d(tf.square(grey - blurred), DETAIL_CELL, DETAIL_CELL, "VALID")
     return tf.sqrt(energy + 1e-8)
 
