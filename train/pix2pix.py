@@ -315,7 +315,8 @@ class Pix2Pix(keras.Model):
                     for r, f in zip(real_hidden, fake_hidden)]))
                 g_loss += self.lambda_fm * values["G_FM"]
             if self.detail_weight:
-                values["G_detail"] = self._mean(tf.reduce_mean(tf.abs(local_detail(photo) - local_detail(fake)), axis=[1, 2, 3]))
+                gap = tf.abs(local_detail(photo) - local_detail(fake))
+                values["G_detail"] = self._mean(tf.reduce_mean(gap, axis=[1, 2, 3]))
                 g_loss += self.detail_weight * values["G_detail"]
             d_loss = d_real + d_fake
             # Loss scaling under mixed precision; apply_gradients unscales (identity otherwise).

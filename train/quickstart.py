@@ -41,7 +41,7 @@ KEPT = {"ndf": 64, "precision": "fp32", "lr_decay": 0.0, "upsample": "transpose"
 # conservative guess for a mid-range card, not a measurement. Other widths scale by their work.
 SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.12, "gpu": 0.04}
 FIRST_MODEL_SECONDS = 300.0  # training time before quickstart exports a first model to drive (EarlyModels)
-MIN_PAIRS = 24  # frames with a usable face below which quickstart refuses the target (int8 and the shape space need a spread)
+MIN_PAIRS = 24  # usable frames below which quickstart refuses a target (int8 and the shape space need a spread)
 PREPARE_FPS = 30.0  # frames/s of `prepare` with the SSD detector on a 2-core CPU
 
 
@@ -133,8 +133,8 @@ def make_plan(video: str, config: QuickstartConfig, gpu: bool, bf16: bool = Fals
                 count += 1
     frames = -(-count // config.every)
     if frames < MIN_PAIRS:
-        raise Face2FaceError(f"{video}: {plural(frames, 'frame')} to learn from (--every {config.every}); quickstart needs at "
-                             f"least {MIN_PAIRS}: record 10 s or more of the target's face")
+        raise Face2FaceError(f"{video}: {plural(frames, 'frame')} to learn from (--every {config.every}); "
+                             f"quickstart needs at least {MIN_PAIRS}: record 10 s or more of the target's face")
     default = DEFAULTS[device]
     work = step_gmac(ngf, chosen["ndf"]) / step_gmac(default["ngf"], default["ndf"])
     return Plan(device, ngf, chosen["ndf"], chosen["precision"], steps, frames, chosen["lr_decay"],
