@@ -21,7 +21,7 @@ tf = pytest.importorskip("tensorflow")
 
 WAIT = 120  # s: the longest any process may take; a hang fails the test instead of stalling CI
 TRAIN = ["--ngf", "8", "--ndf", "8", "--batch-size", "2", "--checkpoint-every", "5", "--sample-every", "1000",
-         "--settle-fraction", "0"]
+         "--settle-fraction", "0", "--ema", "0.9"]
 
 
 def _free_ports(count: int) -> list[int]:
@@ -174,7 +174,8 @@ def _structure(model: Path) -> tuple[list[str], list[tuple[int, ...]]]:
 
 def test_mirrored_on_two_cpu_devices_trains_resumes_and_exports_like_one_device(tiny_dataset, tiny_model, tmp_path):
     run = tmp_path / "run"
-    first, second = _train_mirrored(tiny_dataset, run, {"steps": 20}, {"steps": 30, "resume": True})
+    first, second = _train_mirrored(tiny_dataset, run, {"steps": 20, "ema": 0.9},
+                                    {"steps": 30, "resume": True, "ema": 0.9})
     config = json.loads((run / "config.json").read_text())["resolved"]
     assert config["strategy"] == "MirroredStrategy" and config["replicas"] == 2
     assert [d for d in config["devices"] if "CPU" in d] == ["/device:CPU:0", "/device:CPU:1"]
@@ -184,6 +185,9 @@ def test_mirrored_on_two_cpu_devices_trains_resumes_and_exports_like_one_device(
     assert late < 0.85 * early, (early, late)
     assert second["step"] == 30 and len(second["history"]) == 10  # steps 21..30: resumed at 20
     assert _steps(run) == [10, 20, 30]
+    # The generator's weight average was updated once per step on both runs (restored on resume).
+    saved = tf.train.load_checkpoint(str(run / "checkpoints" / "ckpt-30"))
+    assert saved.get_tensor("average/count/.ATTRIBUTES/VARIABLE_VALUE") == 30
 
     from face2face.train.export import export
 

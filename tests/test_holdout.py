@@ -7,14 +7,16 @@ import json
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from face2face.errors import Face2FaceError
 from face2face.train import data as data_module
 from face2face.train.data import check_split
 from face2face.train.export import ExportConfig, export, run_onnx
 from face2face.train.holdout import HoldoutScorer, Scores, read_scores, split_holdout
-from face2face.train.options import BEST, SCORES
-from face2face.train.trainer import TrainConfig, train
+from face2face.train.options import BEST, CHECKPOINTS, SCORES
+from face2face.train.pix2pix import WeightAverage, build_generator
+from face2face.train.trainer import TrainConfig, build, make_checkpoint, train
 
 
 def test_the_last_pairs_by_time_are_held_back_never_all_of_them(tiny_dataset):
@@ -88,3 +90,51 @@ def test_held_back_pairs_without_landmarks_get_a_one_line_error(tiny_dataset, tm
     held = type(split)(copy, "train", split.names[-1:], split.size)
     with pytest.raises(Face2FaceError, match="no landmarks for pair"):
         HoldoutScorer(held)
+
+
+def test_a_weight_average_follows_the_weights_with_a_warming_up_decay():
+    weights = [tf.Variable([0.0, 0.0]), tf.Variable(1.0)]
+    average = WeightAverage(weights, decay=0.5)
+    expected = [np.zeros(2), 1.0]
+    for n, step in enumerate([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], start=1):
+        weights[0].assign(step)
+        weights[1].assign(step[0] * 10)
+        average.update(weights)
+        decay = min(0.5, (1 + n) / (10 + n))  # 0.18, 0.25, 0.31: the warm-up, under the decay
+        expected = [decay * e + (1 - decay) * np.asarray(v.numpy()) for e, v in zip(expected, weights)]
+    for got, want in zip(average.weights, expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6)
+    with average.swapped_into(weights):
+        np.testing.assert_allclose(weights[0].numpy(), expected[0], rtol=1e-6)
+    np.testing.assert_array_equal(weights[0].numpy(), [5.0, 6.0])  # the weights come back
+
+
+def test_with_ema_the_run_hands_over_its_weight_average_scored_as_exported(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    config = TrainConfig(steps=30, ngf=8, ndf=8, checkpoint_every=10, holdout=0.25, sample_every=1000, ema=0.9)
+    train(tiny_dataset, run, config)
+    best = read_scores(run).best
+    model = build(config, 64, 1, 30)
+    ckpt, _, _ = make_checkpoint(model)
+    ckpt.restore(str(run / CHECKPOINTS / f"ckpt-{best}")).assert_existing_objects_matched()
+    handed = build_generator(64, 8)
+    tf.train.Checkpoint(generator=handed).restore(tf.train.latest_checkpoint(str(run / BEST))).expect_partial()
+    for kept, average, raw in zip(handed.trainable_variables, model.average.weights,
+                                  model.generator.trainable_variables):
+        np.testing.assert_array_equal(kept.numpy(), average.numpy())
+    assert any(not np.allclose(a.numpy(), w.numpy()) for a, w in zip(model.average.weights,
+                                                                       model.generator.trainable_variables))
+    # Scored as exported: the ONNX file's held-back face L1 is the recorded one.
+    export(run, tmp_path / "avg.onnx")
+    export(run, tmp_path / "raw.onnx", ExportConfig(last=True))
+    scorer = HoldoutScorer(split_holdout(check_split(tiny_dataset, "train"), 0.25)[1])
+    sketch = scorer._sketches.astype(np.float32)
+    assert not np.allclose(run_onnx(tmp_path / "avg.onnx", sketch), run_onnx(tmp_path / "raw.onnx", sketch))
+
+    class Onnx:
+        def __call__(self, sketch, training=False):
+            return run_onnx(tmp_path / "avg.onnx", np.asarray(sketch, np.float32))
+
+    assert scorer.score(Onnx()) == pytest.approx(read_scores(run).scores[best], abs=1e-4)
+    with pytest.raises(Face2FaceError, match="cannot resume with ema 0.0; the run was trained with 0.9"):
+        train(tiny_dataset, run, TrainConfig(**{**config.__dict__, "steps": 40, "ema": 0.0, "resume": True}))

@@ -68,6 +68,9 @@ def add_commands(commands) -> None:
     p.add_argument("--detail-weight", type=non_negative_float, default=0.0, metavar="W",
                    help="weight of a loss asking each 16-px cell of the face for as much fine detail as the "
                         "photo has there (texture against the L1 term's blur); 0 = off, the paper's losses")
+    p.add_argument("--ema", type=fraction, default=0.0, metavar="DECAY",
+                   help="hand over an exponential moving average of the generator's weights (e.g. 0.999) "
+                        "instead of the weights themselves; 0 = off")
     p.add_argument("--parts-weight", type=non_negative_float, default=0.0, metavar="W",
                    help="weigh the L1 loss 1+W times around the eyes and lips; 0 = the paper's plain L1")
     p.add_argument("--warp", action="store_true",
@@ -195,6 +198,7 @@ def _train(args: argparse.Namespace) -> int:
         upsample=args.upsample, checkpoint_every=args.checkpoint_every, sample_every=args.sample_every,
         learning_rate=args.learning_rate, lr_decay=args.lr_decay, lambda_l1=args.l1_weight,
         feature_matching=args.feature_matching, detail_weight=args.detail_weight, parts_weight=args.parts_weight,
+        ema=args.ema,
         warp=args.warp, settle_fraction=args.settle_fraction, holdout=args.holdout,
         strategy=args.strategy, precision=args.precision, seed=args.seed, resume=args.resume,
     )

@@ -35,6 +35,7 @@ class TrainConfig:
     feature_matching: float = FEATURE_MATCHING
     detail_weight: float = 0.0  # weight of the local detail-amplitude term (0 = off; ``pix2pix.local_detail``)
     parts_weight: float = 0.0  # extra L1 weight around the eyes and lips (0 = the paper's plain L1)
+    ema: float = 0.0  # decay of the generator's weight average handed over instead of its weights (0 = off)
     lr_decay: float = 0.0  # final share of steps over which the learning rate falls linearly to 0 (0 = constant)
     warp: bool = False  # also rotate, scale and shift each pair (``face2face.train.data.warp``)
     settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)

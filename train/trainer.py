@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -67,7 +67,7 @@ def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -
     """The GAN with both optimisers, built and compiled (call inside the strategy's scope)."""
     model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch,
                             config.feature_matching, config.parts_weight, config.upsample,
-                            config.detail_weight)
+                            config.detail_weight, config.ema)
     rate = config.learning_rate
     if config.lr_decay:
         rate = pix2pix.LinearDecay(config.learning_rate, total_steps, config.lr_decay)
@@ -79,12 +79,14 @@ def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -
 
 
 def make_checkpoint(model: pix2pix.Pix2Pix) -> tuple[tf.train.Checkpoint, tf.Variable, tf.Variable]:
-    """Checkpoint of both networks, both optimisers, the step and whether BN was settled."""
+    """Checkpoint of both networks, both optimisers, the generator's weight average (if kept), the
+    step and whether BN was settled."""
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     settled = tf.Variable(False, trainable=False, name="settled")
+    average = {"average": model.average} if model.average is not None else {}
     ckpt = tf.train.Checkpoint(generator=model.generator, discriminator=model.discriminator,
                                g_optimizer=model.g_optimizer, d_optimizer=model.d_optimizer,
-                               step=step, settled=settled)
+                               step=step, settled=settled, **average)
     return ckpt, step, settled
 
 
@@ -163,7 +165,8 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, held: Split | No
     # The chief alone saves: the checkpoint holds no sync-on-read variables, so saving needs no collective.
     manager = tf.train.CheckpointManager(ckpt, str(run / CHECKPOINTS), max_to_keep=config.keep_checkpoints)
     resumed = restore(ckpt, manager.directory) if chief and config.resume else None
-    keeper = _BestKeeper(run, model.generator, train_split, held, step_var, settled) if chief and held else None
+    keeper = _BestKeeper(run, model.generator, model.average, train_split, held, step_var, settled) \
+        if chief and held else None
     multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     step = 0
     try:
@@ -271,14 +274,15 @@ class _BestKeeper:
 
     Before the settling phase, the weights are scored with batch-norm statistics re-estimated
     over a sample of the train split (as settling does), and those statistics are saved with
-    them; the training state is restored afterwards.
+    them; the training state is restored afterwards. With a weight average (``--ema``) the
+    average is what is scored and kept, always with statistics re-estimated for it.
     """
 
     SAMPLE = 200  # train pairs the statistics are re-estimated over for a score before settling
 
-    def __init__(self, run: Path, generator, train_split: Split, held: Split, step: tf.Variable,
-                 settled: tf.Variable) -> None:
-        self.run, self.generator, self.settled = run, generator, settled
+    def __init__(self, run: Path, generator, average: pix2pix.WeightAverage | None, train_split: Split,
+                 held: Split, step: tf.Variable, settled: tf.Variable) -> None:
+        self.run, self.generator, self.average, self.settled = run, generator, average, settled
         every = math.ceil(len(train_split.names) / self.SAMPLE)
         self.sample = replace(train_split, names=train_split.names[::every])
         self.scorer = HoldoutScorer(held)
@@ -303,19 +307,22 @@ class _BestKeeper:
 
     @contextmanager
     def _as_exported(self) -> Iterator[None]:
-        if bool(self.settled.numpy()):
+        settled = bool(self.settled.numpy())
+        if settled and self.average is None:
             yield
             return
         norms = pix2pix.batch_norms(self.generator)
         saved = [(bn.moving_mean.numpy(), bn.moving_variance.numpy()) for bn in norms]
-        settle(self.generator, self.sample)
+        weights = self.average.swapped_into(self.generator.trainable_variables) if self.average else nullcontext()
         try:
-            yield
+            with weights:
+                settle(self.generator, self.sample)
+                yield
         finally:
             for bn, (mean, variance) in zip(norms, saved):
                 bn.moving_mean.assign(mean)
                 bn.moving_variance.assign(variance)
-            pix2pix.set_inference_normalization(self.generator, False)
+            pix2pix.set_inference_normalization(self.generator, settled)
 
 
 def _step_function(model, strategy, xla: bool):
@@ -332,8 +339,9 @@ def _step_function(model, strategy, xla: bool):
 
 def _state(model: pix2pix.Pix2Pix, step: tf.Variable, settled: tf.Variable) -> list:
     """Every checkpointed variable, in a fixed order."""
+    average = [model.average.count, *model.average.weights] if model.average is not None else []
     return [*model.generator.variables, *model.discriminator.variables, *model.g_optimizer.variables,
-            *model.d_optimizer.variables, step, settled]
+            *model.d_optimizer.variables, *average, step, settled]
 
 
 def _save(manager: tf.train.CheckpointManager, writer, step: int, chief: bool) -> None:
@@ -438,8 +446,10 @@ def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
     if not tf.train.latest_checkpoint(str(run / CHECKPOINTS)):
         raise Face2FaceError(f"{run}: nothing to resume (no checkpoint in {run / CHECKPOINTS})")
     saved = read_run_config(run)
-    for key, now in (("size", size), ("ngf", config.ngf), ("ndf", config.ndf), ("upsample", config.upsample)):
-        before = saved["resolved"]["size"] if key == "size" else saved["options"].get(key, "transpose")
+    for key, now in (("size", size), ("ngf", config.ngf), ("ndf", config.ndf), ("upsample", config.upsample),
+                     ("ema", config.ema)):
+        absent = 0.0 if key == "ema" else "transpose"  # runs made before the option: without it
+        before = saved["resolved"]["size"] if key == "size" else saved["options"].get(key, absent)
         if before != now:
             raise Face2FaceError(f"{run}: cannot resume with {key} {now}; the run was trained with {before}")
     for key, absent in (("lambda_l1", LAMBDA_L1), ("feature_matching", 0.0), ("parts_weight", 0.0),
