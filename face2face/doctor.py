@@ -99,8 +99,14 @@ def check_tensorflow() -> Finding:
                        "train, export and quickstart need it", 'pip install "face2face[train]"')
     import tensorflow as tf
 
+    from face2face.runtime.generator import nvidia_driver_loaded
+
     devices = [f"{d.device_type} {d.name.rsplit(':', 1)[-1]}" for d in tf.config.list_physical_devices()]
-    return Finding("tensorflow", f"{tf.__version__}; devices: {', '.join(devices)}")
+    status = f"{tf.__version__}; devices: {', '.join(devices)}"
+    if os.name == "posix" and nvidia_driver_loaded() and not tf.config.list_physical_devices("GPU"):
+        return Finding("tensorflow", status + "; an NVIDIA GPU is here but TensorFlow does not see it, so training "
+                       "runs on the CPU", 'pip install "face2face[train-cuda]"')
+    return Finding("tensorflow", status)
 
 
 def check_cameras() -> Finding:

@@ -49,11 +49,19 @@ class EngineChoice:
         return f"generator runs on {ENGINE_NAMES[self.engine]}, {self.precision}{why}"
 
 
+NVIDIA_DRIVER = Path("/proc/driver/nvidia")  # present on Linux while NVIDIA's kernel driver is loaded
+
+
+def nvidia_driver_loaded() -> bool:
+    """Whether NVIDIA's kernel driver is loaded here (Linux), i.e. an NVIDIA GPU is present."""
+    return NVIDIA_DRIVER.exists()
+
+
 def cuda_unavailable_reason(available: list[str]) -> str:
     """Why CUDA cannot run here, or "" when it may (checked without onnxruntime's noisy log)."""
     if CUDA not in available:
         return "this onnxruntime build has no CUDA support"
-    if os.name == "posix" and not Path("/proc/driver/nvidia").exists():
+    if os.name == "posix" and not nvidia_driver_loaded():
         return "no NVIDIA GPU"
     preload_cuda_libraries()
     library = Path(ort.__file__).parent / "capi" / "libonnxruntime_providers_cuda.so"

@@ -131,6 +131,18 @@ def test_every_command_has_a_description_and_every_option_a_help_with_its_defaul
     assert "(default: 1280 with --layout frame" in " ".join(dict(commands)["face2face live"].format_help().split())
 
 
+def test_doctor_suggests_the_training_gpu_extra_where_tensorflow_misses_an_nvidia_gpu(monkeypatch, tmp_path):
+    pytest.importorskip("tensorflow")
+    from face2face import doctor
+
+    # No GPU can exist here: the driver's folder stands in for a loaded NVIDIA driver, as Linux shows it.
+    monkeypatch.setattr("face2face.runtime.generator.NVIDIA_DRIVER", tmp_path)
+    finding = doctor.check_tensorflow()
+    assert finding.fix == 'pip install "face2face[train-cuda]"' and "TensorFlow does not see it" in finding.status
+    monkeypatch.setattr("face2face.runtime.generator.NVIDIA_DRIVER", tmp_path / "absent")
+    assert doctor.check_tensorflow().fix == ""
+
+
 def test_doctor_says_what_this_machine_can_run():
     result = run_cli("doctor")
     assert result.returncode == 0 and not NOISE.search(result.stderr)
