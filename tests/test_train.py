@@ -374,7 +374,8 @@ def _latest_step(run) -> int:
 def test_sigkill_loses_at_most_one_checkpoint_interval_and_resume_finishes_the_run(tiny_dataset, tmp_path):
     run, err = tmp_path / "run", tmp_path / "train.err"
     args = [sys.executable, "-m", "face2face", "train", str(tiny_dataset), "-o", str(run), "--steps", "40",
-            "--ngf", "8", "--ndf", "8", "--checkpoint-every", "10", "--sample-every", "1000", "--settle-fraction", "0"]
+            "--ngf", "8", "--ndf", "8", "--checkpoint-every", "10", "--sample-every", "1000", "--settle-fraction", "0",
+            "--ema", "0.9"]
     with open(err, "wb") as stderr:
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
     shown = 0  # the last step the progress bar showed
@@ -396,6 +397,9 @@ def test_sigkill_loses_at_most_one_checkpoint_interval_and_resume_finishes_the_r
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resumed {run / 'checkpoints' / f'ckpt-{kept}'} at step {kept}" in done.stderr
     assert "trained 40 steps" in done.stdout and _latest_step(run) == 40
+    assert re.search(r"handed over: the weight average of step \d+, .*--last the weights of step 40", done.stdout)
+    saved = tf.train.load_checkpoint(str(run / "checkpoints" / "ckpt-40"))
+    assert saved.get_tensor("average/count/.ATTRIBUTES/VARIABLE_VALUE") == 40  # the average resumed too
     assert json.loads((run / "config.json").read_text())["options"]["resume"] is True
     scalars = [(e.step, v.tag) for f in sorted((run / "logs").iterdir())
                for e in tf.compat.v1.train.summary_iterator(str(f)) for v in e.summary.value]

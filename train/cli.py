@@ -217,9 +217,10 @@ def _train(args: argparse.Namespace) -> int:
     print(f"trained {plural(result.step, 'step')} ({result.steps_per_second:.2f} steps/s); {where}")
     if scores := read_scores(args.output):
         lowest = min(scores.scores, key=scores.scores.get)
-        print(f"handed over: step {scores.best}, face L1 {scores.scores[scores.best]:.4f} on the "
+        what = "the weight average of step" if config.ema else "step"
+        print(f"handed over: {what} {scores.best}, face L1 {scores.scores[scores.best]:.4f} on the "
               f"{plural(len(scores.held_out), 'held-back pair')} (the latest within {TOLERANCE:.0%} of the lowest, "
-              f"{scores.scores[lowest]:.4f} at step {lowest}); `face2face export` takes it, --last step {result.step}")
+              f"{scores.scores[lowest]:.4f} at step {lowest}); `face2face export` takes it, --last the weights of step {result.step}")
     return 0
 
 
