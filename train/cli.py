@@ -220,7 +220,8 @@ def _train(args: argparse.Namespace) -> int:
         what = "the weight average of step" if config.ema else "step"
         print(f"handed over: {what} {scores.best}, face L1 {scores.scores[scores.best]:.4f} on the "
               f"{plural(len(scores.held_out), 'held-back pair')} (the latest within {TOLERANCE:.0%} of the lowest, "
-              f"{scores.scores[lowest]:.4f} at step {lowest}); `face2face export` takes it, --last the weights of step {result.step}")
+              f"{scores.scores[lowest]:.4f} at step {lowest}); `face2face export` takes it, "
+              f"--last the weights of step {result.step}")
     return 0
 
 

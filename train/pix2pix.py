@@ -241,8 +241,8 @@ def set_inference_normalization(model: keras.Model, settled: bool) -> None:
 class WeightAverage(tf.Module):
     """An exponential moving average of ``variables`` (Polyak averaging, as GANs use it: Yazici et
     al. 2019). The decay warms up as ``min(decay, (1 + n) / (10 + n))`` after n updates, so early
-    averages follow the weights closely and a 0.999 average spans the last ~1,000 steps late in a run.
-    Mirrored variables take the first replica's update (every replica holds the same weights)."""
+    averages follow the weights closely, and until ``decay`` caps it the average spans about the
+    last tenth of the steps. Mirrored variables take the first replica's update (every replica holds the same weights)."""
 
     def __init__(self, variables: list, decay: float) -> None:
         super().__init__(name="weight_average")
