@@ -115,6 +115,9 @@ CASES: dict[str, Case] = {
     "train --batch-size 0": Case("train {data} -o {out} --batch-size 0", 2, "--batch-size"),
     "train --epochs nan": Case("train {data} -o {out} --epochs nan", 2, "--epochs: must be a number above 0"),
     "train --settle-fraction 1.5": Case("train {data} -o {out} --settle-fraction 1.5", 2, "--settle-fraction"),
+    "train --ema 1": Case("train {data} -o {out} --ema 1", 2, "--ema: must be a number in [0, 1)"),
+    "train --ema without held-back pairs": Case("train {data} -o {out} --ema 0.999 --holdout 0", 1,
+                                                "--ema needs held-back pairs (--holdout above 0)"),
     # export: run folders
     "export missing run": Case("export {tmp}/gone -o {out}.onnx", 1, "not a training run folder"),
     "export dataset as run": Case("export {data} -o {out}.onnx", 1, "no config.json; not a training run folder"),

@@ -70,6 +70,11 @@ def check_train_config(config: TrainConfig) -> None:
         raise Face2FaceError(f"--holdout must be in [0, 0.5], got {config.holdout}")
     if not 0.0 <= config.settle_fraction < 1.0:
         raise Face2FaceError(f"--settle-fraction must be in [0, 1), got {config.settle_fraction}")
+    if not 0.0 <= config.ema < 1.0:
+        raise Face2FaceError(f"--ema must be in [0, 1), got {config.ema}")
+    if config.ema and not config.holdout:
+        raise Face2FaceError("--ema needs held-back pairs (--holdout above 0): the average is handed over as the "
+                             "weights they score best")
 
 
 def read_run_config(run_dir: str | Path) -> dict:
