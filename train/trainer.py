@@ -446,9 +446,9 @@ def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
     if not tf.train.latest_checkpoint(str(run / CHECKPOINTS)):
         raise Face2FaceError(f"{run}: nothing to resume (no checkpoint in {run / CHECKPOINTS})")
     saved = read_run_config(run)
-    for key, now in (("size", size), ("ngf", config.ngf), ("ndf", config.ndf), ("upsample", config.upsample),
-                     ("ema", config.ema)):
-        absent = 0.0 if key == "ema" else "transpose"  # runs made before the option: without it
+    for key, now, absent in (("size", size, None), ("ngf", config.ngf, None), ("ndf", config.ndf, None),
+                             ("upsample", config.upsample, "transpose"), ("ema", config.ema, 0.0)):
+        # absent: the value in runs made before the option
         before = saved["resolved"]["size"] if key == "size" else saved["options"].get(key, absent)
         if before != now:
             raise Face2FaceError(f"{run}: cannot resume with {key} {now}; the run was trained with {before}")
