@@ -76,7 +76,9 @@ def test_plan_counts_only_what_is_left():
 def test_plan_follows_the_hardware_and_keeps_what_a_run_was_trained_with():
     video = str(VIDEOS / "lp_d18.mp4")
     bf16 = make_plan(video, QuickstartConfig(), gpu=False, bf16=True)
-    assert (bf16.precision, bf16.ndf, bf16.steps, bf16.upsample) == ("bf16", 32, 3600, "resize")
+    assert (bf16.precision, bf16.ndf, bf16.steps, bf16.upsample) == ("bf16", 32, 10800, "resize")
+    cpu = make_plan(video, QuickstartConfig(), gpu=False, bf16=False)
+    assert 0.7 < bf16.seconds(Done(dataset=True)) / cpu.seconds(Done(dataset=True)) < 1.1  # about the same wait
     wider = make_plan(video, QuickstartConfig(ngf=64), gpu=False, bf16=True)
     assert wider.seconds_per_step > 2 * bf16.seconds_per_step  # four times the generator's work
     # a run begun with other choices (earlier defaults, before --lr-decay and --upsample) resumes with them
@@ -85,6 +87,10 @@ def test_plan_follows_the_hardware_and_keeps_what_a_run_was_trained_with():
     fresh = make_plan(video, QuickstartConfig(), gpu=False, bf16=False)
     assert (kept.ndf, kept.precision, kept.lr_decay, kept.upsample) == (64, "fp32", 0.0, "transpose")
     assert kept.seconds_per_step > fresh.seconds_per_step
+    # and its length, on which the rate's decay was planned: a bf16 run begun at 3,600 steps ends there
+    begun = {"ngf": 32, "ndf": 32, "precision": "bf16", "lr_decay": 0.5, "upsample": "resize", "steps": 3600}
+    assert make_plan(video, QuickstartConfig(), gpu=False, bf16=True, trained=begun).steps == 3600
+    assert make_plan(video, QuickstartConfig(steps=500), gpu=False, bf16=True, trained=begun).steps == 500
 
 
 def test_counts_are_worded_for_one_and_many():

@@ -24,22 +24,25 @@ from face2face.video import VideoSource
 
 log = logging.getLogger(__name__)
 
-# Training defaults per kind of hardware (docs/experiments.md): on CPUs a 30-minute recipe (on a
-# 2-core AVX2 CPU) measured against the earlier 94-minute one: the narrower discriminator, the
-# paper's decaying rate over the last half, resize-convolutions; in bf16 where the CPU has it
-# natively (AMX, AVX-512 BF16: the same learning, faster). A bigger model on a GPU (not measured).
-_CPU = {"ngf": 32, "ndf": 32, "steps": 3600, "lr_decay": 0.5, "upsample": "resize"}
+# Training defaults per kind of hardware (docs/experiments.md): on CPUs a 30-minute recipe measured
+# against the earlier 94-minute one: the narrower discriminator, the paper's decaying rate over the
+# last half, resize-convolutions. Its length is the 30 minutes in steps: 3,600 on a 2-core AVX2 CPU
+# in fp32, 10,800 where the CPU has bf16 natively (AMX, AVX-512 BF16: the same learning, about 3x
+# the steps/s; a better face than 3,600 steps there). A bigger model on a GPU (not measured).
+_CPU = {"ngf": 32, "ndf": 32, "lr_decay": 0.5, "upsample": "resize"}
 DEFAULTS = {
-    "cpu": {**_CPU, "precision": "fp32"},
-    "cpu-bf16": {**_CPU, "precision": "bf16"},
+    "cpu": {**_CPU, "steps": 3600, "precision": "fp32"},
+    "cpu-bf16": {**_CPU, "steps": 10800, "precision": "bf16"},
     "gpu": {"ngf": 64, "ndf": 64, "steps": 40000, "precision": "fp32", "lr_decay": 0.0, "upsample": "transpose"},
 }
-# What a run keeps when quickstart resumes it, and the value in runs made before the option existed.
+# What a run keeps when quickstart resumes it, and the value in runs made before the option existed
+# (and its length: the rate's decay is planned on it).
 KEPT = {"ndf": 64, "precision": "fp32", "lr_decay": 0.0, "upsample": "transpose"}
-# Seconds per training step of each kind's defaults at 256 px, batch 1 (scripts/train_speed.py on
-# 2-core CPUs: an AMD EPYC with AVX2 only, an Intel Xeon with AMX); the GPU figure is a
-# conservative guess for a mid-range card, not a measurement. Other widths scale by their work.
-SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.12, "gpu": 0.04}
+# Seconds per training step of each kind's defaults at 256 px, batch 1, held-back scoring included
+# (whole runs on 2-core CPUs: an AMD EPYC with AVX2 only; in bf16 an AMD EPYC with AVX-512 BF16,
+# 0.14, and an Intel Xeon with AMX, 0.12); the GPU figure is a conservative guess for a mid-range
+# card, not a measurement. Other widths scale by their work.
+SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.13, "gpu": 0.04}
 FIRST_MODEL_SECONDS = 300.0  # training time before quickstart exports a first model to drive (EarlyModels)
 MIN_PAIRS = 24  # usable frames below which quickstart refuses a target (int8 and the shape space need a spread)
 PREPARE_FPS = 30.0  # frames/s of `prepare` with the SSD detector on a 2-core CPU
@@ -123,6 +126,8 @@ def make_plan(video: str, config: QuickstartConfig, gpu: bool, bf16: bool = Fals
     speed to expect."""
     device = "gpu" if gpu else "cpu-bf16" if bf16 else "cpu"
     chosen = {**DEFAULTS[device], **({k: trained.get(k, old) for k, old in KEPT.items()} if trained else {})}
+    if trained and trained.get("steps"):
+        chosen["steps"] = trained["steps"]
     ngf = config.ngf or (trained or chosen)["ngf"]
     steps = config.steps or chosen["steps"]
     with VideoSource(video) as source:
