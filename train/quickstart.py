@@ -38,10 +38,10 @@ DEFAULTS = {
 # What a run keeps when quickstart resumes it, and the value in runs made before the option existed
 # (and its length: the rate's decay is planned on it).
 KEPT = {"ndf": 64, "precision": "fp32", "lr_decay": 0.0, "upsample": "transpose"}
-# Seconds per training step of each kind's defaults at 256 px, batch 1, held-back scoring included
-# (whole runs on 2-core CPUs: an AMD EPYC with AVX2 only; in bf16 an AMD EPYC with AVX-512 BF16,
-# 0.14, and an Intel Xeon with AMX, 0.12); the GPU figure is a conservative guess for a mid-range
-# card, not a measurement. Other widths scale by their work.
+# Seconds per training step of each kind's defaults at 256 px, batch 1, on 2-core CPUs: an AMD EPYC
+# with AVX2 only (scripts/train_speed.py); in bf16, whole runs with their held-back scores on an AMD
+# EPYC with AVX-512 BF16 (0.136) and the step alone on an Intel Xeon with AMX (0.12). The GPU figure
+# is a conservative guess for a mid-range card, not a measurement. Other widths scale by their work.
 SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.13, "gpu": 0.04}
 FIRST_MODEL_SECONDS = 300.0  # training time before quickstart exports a first model to drive (EarlyModels)
 MIN_PAIRS = 24  # usable frames below which quickstart refuses a target (int8 and the shape space need a spread)
