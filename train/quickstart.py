@@ -35,8 +35,7 @@ DEFAULTS = {
     "cpu-bf16": {**_CPU, "steps": 10800, "precision": "bf16"},
     "gpu": {"ngf": 64, "ndf": 64, "steps": 40000, "precision": "fp32", "lr_decay": 0.0, "upsample": "transpose"},
 }
-# What a run keeps when quickstart resumes it, and the value in runs made before the option existed
-# (and its length: the rate's decay is planned on it).
+# What a run keeps when quickstart resumes it, and the value in runs made before the option existed.
 KEPT = {"ndf": 64, "precision": "fp32", "lr_decay": 0.0, "upsample": "transpose"}
 # Seconds per training step of each kind's defaults at 256 px, batch 1, on 2-core CPUs: an AMD EPYC
 # with AVX2 only (scripts/train_speed.py); in bf16, whole runs with their held-back scores on an AMD
@@ -126,7 +125,7 @@ def make_plan(video: str, config: QuickstartConfig, gpu: bool, bf16: bool = Fals
     speed to expect."""
     device = "gpu" if gpu else "cpu-bf16" if bf16 else "cpu"
     chosen = {**DEFAULTS[device], **({k: trained.get(k, old) for k, old in KEPT.items()} if trained else {})}
-    if trained and trained.get("steps"):
+    if trained and trained.get("steps"):  # and its length: the rate's decay was planned on it
         chosen["steps"] = trained["steps"]
     ngf = config.ngf or (trained or chosen)["ngf"]
     steps = config.steps or chosen["steps"]
