@@ -54,14 +54,16 @@ def test_quickstart_then_its_live_command_runs(tmp_path, capsys):
     assert "1/4 dataset" in again and "is complete, kept" in again
     assert "3/4 export" in again and "up to date, kept" in again and "int8 copy" not in again
     # resuming is quickstart's own doing, like its other defaults: not an option that differs
-    assert json.loads((work / "run" / "config.json").read_text())["changed"] == {"steps": 40, "ngf": 8}
+    config = json.loads((work / "run" / "config.json").read_text())
+    assert config["changed"] == {"steps": 40, "ngf": 8}
+    assert config["options"]["learning_rate"] == (2e-4 if native_bf16() else 4e-4)  # the plan's rate was trained
     assert "drive it while training goes on" not in again
 
 
 def test_plan_counts_only_what_is_left():
     plan = make_plan(str(VIDEOS / "lp_d18.mp4"), QuickstartConfig(), gpu=False)
     assert (plan.ngf, plan.ndf, plan.precision, plan.steps, plan.frames) == (32, 32, "fp32", 3600, 216)
-    assert (plan.lr_decay, plan.upsample) == (0.5, "resize")
+    assert (plan.lr_decay, plan.upsample, plan.learning_rate) == (0.5, "resize", 4e-4)
     fresh = plan.describe()
     assert fresh.startswith("plan: 216 frames -> dataset, 3600 training steps at ngf 32, ndf 32, fp32 on CPU")
     assert re.search(r"; expected about \d+ min$", fresh)
@@ -76,7 +78,7 @@ def test_plan_counts_only_what_is_left():
 def test_plan_follows_the_hardware_and_keeps_what_a_run_was_trained_with():
     video = str(VIDEOS / "lp_d18.mp4")
     bf16 = make_plan(video, QuickstartConfig(), gpu=False, bf16=True)
-    assert (bf16.precision, bf16.ndf, bf16.steps, bf16.upsample) == ("bf16", 32, 10800, "resize")
+    assert (bf16.precision, bf16.ndf, bf16.steps, bf16.upsample, bf16.learning_rate) == ("bf16", 32, 10800, "resize", 2e-4)
     cpu = make_plan(video, QuickstartConfig(), gpu=False, bf16=False)
     assert 0.7 < bf16.seconds(Done(dataset=True)) / cpu.seconds(Done(dataset=True)) < 1.1  # about the same wait
     wider = make_plan(video, QuickstartConfig(ngf=64), gpu=False, bf16=True)
@@ -85,7 +87,7 @@ def test_plan_follows_the_hardware_and_keeps_what_a_run_was_trained_with():
     kept = make_plan(video, QuickstartConfig(), gpu=False, bf16=False,
                      trained={"ngf": 32, "ndf": 64, "precision": "fp32", "lr_decay": 0.0})
     fresh = make_plan(video, QuickstartConfig(), gpu=False, bf16=False)
-    assert (kept.ndf, kept.precision, kept.lr_decay, kept.upsample) == (64, "fp32", 0.0, "transpose")
+    assert (kept.ndf, kept.precision, kept.lr_decay, kept.upsample, kept.learning_rate) == (64, "fp32", 0.0, "transpose", 2e-4)
     assert kept.seconds_per_step > fresh.seconds_per_step
     # and its length, on which the rate's decay was planned: a bf16 run begun at 3,600 steps ends there
     begun = {"ngf": 32, "ndf": 32, "precision": "bf16", "lr_decay": 0.5, "upsample": "resize", "steps": 3600}
