@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from face2face.runtime.background import face_outline
-from face2face.train.evaluate import detail_match, detail_responses, outline_mask, sharpness, ssim_map
+from face2face.train.evaluate import detail_match, detail_responses, face_figures, outline_mask, sharpness, ssim_map
 from face2face.train.prepare import read_landmarks
 
 
@@ -40,9 +40,8 @@ def neighbour_scores(data: Path, split: str, gap: int, every: int) -> dict[str, 
         aligned = cv2.warpAffine(later, matrix, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
         outline = face_outline(points[i])
         a, b = aligned.astype(np.float64) / 255.0, photo.astype(np.float64) / 255.0
-        face = outline_mask(outline, (h, w))
         detail, real = detail_responses(aligned, outline), detail_responses(photo, outline)
-        rows.append((np.abs(a - b)[face].mean(), ssim_map(a, b)[face[5:-5, 5:-5]].mean(),
+        rows.append((*face_figures(np.abs(a - b), ssim_map(a, b), outline_mask(outline, (h, w))),
                      sharpness(detail.amplitude, real.amplitude), detail_match(detail, real)))
     means = np.mean(np.asarray(rows, np.float64), axis=0)
     return {"pairs": len(rows), "face_l1": means[0], "face_ssim": means[1], "sharpness": means[2], "detail_match": means[3]}

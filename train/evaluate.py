@@ -82,6 +82,12 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(ssim_map(a, b).mean())
 
 
+def face_figures(error: np.ndarray, similarity: np.ndarray, face: np.ndarray) -> tuple[float, float]:
+    """(face L1, face SSIM): the mean of the per-pixel error and of ``ssim_map`` (whose valid region
+    is 5 px smaller on each side) over the pixels of ``face`` (``outline_mask``)."""
+    return float(error[face].mean()), float(similarity[face[5:-5, 5:-5]].mean())
+
+
 def outline_mask(outline: np.ndarray, shape: tuple[int, int], inset: int = 0) -> np.ndarray:
     """Boolean mask of ``shape`` inside the convex polygon ``outline`` (px), shrunk by ``inset`` px."""
     mask = np.zeros(shape, np.uint8)
@@ -236,7 +242,8 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
         output = generator(sketch).copy()
         a, b = output.astype(np.float64) / 255.0, photo.astype(np.float64) / 255.0
         outline = face_outline(points[index])
-        error, face, similarity = np.abs(a - b), outline_mask(outline, (size, size)), ssim_map(a, b)
+        error, similarity = np.abs(a - b), ssim_map(a, b)
+        face_l1, face_ssim = face_figures(error, similarity, outline_mask(outline, (size, size)))
         detail, real_detail = detail_responses(output, outline), detail_responses(photo, outline)
         vs_fp32 = None if reference is None else psnr(a, reference(sketch).astype(np.float64) / 255.0)
         out_points, photo_points = _landmarks(analyzer, output), _landmarks(analyzer, photo)
@@ -247,7 +254,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
         pupil_errors = np.linalg.norm(find_pupils(output, points[index]) - find_pupils(photo, points[index]), axis=1)
         full = frames.score(name, output, points[index])
         per_pair.append({"name": name, "l1": float(error.mean()), "psnr": psnr(a, b), "ssim": float(similarity.mean()),
-                         "face_l1": float(error[face].mean()), "face_ssim": float(similarity[face[5:-5, 5:-5]].mean()),
+                         "face_l1": face_l1, "face_ssim": face_ssim,
                          "sharpness": sharpness(detail.amplitude, real_detail.amplitude),
                          "detail_match": detail_match(detail, real_detail),
                          "checkerboard": detail.checkerboard, "checkerboard_real": real_detail.checkerboard,
