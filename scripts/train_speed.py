@@ -2,6 +2,7 @@
 machine's own matrix-multiply throughput on the same threads.
 
     python scripts/train_speed.py DATA [--ngf 32] [--ndf 64 32] [--precision fp32 bf16] [--xla off on]
+                                       [--adam fused keras]
                                        [--upsample transpose resize] [--feature-matching 10] [--detail-weight 0 300]
                                        [--warmup 5] [--steps 30] [--json out.json] [--parts]
 
@@ -124,6 +125,8 @@ def main() -> None:
     parser.add_argument("--precision", nargs="+", default=["fp32"], choices=("fp32", "bf16"))
     parser.add_argument("--xla", nargs="+", default=["off"], choices=("off", "on"))
     parser.add_argument("--upsample", nargs="+", default=["transpose"], choices=pix2pix.UPSAMPLING)
+    parser.add_argument("--adam", nargs="+", default=["fused"], choices=tuple(pix2pix.ADAM),
+                        help="Adam's update: one kernel per weight (fused), or Keras's element-wise ops")
     parser.add_argument("--feature-matching", type=float, nargs="+", default=[TrainConfig.feature_matching])
     parser.add_argument("--detail-weight", type=float, nargs="+", default=[TrainConfig.detail_weight])
     parser.add_argument("--batch-size", type=int, default=1)
@@ -141,24 +144,26 @@ def main() -> None:
               f"threads")
     rows = []
     grid = list(itertools.product(args.ngf, args.ndf, args.precision, args.xla, args.upsample, args.feature_matching,
-                                  args.detail_weight))
-    for _, (ngf, ndf, precision, xla, upsample, fm, detail) in itertools.product(range(args.rounds), grid):
+                                  args.detail_weight, args.adam))
+    for _, (ngf, ndf, precision, xla, upsample, fm, detail, adam) in itertools.product(range(args.rounds), grid):
         g = forward_gmac(pix2pix.build_generator(size, ngf))
         d = forward_gmac(pix2pix.build_discriminator(size, ndf))
         step_gmac = (G_PASSES * g + D_PASSES * d) * args.batch_size
         config = TrainConfig(steps=args.warmup + args.steps, ngf=ngf, ndf=ndf, upsample=upsample, feature_matching=fm,
-                             detail_weight=detail, precision=precision, xla=xla == "on", batch_size=args.batch_size,
-                             settle_fraction=0.0, checkpoint_every=10**9, sample_every=10**9, log_every=10**9)
+                             detail_weight=detail, precision=precision, xla=xla == "on", adam=adam,
+                             batch_size=args.batch_size, settle_fraction=0.0, checkpoint_every=10**9,
+                             sample_every=10**9, log_every=10**9)
         rate = steps_per_second(args.data, config, args.warmup, args.steps)
         row = {"ngf": ngf, "ndf": ndf, "precision": precision, "xla": xla, "upsample": upsample, "feature_matching": fm,
-               "detail_weight": detail, "batch_size": args.batch_size, "size": size, "generator_gmac": round(g, 3),
+               "detail_weight": detail, "adam": adam, "batch_size": args.batch_size, "size": size,
+               "generator_gmac": round(g, 3),
                "discriminator_gmac": round(d, 3), "step_gmac": round(step_gmac, 2),
                "discriminator_share": round(D_PASSES * d / (G_PASSES * g + D_PASSES * d), 3),
                "steps_per_s": round(rate, 3), "gflops": round(2 * step_gmac * rate, 1),
                "matmul_gflops": round(peak[precision], 1)}
         row["of_matmul"] = round(row["gflops"] / row["matmul_gflops"], 3)
         print(f"ngf {ngf} ndf {ndf} {precision} xla {xla} {upsample} fm {fm:g} detail {detail:g} "
-              f"batch {args.batch_size}: "
+              f"batch {args.batch_size} adam {adam}: "
               f"G {g:.2f} + D {d:.2f} GMAC/forward -> {step_gmac:.1f} GMAC/step "
               f"(D {100 * row['discriminator_share']:.0f}%), {rate:.2f} steps/s, {row['gflops']:.0f} GFLOP/s "
               f"= {100 * row['of_matmul']:.0f}% of matmul {precision}", flush=True)

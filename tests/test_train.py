@@ -251,6 +251,29 @@ def test_lr_decay_holds_the_rate_then_falls_linearly_to_zero():
     assert float(build(TrainConfig(ngf=8, ndf=8), 64, 1, 100).d_optimizer.learning_rate) == pytest.approx(2e-4)
 
 
+def test_fused_adam_makes_kerass_adam_updates_and_slots():
+    rng = np.random.default_rng(0)
+    start = [rng.normal(size=shape).astype("float32") for shape in [(4, 4, 3, 8), (8,), (300,)]]
+    grads = [[tf.constant(rng.normal(size=w.shape).astype("float32")) for w in start] for _ in range(20)]
+    results = []
+    for kind in (keras.optimizers.Adam, pix2pix.FusedAdam):
+        weights = [keras.Variable(w) for w in start]
+        optimizer = kind(pix2pix.LinearDecay(4e-4, 20, 0.5), beta_1=0.5, beta_2=0.999)
+
+        @tf.function
+        def apply(g):
+            optimizer.apply_gradients(zip(g, weights))  # noqa: B023 (called within this iteration)
+
+        for g in grads:  # through the decay to a rate of 0
+            apply(g)
+        results.append([v.numpy() for v in weights + optimizer._momentums + optimizer._velocities])
+    keras_adam, fused = results
+    assert max(np.abs(a - w).max() for a, w in zip(fused, start)) > 1e-3  # the weights moved
+    for a, b in zip(keras_adam, fused):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert isinstance(build(TrainConfig(ngf=8, ndf=8), 64, 1, 10).g_optimizer, pix2pix.FusedAdam)
+
+
 def test_resume_continues_at_the_saved_step_with_the_same_optimizer_state(tiny_dataset, tmp_path, caplog):
     run = tmp_path / "run"
     config = TrainConfig(steps=6, ngf=8, ndf=8, settle_fraction=0.0, sample_every=1000)

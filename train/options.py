@@ -48,6 +48,7 @@ class TrainConfig:
     strategy: Literal["auto", "default", "mirrored", "multiworker"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # compute; weights, outputs and losses stay float32
     xla: bool | None = None  # None = on when a GPU is used
+    adam: Literal["fused", "keras"] = "fused"  # Adam's update: one kernel per weight, or Keras's ops (the same math)
     seed: int = 0
     resume: bool = False
 

@@ -394,10 +394,32 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"rate": self.rate, "total": self.total, "fraction": self.fraction}
 
 
+class FusedAdam(keras.optimizers.Adam):
+    """Keras's Adam with each weight's update in one kernel (``ResourceApplyAdam``): the same
+    math (the same bias-corrected rate, epsilon outside the root) and the same slots, so
+    checkpoints of either restore into the other. Keras's update takes six element-wise passes
+    over every weight and both slots, which on a CPU cost about a tenth of a training step at
+    ngf 32 (docs/training.md)."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        step = tf.cast(self.iterations + 1, dtype)
+        index = self._get_variable_index(variable)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].handle,
+            v=self._velocities[index].handle,
+            beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step), beta2_power=tf.pow(tf.cast(self.beta_2, dtype), step),
+            lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype), beta2=tf.cast(self.beta_2, dtype),
+            epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
+
+
+ADAM = {"fused": FusedAdam, "keras": keras.optimizers.Adam}  # scripts/train_speed.py --adam compares them
+
+
 def make_optimizer(learning_rate: float | LinearDecay = 2e-4, beta_1: float = 0.5, loss_scale: bool = False,
-                   name: str | None = None) -> keras.optimizers.Optimizer:
-    """Adam as in the paper; wrapped for dynamic loss scaling under mixed precision."""
-    optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1, beta_2=0.999, name=name)
+                   name: str | None = None, adam: str = "fused") -> keras.optimizers.Optimizer:
+    """Adam as in the paper (``ADAM[adam]``); wrapped for dynamic loss scaling under mixed precision."""
+    optimizer = ADAM[adam](learning_rate, beta_1=beta_1, beta_2=0.999, name=name)
     if loss_scale:
         optimizer = keras.mixed_precision.LossScaleOptimizer(optimizer, name=name)
     return optimizer

@@ -72,8 +72,8 @@ def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -
     if config.lr_decay:
         rate = pix2pix.LinearDecay(config.learning_rate, total_steps, config.lr_decay)
     model.compile(
-        pix2pix.make_optimizer(rate, config.beta_1, config.precision == "fp16", "g_adam"),
-        pix2pix.make_optimizer(rate, config.beta_1, config.precision == "fp16", "d_adam"),
+        pix2pix.make_optimizer(rate, config.beta_1, config.precision == "fp16", "g_adam", config.adam),
+        pix2pix.make_optimizer(rate, config.beta_1, config.precision == "fp16", "d_adam", config.adam),
     )
     return model
 
