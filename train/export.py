@@ -35,6 +35,8 @@ from face2face.shapes import ShapeSpace
 from face2face.train import pix2pix
 from face2face.train.background import write_background
 from face2face.train.data import check_split
+from face2face.train.holdout import split_holdout
+from face2face.train.level import FaceLevel
 from face2face.train.options import BEST, CHECKPOINTS, read_run_config
 from face2face.train.trainer import restore
 from face2face.train.prepare import MANIFEST, read_landmarks, read_manifest
@@ -68,12 +70,16 @@ class ExportReport:
     parity_images: int
     steps: int
     seconds: float
+    level: tuple[float, float, float]  # grey levels (RGB) the face's level fit lightened the train faces by
+    level_pairs: int  # train pairs it was fitted on (``face2face.train.level``)
 
     def summary(self) -> str:
-        """One line: precision, parity with TensorFlow and time taken."""
+        """One line: precision, parity with TensorFlow, the face's level and time taken."""
         sketches = plural(self.parity_images, "test sketch", "test sketches")
         return (f"weights of step {self.steps}, {self.precision}, max |ONNX - TF| = {self.max_error:.2e} on "
-                f"{sketches}; exported in {self.seconds:.1f} s")
+                f"{sketches}; face level fitted on {plural(self.level_pairs, 'train pair')}: "
+                f"{' / '.join(f'{v:+.1f}' for v in self.level)} grey levels (R / G / B); "
+                f"exported in {self.seconds:.1f} s")
 
 
 def load_generator(run_dir: str | Path, last: bool = False) -> tuple[tf.keras.Model, dict, int, str]:
@@ -107,6 +113,10 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
     generator, run_config, steps, checkpoint = load_generator(run_dir, config.last)
     data = Path(run_config["data"])
     size = run_config["resolved"]["size"]
+    holdout = run_config["options"].get("holdout", 0.0)
+    trained_on = split_holdout(check_split(data, "train", check_sizes=False), holdout)[0]
+    level = FaceLevel(trained_on)
+    lightened = level.fit(generator)
     sketches = _parity_sketches(data, config.parity_images, size)
     reference = np.asarray(generator(sketches, training=False), dtype=np.float32)
 
@@ -137,7 +147,8 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
     sidecar = write_sidecar(model_path, info)
     seconds = time.perf_counter() - started
     log.debug("exported %s (step %d)", checkpoint, steps)
-    return ExportReport(str(model_path), str(sidecar), precision, max_error, len(sketches), steps, seconds)
+    return ExportReport(str(model_path), str(sidecar), precision, max_error, len(sketches), steps, seconds,
+                        tuple(float(v) for v in lightened), level.pairs)
 
 
 def to_onnx(generator: tf.keras.Model, size: int, opset: int = 17) -> onnx.ModelProto:

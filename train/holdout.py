@@ -76,24 +76,28 @@ def read_scores(run: str | Path) -> Scores | None:
         raise Face2FaceError(f"{path}: unreadable ({exc}); delete it to export the last weights") from None
 
 
+def face_pairs(split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sketches in [-1, 1], photos in [0, 1], masks inside each face's outline) of ``split``'s
+    pairs: ``float32 (N, size, size, 3)`` RGB and ``bool (N, size, size)``."""
+    names, points, _ = read_landmarks(split.root / split.name)
+    where = {n: i for i, n in enumerate(names)}
+    sketches, photos, masks = [], [], []
+    for name, sketch_path, photo_path in zip(split.names, split.inputs(), split.targets()):
+        if name not in where:
+            raise Face2FaceError(f"{split.root / split.name}/landmarks.json: no landmarks for pair {name}")
+        sketch, photo = (cv2.imread(p, cv2.IMREAD_COLOR) for p in (sketch_path, photo_path))
+        sketches.append(cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)
+        photos.append(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
+        masks.append(outline_mask(face_outline(points[where[name]]), (split.size, split.size)))
+    return np.stack(sketches), np.stack(photos), np.stack(masks)
+
+
 class HoldoutScorer:
     """Face L1 of a generator on the held-back pairs, which are read once."""
 
     def __init__(self, held: Split) -> None:
-        names, points, _ = read_landmarks(held.root / held.name)
-        where = {n: i for i, n in enumerate(names)}
-        sketches, photos, masks = [], [], []
-        for name, sketch_path, photo_path in zip(held.names, held.inputs(), held.targets()):
-            if name not in where:
-                raise Face2FaceError(f"{held.root / held.name}/landmarks.json: no landmarks for pair {name}")
-            sketch, photo = (cv2.imread(p, cv2.IMREAD_COLOR) for p in (sketch_path, photo_path))
-            sketches.append(cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)
-            photos.append(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
-            masks.append(outline_mask(face_outline(points[where[name]]), (held.size, held.size)))
         self.names = list(held.names)
-        self._sketches = np.stack(sketches)
-        self._photos = np.stack(photos)
-        self._masks = np.stack(masks)
+        self._sketches, self._photos, self._masks = face_pairs(held)
 
     def score(self, generator) -> float:
         """Mean face L1 (pixels in [0, 1]) of ``generator(sketch, training=False)``."""

@@ -36,6 +36,7 @@ from face2face.train import pix2pix
 from face2face.train.distribute import PEER_ERRORS, is_chief, lost_peer_message, make_strategy, share_from_chief
 from face2face.train.data import Split, check_split, make_dataset
 from face2face.train.holdout import HoldoutScorer, Scores, read_scores, split_holdout
+from face2face.train.level import OUTPUT_LAYER, FaceLevel
 from face2face.train.options import BEST, CHECKPOINTS, CONFIG, LAMBDA_L1, TrainConfig, check_train_config, read_run_config
 
 log = logging.getLogger(__name__)
@@ -274,7 +275,8 @@ class _BestKeeper:
 
     Before the settling phase, the weights are scored with batch-norm statistics re-estimated
     over a sample of the train split (as settling does), and those statistics are saved with
-    them; the training state is restored afterwards. With a weight average (``--ema``) the
+    them; the training state is restored afterwards. Always, as ``export`` does, the face's level
+    is fitted first (``face2face.train.level``), and kept with the weights saved. With a weight average (``--ema``) the
     average is what is scored and kept, always with statistics re-estimated for it.
     """
 
@@ -285,6 +287,7 @@ class _BestKeeper:
         self.run, self.generator, self.average, self.settled = run, generator, average, settled
         every = math.ceil(len(train_split.names) / self.SAMPLE)
         self.sample = replace(train_split, names=train_split.names[::every])
+        self.level = FaceLevel(train_split)  # the pairs export fits on too
         self.scorer = HoldoutScorer(held)
         previous = read_scores(run)
         self.scores = previous if previous and previous.held_out == self.scorer.names else Scores(self.scorer.names, {})
@@ -308,17 +311,19 @@ class _BestKeeper:
     @contextmanager
     def _as_exported(self) -> Iterator[None]:
         settled = bool(self.settled.numpy())
-        if settled and self.average is None:
-            yield
-            return
         norms = pix2pix.batch_norms(self.generator)
         saved = [(bn.moving_mean.numpy(), bn.moving_variance.numpy()) for bn in norms]
+        bias = self.generator.get_layer(OUTPUT_LAYER).bias
+        trained_bias = bias.numpy()
         weights = self.average.swapped_into(self.generator.trainable_variables) if self.average else nullcontext()
         try:
             with weights:
-                settle(self.generator, self.sample)
+                if not settled or self.average is not None:
+                    settle(self.generator, self.sample)
+                self.level.fit(self.generator)
                 yield
         finally:
+            bias.assign(trained_bias)
             for bn, (mean, variance) in zip(norms, saved):
                 bn.moving_mean.assign(mean)
                 bn.moving_variance.assign(variance)

@@ -1,0 +1,62 @@
+"""The face's level: the output layer's bias refitted so that, inside the face's outline, the
+generated face is as light as the photos, per colour channel.
+
+A generator trained at batch 1 normalises every image by its own statistics; exported, its batch
+norms use fixed ones (``trainer.settle``), and the settling phase trains it to them only as far as
+its learning rate allows. What is left shows as the whole face a few grey levels off: after the
+30-minute CPU recipe, whose rate has nearly decayed by its settling phase, about 3 levels darker
+than the photos on ``lp_d6``, on train and test frames alike, and 8 in a model exported from
+before settling (docs/experiments.md). ``FaceLevel.fit`` adds back the L1-optimal shift: per
+channel, the weighted median over the faces' pixels of the change of the tanh's input that would
+make each pixel exact, weighted by the tanh's slope there. The graph stays the same.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import keras
+import numpy as np
+
+from face2face.train.data import Split
+from face2face.train.holdout import face_pairs
+
+OUTPUT_LAYER = "up_out"  # the generator's last convolution, before the tanh (``pix2pix.build_generator``)
+PAIRS = 32  # train pairs, evenly spread, the level is fitted on
+ROUNDS = 3  # re-weightings of the median (the tanh's slope at the shifted input)
+EDGE = 1.0 - 1e-6  # photo values are clipped to +-EDGE before the tanh's inverse
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The value at which the weights' cumulative sum reaches half their total (``values`` sorted)."""
+    cumulative = np.cumsum(weights)
+    return float(values[min(np.searchsorted(cumulative, cumulative[-1] / 2), len(values) - 1)])
+
+
+class FaceLevel:
+    """Fits a generator's face level on train pairs, which are read once."""
+
+    def __init__(self, split: Split, pairs: int = PAIRS) -> None:
+        every = max(1, math.ceil(len(split.names) / pairs))
+        sketches, photos, self._masks = face_pairs(replace(split, names=split.names[::every]))
+        self._sketches = sketches
+        self._inverse = np.arctanh(np.clip(2.0 * photos - 1.0, -EDGE, EDGE)).astype(np.float64)
+        self.pairs = len(sketches)
+
+    def fit(self, generator: keras.Model) -> np.ndarray:
+        """Add the fitted shift to the bias of ``generator``'s output layer; returns how much it
+        lightens the faces of the pairs on average, per channel (RGB), in 8-bit grey levels
+        (negative: darkens)."""
+        layer = generator.get_layer(OUTPUT_LAYER)
+        before_tanh = np.asarray(keras.Model(generator.input, layer.output)(self._sketches, training=False), np.float64)
+        inputs, targets = before_tanh[self._masks], self._inverse[self._masks]
+        shift = np.zeros(3)
+        for channel in range(3):
+            needed = targets[:, channel] - inputs[:, channel]  # the shift that makes each pixel exact
+            order = np.argsort(needed)
+            needed, at = needed[order], inputs[order, channel]
+            for _ in range(ROUNDS):
+                shift[channel] = weighted_median(needed, 1.0 - np.tanh(at + shift[channel]) ** 2)
+        layer.bias.assign_add(shift.astype(np.float32))
+        return 127.5 * np.mean(np.tanh(inputs + shift) - np.tanh(inputs), axis=0)
