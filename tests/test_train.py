@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -23,6 +24,7 @@ from face2face.runtime.openvino_engine import native_bf16  # noqa: E402
 from face2face.sketch import draw_sketch  # noqa: E402
 from face2face.train import pix2pix  # noqa: E402
 from face2face.train.data import check_split, jitter, make_dataset, warp  # noqa: E402
+from face2face.train.threads import training_threads  # noqa: E402
 from face2face.train.trainer import TrainConfig, build, make_checkpoint, settle, train  # noqa: E402
 
 
@@ -357,6 +359,20 @@ def test_training_writes_config_samples_and_logs(tiny_run):
     assert any((tiny_run / "logs").iterdir())
     reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tiny_run / "checkpoints")))
     assert reader.get_tensor("settled/.ATTRIBUTES/VARIABLE_VALUE")
+
+
+def test_training_on_two_cores_runs_one_thread_per_op_and_two_ops_at_once(tiny_dataset, tmp_path):
+    assert training_threads(2, False, {}) == (1, 2)
+    assert training_threads(2, True, {}) is None  # a GPU: TensorFlow's choice
+    assert training_threads(8, False, {}) is None  # not measured there
+    assert training_threads(2, False, {"TF_NUM_INTRAOP_THREADS": "2"}) is None  # the user's own
+    cores = len(os.sched_getaffinity(0))
+    for environ, expected in (({}, [1, 2] if cores == 2 else [0, 0]), ({"TF_NUM_INTEROP_THREADS": "1"}, [0, 0])):
+        run = tmp_path / f"run{len(environ)}"
+        subprocess.run([sys.executable, "-m", "face2face", "-q", "train", str(tiny_dataset), "-o", str(run),
+                        "--steps", "2", "--ngf", "8", "--ndf", "8", "--holdout", "0"],
+                       check=True, env={**os.environ, **environ}, capture_output=True)
+        assert json.loads((run / "config.json").read_text())["resolved"]["threads"] == expected
 
 
 def _broken(tiny_dataset, tmp_path, kind):

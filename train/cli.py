@@ -155,8 +155,10 @@ def add_quickstart(commands) -> None:
 def _quickstart(args: argparse.Namespace) -> int:
     from face2face.train.evaluate import format_table
     from face2face.train.quickstart import QuickstartConfig, live_command, quickstart
+    from face2face.train.threads import use_training_threads
 
     writable_folder(args.output)
+    use_training_threads()
     config = QuickstartConfig(steps=args.steps, ngf=args.ngf, every=args.every, size=args.size, detector=args.detector,
                               pupils=args.pupils, first_model_seconds=60 * args.first_model)
     try:
@@ -206,8 +208,10 @@ def _train(args: argparse.Namespace) -> int:
     read_manifest(args.data)
     writable_folder(args.output)
     from face2face.train.holdout import TOLERANCE, read_scores
+    from face2face.train.threads import use_training_threads
     from face2face.train.trainer import train
 
+    use_training_threads()
     with Counter("train", "step") as progress:
         result = train(args.data, args.output, config, progress=progress)
     where = f"checkpoint {result.checkpoint}" if result.checkpoint else "checkpoints are the chief's"

@@ -179,7 +179,9 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, held: Split | No
         if chief:
             _write_config(run, data_dir, config, defaults, total_steps=total, settle_steps=settle_steps,
                           size=train_split.size, strategy=strategy, xla=xla, train_pairs=len(train_split.names),
-                          held_out_pairs=len(held.names) if held else 0)
+                          held_out_pairs=len(held.names) if held else 0,
+                          threads=[tf.config.threading.get_intra_op_parallelism_threads(),
+                                   tf.config.threading.get_inter_op_parallelism_threads()])  # 0: TensorFlow's
         ds = make_dataset(train_split, config.batch_size, True, config.seed, repeat=True, skip_batches=start,
                           warped=config.warp)
         options = tf.data.Options()
