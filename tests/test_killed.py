@@ -2,6 +2,8 @@
 the command again picks up where it stopped (training's own kill test is in test_train.py)."""
 
 import hashlib
+import json
+import os
 import subprocess
 import sys
 import time
@@ -87,6 +89,8 @@ def test_a_killed_quickstart_resumes_the_stage_it_was_in(tmp_path, capsys):
     kill_when(argv, lambda: (checkpoints / "checkpoint").exists())  # while training (a checkpoint every 6 steps)
     assert read_manifest(work / "data")["pairs"]["train"] > 0
     assert not (work / "model.onnx").exists()
+    threads = json.loads((work / "run" / "config.json").read_text())["resolved"]["threads"]
+    assert threads == ([1, 2] if len(os.sched_getaffinity(0)) == 2 else [0, 0])  # train/threads.py
 
     capsys.readouterr()
     assert main(argv) == 0

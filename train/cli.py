@@ -155,10 +155,8 @@ def add_quickstart(commands) -> None:
 def _quickstart(args: argparse.Namespace) -> int:
     from face2face.train.evaluate import format_table
     from face2face.train.quickstart import QuickstartConfig, live_command, quickstart
-    from face2face.train.threads import use_training_threads
 
     writable_folder(args.output)
-    use_training_threads()
     config = QuickstartConfig(steps=args.steps, ngf=args.ngf, every=args.every, size=args.size, detector=args.detector,
                               pupils=args.pupils, first_model_seconds=60 * args.first_model)
     try:

@@ -173,6 +173,7 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     from face2face.runtime.openvino_engine import int8_is_current, openvino_missing
     from face2face.train.export import export
     from face2face.train.prepare import MANIFEST, PrepareConfig, describe_dataset, prepare, read_manifest
+    from face2face.train.threads import use_training_threads
     from face2face.train.trainer import train
 
     evaluation, grid = work / "evaluation.json", work / "evaluation.png"
@@ -206,6 +207,7 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
 
     log.info(f"2/4 training: {'resuming' if checkpoint else 'starting'} {run}")
     defaults = DEFAULTS[plan.device]  # quickstart's own choices are not "changed" options
+    use_training_threads()
     with Counter("train", "step") as progress:
         every = checkpoint_interval(plan.steps)
         resumed = bool(checkpoint)
