@@ -39,10 +39,9 @@ class FaceLevel:
 
     def __init__(self, split: Split, pairs: int = PAIRS) -> None:
         every = max(1, math.ceil(len(split.names) / pairs))
-        sketches, photos, self._masks = face_pairs(replace(split, names=split.names[::every]))
-        self._sketches = sketches
+        self._sketches, photos, self._masks = face_pairs(replace(split, names=split.names[::every]))
         self._inverse = np.arctanh(np.clip(2.0 * photos - 1.0, -EDGE, EDGE)).astype(np.float64)
-        self.pairs = len(sketches)
+        self.pairs = len(self._sketches)
 
     def fit(self, generator: keras.Model) -> np.ndarray:
         """Add the fitted shift to the bias of ``generator``'s output layer; returns how much it
