@@ -1,7 +1,9 @@
 """The exported generator's sidecar (``MODEL.json`` beside ``MODEL.onnx``): what both sides agree on.
 
-The ONNX graph maps a sketch to a face: input and output ``float32 [1, size, size, 3]`` (NHWC),
-RGB, values in [-1, 1]. The sidecar describes that contract, how the training crops were framed,
+The ONNX graph maps a sketch to a face: input ``float32 [1, size, size, C]`` and output
+``float32 [1, size, size, 3]`` (NHWC), RGB, values in [-1, 1]; C is 3 (the sketch) or 6 (the
+sketch, then the target's reference warped onto it from the bank in the folder ``reference``
+names: ``face2face.reference``). The sidecar describes that contract, how the training crops were framed,
 the target's landmark template (mean 68 points in crop pixels), the target's range of face shapes
 (``face2face.shapes``), and whether the sketches carry pupils (with the target's mean pupils,
 placed in the template's eyes).
@@ -45,6 +47,8 @@ class ModelInfo:
     precision: str = "fp32"  # fp32 | fp16
     fallback: str = ""  # fp16 models: the fp32 model file beside this one, used if outputs turn non-finite
     background: str = ""  # folder beside the model with frames of the target video for the frame layout
+    input_channels: int = 3  # 3: the sketch; 6: the sketch, then the reference built from ``reference``
+    reference: str = ""  # folder beside the model with the bank of target crops (``face2face.reference``)
     dataset_fingerprint: str = ""  # sha256 over the dataset's manifest and file names
     model_sha256: str = ""  # sha256 of the ONNX file described ("" in sidecars written before it)
     created: str = ""  # ISO 8601
@@ -139,7 +143,9 @@ def _problem(info: ModelInfo) -> str:
     for name, allowed in fixed.items():
         if getattr(info, name) not in (allowed if isinstance(allowed, tuple) else (allowed,)):
             return f"{name} {getattr(info, name)!r} is not supported (expected {allowed!r})"
-    for name in ("background", "fallback"):
+    if info.input_channels not in (3, 6) or (info.input_channels == 6) != bool(info.reference):
+        return f"input_channels {info.input_channels} with reference {info.reference!r} (3 without one, 6 with one)"
+    for name in ("background", "fallback", "reference"):
         if Path(getattr(info, name)).name != getattr(info, name):
             return f"{name} must be a name beside the model, got {getattr(info, name)!r}"
     return ""

@@ -40,7 +40,8 @@ class SeedLoop:
     """The seed's per-frame method, as a baseline: what face2face-demo's webcam script does.
 
     Every frame: downscale x1/4, dlib HOG detection (upsample 1), 68 landmarks, polylines on a
-    black frame, centre crop resized to the model size, generator; no tracking, no smoothing.
+    black frame, centre crop resized to the model size, generator (a model that reads a reference
+    gets the neutral face's: the seed had none); no tracking, no smoothing.
     """
 
     def __init__(self, generator: Generator, analyzer: FaceAnalyzer) -> None:
@@ -71,7 +72,7 @@ class SeedLoop:
         t2 = clock()
         out = self.generator(sketch)
         t3 = clock()
-        times[1:6] = (t1 - t0, 0.0, t2 - t1, t3 - t2, 0.0)
+        times[1:7] = (t1 - t0, 0.0, t2 - t1, 0.0, t3 - t2, 0.0)
         return out
 
 

@@ -22,6 +22,7 @@ import onnxruntime as ort
 
 from face2face.errors import Face2FaceError
 from face2face.modelfile import ModelInfo, check_describes, read_sidecar
+from face2face.reference import ReferenceBank, load_bank
 from face2face.runtime.openvino_engine import NO_BF16, OpenVinoEngine, cpu_capabilities, int8_unready, openvino_missing
 
 log = logging.getLogger(__name__)
@@ -213,9 +214,11 @@ def open_engine(model: str | os.PathLike, provider: Provider = "auto", precision
 class Generator:
     """Owns the inference engine of an exported face2face generator.
 
-    ``generator(sketch)`` maps a ``size x size x 3 uint8 BGR`` sketch to a face of the same
-    shape. Buffers are allocated once; the returned array is reused by the next call (copy it
-    to keep it). An injected ``engine`` (with its ``EngineChoice``) replaces the choice made here.
+    ``generator(sketch, reference)`` maps a ``size x size x 3 uint8 BGR`` sketch (and, for a model
+    that reads the target's own pixels, the reference ``generator.reference(points)`` builds for
+    the sketch's landmarks; the neutral face's when left out) to a face of the same shape.
+    Buffers are allocated once; the returned array is reused by the next call (copy it to keep
+    it). An injected ``engine`` (with its ``EngineChoice``) replaces the choice made here.
     """
 
     def __init__(
@@ -234,10 +237,22 @@ class Generator:
         self._request = provider, precision, threads
         engine, self.choice = engine or open_engine(model, provider, precision, threads, self.info.precision)
         self._start(engine)
+        self.bank: ReferenceBank | None = None  # the target's crops the references are built from
+        if self.info.reference:
+            self.bank = load_bank(self.model.with_name(self.info.reference))
+            if self.bank.size != self.info.size:
+                raise Face2FaceError(f"{self.model.with_name(self.info.reference)}: crops of {self.bank.size} px "
+                                     f"for a model of {self.info.size} px; export the model again")
         if announce:  # the one start-up line, once the model is known to fit
             log.info(self.choice.message())
+        self.neutral_reference = self.reference(self.info.template_array())
         for _ in range(warmup):
             self(np.zeros((self.info.size, self.info.size, 3), np.uint8))
+
+    def reference(self, points: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
+        """The reference for a sketch of crop landmarks ``points`` (``face2face.reference``), or None
+        for a model that reads the sketch alone."""
+        return None if self.bank is None else self.bank.build(points, out=out)
 
     def reopen(self) -> "Generator":
         """A new generator on the model file's present contents with this one's request (provider,
@@ -257,18 +272,18 @@ class Generator:
 
     def _start(self, engine) -> None:
         """Adopt an engine: check its contract against the sidecar and bind the buffers."""
-        size = self.info.size
-        want = [1, size, size, 3]
+        size, channels = self.info.size, self.info.input_channels
         if len(engine.input_shapes) != 1 or len(engine.output_shapes) != 1:
             raise Face2FaceError(f"model has {len(engine.input_shapes)} inputs and {len(engine.output_shapes)} "
                                  "outputs; a face2face generator has 1 and 1")
-        for kind, shape in (("input", engine.input_shapes[0]), ("output", engine.output_shapes[0])):
+        for kind, shape, want in (("input", engine.input_shapes[0], [1, size, size, channels]),
+                                  ("output", engine.output_shapes[0], [1, size, size, 3])):
             if list(shape) != want:
                 raise Face2FaceError(f"model {kind} shape {list(shape)} != {want} from its sidecar")
         self.engine = engine
-        self._rgb = np.empty((size, size, 3), np.uint8)
+        self._rgb = np.empty((size, size, channels), np.uint8)
         self._to_unit = np.linspace(-1.0, 1.0, 256, dtype=np.float32)  # uint8 -> [-1, 1]
-        self._input = np.empty((1, size, size, 3), np.float32)
+        self._input = np.empty((1, size, size, channels), np.float32)
         self._output = np.empty((1, size, size, 3), np.float32)
         self._face = np.empty((size, size, 3), np.uint8)
         engine.bind(self._input, self._output)
@@ -282,8 +297,12 @@ class Generator:
         self.info.precision = "fp32"
         self._start(engine)
 
-    def __call__(self, sketch: np.ndarray) -> np.ndarray:
-        cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB, dst=self._rgb)
+    def __call__(self, sketch: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+        if self.bank is None:
+            cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB, dst=self._rgb)
+        else:
+            self._rgb[..., :3] = sketch[..., ::-1]  # BGR -> RGB
+            self._rgb[..., 3:] = (self.neutral_reference if reference is None else reference)[..., ::-1]
         np.take(self._to_unit, self._rgb, out=self._input[0])
         output = self.engine.run()
         if self._check_finite and not np.isfinite(output).all():

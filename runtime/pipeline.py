@@ -1,4 +1,4 @@
-"""Per-frame puppeteering (track -> gaze -> smooth -> retarget -> sketch -> generate -> compose)
+"""Per-frame puppeteering (track -> gaze -> smooth -> retarget -> sketch -> reference -> generate -> compose)
 and the loops that drive it: live (capture thread, newest frame wins) and offline (every frame)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STAGES = ("capture", "track", "gaze", "sketch", "generate", "compose", "sink")
+STAGES = ("capture", "track", "gaze", "sketch", "reference", "generate", "compose", "sink")
 # Eye widths per face size: gaze (in eye widths) is filtered at speeds in face sizes per second.
 EYE_WIDTHS_PER_FACE = 12.0
 
@@ -134,6 +134,7 @@ class Puppeteer:
         self.gaze: GazeMapper | None = None
         self.composer: Composer | None = None
         self.sketch: np.ndarray | None = None
+        self._reference: np.ndarray | None = None
         self.adopt(load_target(generator, config))
         self.shown_points = self.neutral_points  # crop landmarks of the face shown
         self.last_face = self.neutral_face  # the generator's buffer holds it until its next run
@@ -191,7 +192,9 @@ class Puppeteer:
                 self.pupils = self.gaze(self._smooth_gaze(gaze, t), self.points)
             draw_sketch(self.points, self.size, out=self.sketch, pupils=self.pupils if self.draw_pupils else None)
             t3 = clock()
-            face = self.last_face = self.generator(self.sketch)
+            reference = self.generator.reference(self.points, out=self._reference_buffer())
+            t3r = clock()
+            face = self.last_face = self.generator(self.sketch, reference)
             self.shown_points = self.points
             self._last_seen = t
         else:  # never show the driver: hold the last output briefly, then the neutral target
@@ -203,12 +206,18 @@ class Puppeteer:
                 np.copyto(self.sketch, self.neutral_sketch)
                 self.shown_points, self.head = self.neutral_points, (0.0, 0.0, 1.0)
             self.points = self.pupils = None
-            t3 = clock()
+            t3 = t3r = clock()
         t4 = clock()
         out = self.composer.compose(frame, self.sketch, face, square, t, self.head, self.shown_points)
         t5 = clock()
-        times[1:6] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4)
+        times[1:7] = (t1 - t0, t2 - t1, t3 - t2, t3r - t3, t4 - t3r, t5 - t4)
         return out
+
+    def _reference_buffer(self) -> np.ndarray:
+        """The reference image buffer, at the running model's size."""
+        if self._reference is None or self._reference.shape[0] != self.size:
+            self._reference = np.empty((self.size, self.size, 3), np.uint8)
+        return self._reference
 
     def _smooth_gaze(self, gaze: np.ndarray, t: float) -> np.ndarray:
         """One Euro filtered gaze; an unsure eye takes the other eye's gaze, else its last one."""

@@ -5,7 +5,9 @@ missing."""
 from __future__ import annotations
 
 import inspect
+import json
 import os
+import shutil
 from pathlib import Path
 from types import CodeType
 
@@ -146,3 +148,11 @@ def tiny_model(tiny_run, tmp_path_factory) -> Path:
     model = tmp_path_factory.mktemp("model") / "tiny.onnx"
     export(tiny_run, model)
     return model
+
+
+def copy_reference(model: Path, folder: Path) -> None:
+    """Copy the reference bank ``model``'s sidecar names into ``folder``, for a copy of the model
+    put there (its sidecar names the same folder)."""
+    name = json.loads(model.with_suffix(".json").read_text()).get("reference")
+    if name:
+        shutil.copytree(model.with_name(name), folder / name, dirs_exist_ok=True)

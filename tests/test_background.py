@@ -16,7 +16,7 @@ from face2face.runtime.pipeline import Puppeteer, PuppetConfig
 from face2face.train.background import steadiest_stretch
 from face2face.video import VideoSource
 
-from conftest import VIDEOS
+from conftest import VIDEOS, copy_reference
 
 
 def test_export_writes_the_target_s_frames_with_their_squares(tiny_model, tiny_dataset):
@@ -109,6 +109,7 @@ def test_still_holds_the_clip_s_first_frame(tiny_model, analyzer):
 def test_a_model_without_a_clip_falls_back_to_the_face_layout(tiny_model, tmp_path, analyzer, caplog):
     old = tmp_path / "old.onnx"
     old.write_bytes(tiny_model.read_bytes())
+    copy_reference(tiny_model, tmp_path)
     info = json.loads(tiny_model.with_suffix(".json").read_text())
     old.with_suffix(".json").write_text(json.dumps({**info, "background": ""}))
     with caplog.at_level("INFO"):

@@ -140,7 +140,7 @@ CASES: dict[str, Case] = {
     "reenact model without sidecar": Case("reenact --model {bare} --source {face_mp4} -o {out}.mp4", 1,
                                           "no sidecar bare.json beside it"),
     "reenact sidecar of another size": Case("reenact --model {other_size} --source {face_mp4} -o {out}.mp4", 1,
-                                            "!= [1, 128, 128, 3] from its sidecar"),
+                                            "!= [1, 128, 128, 6] from its sidecar"),
     "reenact sidecar with a string size": Case("reenact --model {string_size} --source {face_mp4} -o {out}.mp4", 1,
                                                "size must be int, got '64'"),
     "reenact sidecar with 67 points": Case("reenact --model {short_template} --source {face_mp4} -o {out}.mp4", 1,
@@ -153,8 +153,11 @@ CASES: dict[str, Case] = {
                                            "not a face2face generator sidecar"),
     "reenact sidecar escaping its folder": Case("reenact --model {escape} --source {face_mp4} -o {out}.mp4", 1,
                                                 "background must be a name beside the model"),
+    "reenact model copied without its reference bank": Case(
+        "reenact --model {no_bank} --source {face_mp4} -o {out}.mp4", 1,
+        "tiny.reference/bank.json: unreadable reference bank"),
     "reenact ONNX that is not a generator": Case("reenact --model {not_generator} --source {face_mp4} -o {out}.mp4",
-                                                 1, "model input shape [1, 3, 8, 8] != [1, 64, 64, 3]"),
+                                                 1, "model input shape [1, 3, 8, 8] != [1, 64, 64, 6]"),
     "reenact sidecar of another model": Case("reenact --model {other_onnx} --source {face_mp4} -o {out}.mp4", 1,
                                              "other.json: describes another model than other.onnx"),
     "reenact file that is not ONNX": Case("reenact --model {junk_onnx} --source {face_mp4} -o {out}.mp4", 1,
@@ -284,6 +287,7 @@ def files(tmp_path_factory, tiny_model, tiny_dataset, tiny_run) -> dict[str, str
         "broken_shapes": _model_copy(models, "broken_shapes", tiny_model, shape_space={"mean": [[0.0, 0.0]]}),
         "list_sidecar": _model_copy(models, "list_sidecar", tiny_model, whole=[1, 2, 3]),
         "escape": _model_copy(models, "escape", tiny_model, background="../../etc"),
+        "no_bank": _model_copy(models, "no_bank", tiny_model),
     }
     for name in ("grey_png", "rgba_png", "deep_png", "big_jpg", "tiny_png", "edge_png",
                  "tiny_mp4", "cup_mp4", "two_mp4", "grey_mp4", "phone_mp4", "big_mp4"):

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
+from conftest import copy_reference
 from face2face.cli import main
 from face2face.errors import Face2FaceError
 from face2face.files import file_sha256
@@ -17,15 +18,18 @@ from face2face.runtime.generator import Generator, choose_engine
 from face2face.runtime.openvino_engine import core, cpu_capabilities, int8_path
 from face2face.runtime.phases import split_transposed_convolutions
 from face2face.train.evaluate import EvaluateConfig, evaluate, psnr
+from face2face.train.export import as_input
 
 
-def _test_sketches(dataset) -> list[np.ndarray]:
-    return [cv2.imread(str(p)) for p in sorted((dataset / "test" / "input").glob("*.png"))]
+def _test_sketches(dataset) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(sketch, reference) of every test pair: the generator's whole input."""
+    return [(cv2.imread(str(p)), cv2.imread(str(p.parent.parent / "reference" / p.name)))
+            for p in sorted((dataset / "test" / "input").glob("*.png"))]
 
 
-def _psnr_against(generator: Generator, reference: Generator, sketches: list[np.ndarray]) -> float:
+def _psnr_against(generator: Generator, reference: Generator, sketches: list[tuple[np.ndarray, ...]]) -> float:
     """The lowest PSNR (dB) of ``generator``'s outputs against ``reference``'s."""
-    return min(psnr(generator(s) / 255.0, reference(s) / 255.0) for s in sketches)
+    return min(psnr(generator(*s) / 255.0, reference(*s) / 255.0) for s in sketches)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +46,7 @@ def test_phase_split_is_the_same_function_on_a_real_model(tiny_model, tiny_datas
     fp32 = {"INFERENCE_PRECISION_HINT": "f32"}
     original, rewritten = (core().compile_model(m, "CPU", fp32) for m in (original, rewritten))
     for sketch in _test_sketches(tiny_dataset):
-        x = (cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)[None]
+        x = as_input(sketch)
         a, b = original(x)[0], rewritten(x)[0]
         assert np.abs(a).max() > 0.1  # a real output, not a constant
         assert np.abs(a - b).max() <= 1e-5
@@ -52,7 +56,7 @@ def test_openvino_fp32_gives_onnxruntime_s_faces(tiny_model, tiny_dataset, fp32)
     generator = Generator(tiny_model, provider="openvino", precision="fp32")
     assert (generator.provider, generator.precision) == ("OpenVINO CPU", "fp32")
     for sketch in _test_sketches(tiny_dataset):
-        assert np.abs(generator(sketch).astype(int) - fp32(sketch)).max() <= 1
+        assert np.abs(generator(*sketch).astype(int) - fp32(*sketch)).max() <= 1
 
 
 def test_default_precision_is_bf16_only_where_the_cpu_has_it(tiny_model, tiny_dataset, fp32):
@@ -71,13 +75,15 @@ def test_int8_copy_is_calibrated_on_the_training_sketches_and_tied_to_its_model(
     model = tmp_path / "m.onnx"
     shutil.copy(tiny_model, model)
     shutil.copy(sidecar_path(tiny_model), sidecar_path(model))
+    copy_reference(tiny_model, tmp_path)
     with pytest.raises(Face2FaceError, match=r"no int8 copy .*face2face quantize"):
         Generator(model, precision="int8")
     assert main(["quantize", str(model), str(tiny_dataset), "--sketches", "16"]) == 0
     out = capsys.readouterr().out
     assert "calibrated on 16 training sketches" in out and "on 8 held-out sketches" in out
     assert out.count("\n") == 1  # the summary alone: NNCF's progress bar is not output
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.bin", "m.int8.xml", "m.json", "m.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.bin", "m.int8.xml", "m.json", "m.onnx",
+                                                          "tiny.reference"]
     generator = Generator(model, precision="int8")
     assert (generator.provider, generator.precision) == ("OpenVINO CPU", "int8")
     worst = _psnr_against(generator, fp32, _test_sketches(tiny_dataset))

@@ -55,7 +55,9 @@ def test_evaluate_a_trained_model(tiny_model, tiny_dataset, tmp_path, analyzer):
     assert saved["psnr_vs_fp32_min"] >= 40.0  # checked against onnxruntime fp32, frame by frame
     assert saved["frame_pairs"] == 8 and saved["frame_psnr"] > saved["psnr"]  # the face in its own frame
     grid = cv2.imread(str(tmp_path / "g.png"))
-    assert grid.shape == (8 * 64, 3 * 64, 3)
+    assert grid.shape == (8 * 64, 4 * 64, 3)  # sketch | reference | output | photo
+    first = sorted((tiny_dataset / "test" / "reference").glob("*.png"))[0]
+    np.testing.assert_array_equal(grid[:64, 64:128], cv2.imread(str(first)))  # the reference live builds
 
 
 def _constant_model(path, image_bgr: np.ndarray) -> None:

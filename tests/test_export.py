@@ -18,7 +18,7 @@ from face2face.geometry import align  # noqa: E402
 from face2face.modelfile import ModelInfo, read_sidecar  # noqa: E402
 from face2face.pupils import EYES  # noqa: E402
 from face2face.shapes import ShapeSpace  # noqa: E402
-from face2face.train.export import ExportConfig, _parity_sketches, export, load_generator  # noqa: E402
+from face2face.train.export import ExportConfig, export, load_generator, parity_inputs  # noqa: E402
 from conftest import TINY_STEPS as STEPS  # noqa: E402
 
 
@@ -29,13 +29,13 @@ def test_export_parity_contract_and_sidecar(tiny_run, tiny_dataset, tmp_path):
     assert 0.0 <= report.max_error <= 1e-4
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
     (inp,), (out,) = session.get_inputs(), session.get_outputs()
-    assert (inp.name, inp.shape, inp.type) == ("sketch", [1, 64, 64, 3], "tensor(float)")
+    assert (inp.name, inp.shape, inp.type) == ("sketch", [1, 64, 64, 6], "tensor(float)")  # sketch, reference
     assert (out.name, out.shape, out.type) == ("face", [1, 64, 64, 3], "tensor(float)")
     ops = [node.op_type for node in onnx.load(str(model)).graph.node]
     assert ops.count("ConvTranspose") == 6 and "Mul" not in ops and "Add" not in ops  # 64 px: 6 levels; batch norms folded
     # Independent check against TF in inference mode, on real test sketches; deterministic output.
     generator, _, step, _ = load_generator(tiny_run)
-    sketches = _parity_sketches(tiny_dataset, 3, 64)
+    sketches = parity_inputs(tiny_dataset, 3, reference=True)
     expected = generator(sketches, training=False).numpy()
     for sketch, want in zip(sketches, expected):
         got = session.run(["face"], {"sketch": sketch[None]})[0][0]

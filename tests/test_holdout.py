@@ -58,7 +58,7 @@ def test_run_keeps_the_best_scoring_weights_and_export_hands_them_over(tiny_data
     assert (chosen.steps, last.steps) == (best, 30)
     # The handed-over model is the one that was scored: its face L1 on the held-back pairs is the
     # recorded score (up to ONNX's rounding).
-    scorer = HoldoutScorer(split_holdout(check_split(tiny_dataset, "train"), 0.25)[1])
+    scorer = HoldoutScorer(split_holdout(check_split(tiny_dataset, "train", reference=True), 0.25)[1])
 
     class Onnx:
         def __call__(self, sketch, training=False):
@@ -118,7 +118,7 @@ def test_with_ema_the_run_hands_over_its_weight_average_scored_as_exported(tiny_
     model = build(config, 64, 1, 30)
     ckpt, _, _ = make_checkpoint(model)
     ckpt.restore(str(run / CHECKPOINTS / f"ckpt-{best}")).assert_existing_objects_matched()
-    handed = build_generator(64, 8)
+    handed = build_generator(64, 8, channels=6)
     tf.train.Checkpoint(generator=handed).restore(tf.train.latest_checkpoint(str(run / BEST))).expect_partial()
     level_fitted = handed.get_layer(OUTPUT_LAYER).bias
     for kept, average in zip(handed.trainable_variables, model.average.weights):
@@ -131,7 +131,7 @@ def test_with_ema_the_run_hands_over_its_weight_average_scored_as_exported(tiny_
     # Scored as exported: the ONNX file's held-back face L1 is the recorded one.
     export(run, tmp_path / "avg.onnx")
     export(run, tmp_path / "raw.onnx", ExportConfig(last=True))
-    scorer = HoldoutScorer(split_holdout(check_split(tiny_dataset, "train"), 0.25)[1])
+    scorer = HoldoutScorer(split_holdout(check_split(tiny_dataset, "train", reference=True), 0.25)[1])
     sketch = scorer._sketches.astype(np.float32)
     assert not np.allclose(run_onnx(tmp_path / "avg.onnx", sketch), run_onnx(tmp_path / "raw.onnx", sketch))
 

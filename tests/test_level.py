@@ -28,7 +28,7 @@ def test_weighted_median_follows_the_weights():
 
 def test_a_darkened_face_is_put_back_to_the_photos_level_and_the_fit_is_a_fixed_point(tiny_run, tiny_dataset):
     generator, _, _, _ = load_generator(tiny_run)
-    trained_on = split_holdout(check_split(tiny_dataset, "train"), 0.05)[0]
+    trained_on = split_holdout(check_split(tiny_dataset, "train", reference=True), 0.05)[0]
     level = FaceLevel(trained_on)
     assert level.pairs == len(trained_on.names)  # the tiny split has fewer pairs than PAIRS: all of them
     # The handed-over weights were fitted on these pairs when the run scored them: nothing to add.
@@ -48,7 +48,7 @@ def test_a_darkened_face_is_put_back_to_the_photos_level_and_the_fit_is_a_fixed_
 
 def test_export_fits_the_face_level_into_the_model(tiny_run, tiny_dataset, tmp_path):
     report = export(tiny_run, tmp_path / "m.onnx", ExportConfig(last=True))  # weights as trained, not fitted yet
-    trained_on = split_holdout(check_split(tiny_dataset, "train"), 0.05)[0]
+    trained_on = split_holdout(check_split(tiny_dataset, "train", reference=True), 0.05)[0]
     assert report.level_pairs == len(trained_on.names)
     red, green, blue = report.level
     assert f"{red:+.1f} / {green:+.1f} / {blue:+.1f} grey levels (R / G / B)" in report.summary()

@@ -29,7 +29,7 @@ from face2face.runtime.reload import POLL_SECONDS, ModelReloader, ModelVersion
 from face2face.runtime.sinks import Sink
 from face2face.video import VideoSource
 
-from conftest import VIDEOS
+from conftest import VIDEOS, copy_reference
 
 FACE_ONLY = PuppetConfig(layout="face", width=64, height=64)  # the output frame is the generated face
 NEW_STEPS = 999  # the replacement's sidecar says so
@@ -46,6 +46,7 @@ def replacement(tiny_model, tmp_path_factory) -> Path:
             tensor.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(tensor), tensor.name))
     model = tmp_path_factory.mktemp("replacement") / "new.onnx"
     onnx.save(proto, str(model))
+    copy_reference(tiny_model, model.parent)
     info = json.loads(sidecar_path(tiny_model).read_text())
     sidecar_path(model).write_text(json.dumps({**info, "steps": NEW_STEPS, "background": "",
                                                "model_sha256": file_sha256(model)}))
@@ -63,6 +64,7 @@ def install(model: Path, folder: Path) -> Path:
     folder.mkdir(exist_ok=True)
     target = folder / "model.onnx"
     shutil.copy(model, target)
+    copy_reference(model, folder)
     info = json.loads(sidecar_path(model).read_text())
     sidecar_path(target).write_text(json.dumps({**info, "background": ""}))
     return target

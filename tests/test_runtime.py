@@ -24,7 +24,7 @@ from face2face.runtime.sinks import SinkConfig, create_sink, sink_names
 from face2face.sketch import PUPIL_COLOUR
 from face2face.video import VideoSource
 
-from conftest import IMAGES, VIDEOS
+from conftest import IMAGES, VIDEOS, copy_reference
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,12 @@ def generator(tiny_model) -> Generator:
 
 
 def test_generator_maps_bgr_sketch_to_bgr_face_like_the_raw_session(generator, tiny_model, tiny_dataset):
-    sketch = cv2.imread(str(sorted((tiny_dataset / "test" / "input").glob("*.png"))[0]))
-    face = generator(sketch).copy()
+    path = sorted((tiny_dataset / "test" / "input").glob("*.png"))[0]
+    sketch, reference = cv2.imread(str(path)), cv2.imread(str(path.parent.parent / "reference" / path.name))
+    face = generator(sketch, reference).copy()
     assert face.shape == sketch.shape and face.dtype == np.uint8
     session = ort.InferenceSession(str(tiny_model), providers=[CPU])
-    rgb = sketch[:, :, ::-1].astype(np.float32)[None] / 127.5 - 1.0
+    rgb = np.concatenate([sketch[:, :, ::-1], reference[:, :, ::-1]], axis=2).astype(np.float32)[None] / 127.5 - 1.0
     expected = session.run(None, {"sketch": rgb})[0][0]
     expected_bgr = np.clip((expected + 1.0) * 127.5, 0, 255)[:, :, ::-1]
     assert np.abs(face.astype(np.float32) - expected_bgr).max() <= 1.0
@@ -54,7 +55,7 @@ def test_bad_model_files_get_one_line_errors(tmp_path, tiny_model, capsys):
     wrong_size.write_bytes(tiny_model.read_bytes())
     sidecar_path(wrong_size).write_text(json.dumps({**info, "size": 128}))
     cases = [(tmp_path / "missing.onnx", "missing.onnx: no such model file"), (not_onnx, "not a loadable ONNX"),
-             (no_sidecar, "not a face2face generator"), (wrong_size, "!= [1, 128, 128, 3]")]
+             (no_sidecar, "not a face2face generator"), (wrong_size, "!= [1, 128, 128, 6]")]
     for model, message in cases:
         assert main(["bench", "--model", str(model), "--source", str(VIDEOS / "lp_d18.mp4")]) == 1
         err = capsys.readouterr().err
@@ -91,7 +92,8 @@ def test_bench_json_has_every_field(tiny_model, tmp_path):
     assert 0 < report["memory_mb"]["after_warmup"] <= report["memory_mb"]["peak"]
     assert report["provider"] == "OpenVINO CPU"  # auto, on a machine without CUDA
     assert report["frames"] == 40 and report["fps"] > 0
-    assert set(report["stages_ms"]) == {"capture", "track", "gaze", "sketch", "generate", "compose", "sink"}
+    assert set(report["stages_ms"]) == {"capture", "track", "gaze", "sketch", "reference", "generate", "compose",
+                                        "sink"}
     assert report["stages_ms"]["gaze"]["p50"] > 0  # the tiny model draws pupils: they are found every frame
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"] <= report["latency_ms"]["p99"]
     assert report["detector_runs"] <= 4  # the tracker, not the detector, follows the face (detected in warm-up)
@@ -106,9 +108,12 @@ class SlowGenerator:
     def __init__(self, generator: Generator, delay: float) -> None:
         self.generator, self.delay, self.info = generator, delay, generator.info
 
-    def __call__(self, sketch):
+    def __call__(self, sketch, reference=None):
         time.sleep(self.delay)
-        return self.generator(sketch)
+        return self.generator(sketch, reference)
+
+    def reference(self, points, out=None):
+        return self.generator.reference(points, out)
 
 
 def test_slow_generator_drops_stale_frames_and_latency_stays_bounded(generator, analyzer):
@@ -171,6 +176,7 @@ def test_pupil_model_follows_the_drivers_eyes_and_older_models_keep_working(tiny
     assert (puppeteer.sketch == PUPIL_COLOUR).all(axis=2).any()
     old = tmp_path / "old.onnx"  # a model exported before pupils: its sidecar has no pupil fields
     old.write_bytes(tiny_model.read_bytes())
+    copy_reference(tiny_model, tmp_path)
     info = json.loads(sidecar_path(tiny_model).read_text())
     sidecar_path(old).write_text(json.dumps({k: v for k, v in info.items() if "pupils" not in k}))
     puppeteer = Puppeteer(Generator(old, provider="cpu"), analyzer, config)
@@ -322,7 +328,7 @@ def test_fp16_model_falls_back_to_fp32_when_its_outputs_turn_non_finite(tiny_run
     onnx.save(proto, str(half))
     info = json.loads(sidecar_path(half).read_text())
     sidecar_path(half).write_text(json.dumps({**info, "model_sha256": file_sha256(half)}))  # as if exported so
-    raw = ort.InferenceSession(str(half), providers=[CPU]).run(None, {"sketch": np.zeros((1, 64, 64, 3), np.float32)})[0]
+    raw = ort.InferenceSession(str(half), providers=[CPU]).run(None, {"sketch": np.zeros((1, 64, 64, 6), np.float32)})[0]
     assert not np.isfinite(raw).all()  # the premise: this fp16 model overflows
     generator = Generator(half, provider="cpu")
     assert generator.info.precision == "fp32"

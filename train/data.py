@@ -1,8 +1,10 @@
 """Dataset folder checks and the ``tf.data`` pipeline of (sketch, photo) pairs.
 
 Pairs come from ``face2face prepare``: ``DIR/{split}/input/NAME.png`` (sketch) and
-``DIR/{split}/target/NAME.png`` (photo), both ``size x size`` RGB PNG. The pipeline yields
-``float32 [B, size, size, 3]`` RGB tensors in [-1, 1].
+``DIR/{split}/target/NAME.png`` (photo), both ``size x size`` RGB PNG, and, for a generator that
+reads the target's own pixels, ``DIR/{split}/reference/NAME.png`` (``face2face.train.references``).
+The pipeline yields ``(input, photo)``: ``float32 [B, size, size, C]`` and ``[B, size, size, 3]``
+RGB tensors in [-1, 1], the input the sketch (C = 3) or the sketch then the reference (C = 6).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
+import numpy as np
 import tensorflow as tf
 
 from face2face.errors import Face2FaceError
@@ -35,16 +38,26 @@ class Split:
     name: str  # "train" or "test"
     names: list[str]  # pair names, sorted
     size: int  # image side, px
+    reference: bool = False  # the generator's input carries each pair's reference after its sketch
+
+    @property
+    def channels(self) -> int:
+        """Channels of the generator's input."""
+        return 6 if self.reference else 3
 
     def inputs(self) -> list[str]:
         return [str(self.root / self.name / "input" / f"{n}.png") for n in self.names]
+
+    def references(self) -> list[str]:
+        return [str(self.root / self.name / "reference" / f"{n}.png") for n in self.names]
 
     def targets(self) -> list[str]:
         return [str(self.root / self.name / "target" / f"{n}.png") for n in self.names]
 
 
-def check_split(root: str | Path, split: str = "train", check_sizes: bool = True) -> Split:
-    """List and check one split: every input has a target, and all images have the same size."""
+def check_split(root: str | Path, split: str = "train", check_sizes: bool = True, reference: bool = False) -> Split:
+    """List and check one split: every input has a target (and, with ``reference``, a reference),
+    and all images have the same size."""
     root = Path(root)
     manifest = read_manifest(root)
     size = manifest["size"]
@@ -60,8 +73,14 @@ def check_split(root: str | Path, split: str = "train", check_sizes: bool = True
         missing = sorted(targets - inputs)
         raise Face2FaceError(f"{folder}: {len(missing)} target(s) without an input, e.g. {missing[0]}.png")
     names = sorted(inputs)
+    kinds = ("input", "target", "reference") if reference else ("input", "target")
+    if reference:
+        missing = sorted(set(names) - {p.stem for p in (folder / "reference").glob("*.png")})
+        if missing:
+            raise Face2FaceError(f"{folder}: {len(missing)} pair(s) without a reference, e.g. {missing[0]}.png; "
+                                 "delete references.json in the dataset folder to write them again")
     if check_sizes:
-        for kind in ("input", "target"):
+        for kind in kinds:
             for name in names:
                 path = folder / kind / f"{name}.png"
                 image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -70,7 +89,24 @@ def check_split(root: str | Path, split: str = "train", check_sizes: bool = True
                 if image.shape[:2] != (size, size) or image.ndim != 3 or image.shape[2] != 3:
                     raise Face2FaceError(
                         f"{path}: mixed sizes: {image.shape} != ({size}, {size}, 3) from the manifest")
-    return Split(root, split, names, size)
+    return Split(root, split, names, size, reference)
+
+
+def read_inputs(split: Split, indices: list[int] | np.ndarray | None = None) -> np.ndarray:
+    """The generator's inputs of ``split``'s pairs (all, or those at ``indices``) as numpy:
+    ``float32 [N, size, size, C]`` RGB in [-1, 1], the same values as ``make_dataset``'s."""
+    picks = range(len(split.names)) if indices is None else indices
+    paths = [split.inputs(), *([split.references()] if split.reference else [])]
+    images = []
+    for i in picks:
+        parts = []
+        for kind in paths:
+            image = cv2.imread(kind[i], cv2.IMREAD_COLOR)
+            if image is None:
+                raise Face2FaceError(f"{kind[i]}: missing or unreadable; prepare the dataset again")
+            parts.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        images.append(np.concatenate(parts, axis=-1).astype(np.float32) / 127.5 - 1.0)
+    return np.stack(images)
 
 
 def _decode(path: tf.Tensor) -> tf.Tensor:
@@ -78,9 +114,10 @@ def _decode(path: tf.Tensor) -> tf.Tensor:
     return tf.cast(image, tf.float32) / 127.5 - 1.0
 
 
-def _load(sketch_path: tf.Tensor, photo_path: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
-    sketch, photo = _decode(sketch_path), _decode(photo_path)
-    sketch.set_shape((size, size, 3))
+def _load(paths: tuple[tf.Tensor, ...], photo_path: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    sketch = tf.concat([_decode(p) for p in paths], axis=-1)
+    photo = _decode(photo_path)
+    sketch.set_shape((size, size, 3 * len(paths)))
     photo.set_shape((size, size, 3))
     return sketch, photo
 
@@ -92,17 +129,18 @@ def jitter(sketch: tf.Tensor, photo: tf.Tensor, seed: tf.Tensor, size: int) -> t
     colours, so a mirrored sketch is the sketch of the mirrored face.
     """
     big = int(round(size * JITTER_SCALE))
+    channels = sketch.shape[-1]
     both = tf.concat([sketch, photo], axis=-1)
     both = tf.image.resize(both, (big, big), method="bilinear")
     seeds = tf.random.experimental.stateless_split(seed, 2)
-    both = tf.image.stateless_random_crop(both, (size, size, 6), seed=seeds[0])
+    both = tf.image.stateless_random_crop(both, (size, size, channels + 3), seed=seeds[0])
     both = tf.image.stateless_random_flip_left_right(both, seed=seeds[1])
-    return both[..., :3], both[..., 3:]
+    return both[..., :channels], both[..., channels:]
 
 
 def warp(sketch: tf.Tensor, photo: tf.Tensor, seed: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
     """A random rotation, scale and shift about the centre, identical on both images: poses and
-    framings the target never showed. The sketch is filled with black, the photo reflected."""
+    framings the target never showed. The sketch is filled with black, the photo (and a reference) reflected."""
     u = tf.random.stateless_uniform((4,), seed, -1.0, 1.0)
     angle = u[0] * WARP_DEGREES * math.pi / 180.0
     scale = 1.0 + u[1] * WARP_SCALE
@@ -119,7 +157,10 @@ def warp(sketch: tf.Tensor, photo: tf.Tensor, seed: tf.Tensor, size: int) -> tup
             images=image[None], transforms=transform[None], output_shape=(size, size), fill_value=-1.0,
             interpolation="BILINEAR", fill_mode=fill_mode)[0]
 
-    return apply(sketch, "CONSTANT"), apply(photo, "REFLECT")
+    warped = apply(sketch[..., :3], "CONSTANT")
+    if sketch.shape[-1] > 3:
+        warped = tf.concat([warped, apply(sketch[..., 3:], "REFLECT")], axis=-1)
+    return warped, apply(photo, "REFLECT")
 
 
 def _augment(sketch: tf.Tensor, photo: tf.Tensor, seed: tf.Tensor, size: int,
@@ -137,7 +178,8 @@ def make_dataset(split: Split, batch_size: int, training: bool, seed: int = 0,
     ``skip_batches`` replays the seeded stream up to where a resumed run stopped.
     """
     size = split.size
-    ds = tf.data.Dataset.from_tensor_slices((split.inputs(), split.targets()))
+    inputs = (split.inputs(), *([split.references()] if split.reference else []))
+    ds = tf.data.Dataset.from_tensor_slices((inputs, split.targets()))
     ds = ds.map(lambda a, b: _load(a, b, size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.cache()  # decoded pairs: size^2 * 6 floats each (1.5 MB at 256)
     if training:

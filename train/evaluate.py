@@ -56,7 +56,7 @@ class EvaluateConfig:
 
     split: str = "test"  # dataset split
     detector: str = "ssd"  # face detector for face rate and AKD
-    grid_rows: int = 16  # at most this many (sketch | output | photo) rows in the grid, evenly spaced
+    grid_rows: int = 16  # at most this many (sketch | reference | output | photo) rows in the grid, evenly spaced
     provider: str = "auto"  # generator engine (face2face.runtime.generator)
     precision: str = "auto"  # its precision; anything but onnxruntime fp32 is also scored against it
 
@@ -239,13 +239,14 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
         if sketch.shape[:2] != (size, size) or photo.shape != sketch.shape:
             raise Face2FaceError(f"{folder}/input/{name}.png: {sketch.shape[:2]} != model size "
                                  f"({size}, {size})")
-        output = generator(sketch).copy()
+        built = generator.reference(points[index])  # from the model's own bank, as live builds it
+        output = generator(sketch, built).copy()
         a, b = output.astype(np.float64) / 255.0, photo.astype(np.float64) / 255.0
         outline = face_outline(points[index])
         error, similarity = np.abs(a - b), ssim_map(a, b)
         face_l1, face_ssim = face_figures(error, similarity, outline_mask(outline, (size, size)))
         detail, real_detail = detail_responses(output, outline), detail_responses(photo, outline)
-        vs_fp32 = None if reference is None else psnr(a, reference(sketch).astype(np.float64) / 255.0)
+        vs_fp32 = None if reference is None else psnr(a, reference(sketch, built).astype(np.float64) / 255.0)
         out_points, photo_points = _landmarks(analyzer, output), _landmarks(analyzer, photo)
         akd = identity_distance = None
         if out_points is not None and photo_points is not None:
@@ -264,7 +265,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
                          "akd": akd, "identity": identity_distance,
                          "pupil_errors": [None if np.isnan(e) else float(e) for e in pupil_errors]})
         if index in grid_picks:
-            rows.append(np.concatenate([sketch, output, photo], axis=1))
+            rows.append(np.concatenate([sketch, *([] if built is None else [built]), output, photo], axis=1))
     frames.close()
     report = _summarise(per_pair, model_path, data, config, generator, time.perf_counter() - started)
     if json_path:

@@ -34,7 +34,8 @@ from face2face.pupils import from_eye_coordinates, to_eye_coordinates
 from face2face.shapes import ShapeSpace
 from face2face.train import pix2pix
 from face2face.train.background import write_background
-from face2face.train.data import check_split
+from face2face.train.data import check_split, read_inputs
+from face2face.train.references import write_model_bank
 from face2face.train.holdout import split_holdout
 from face2face.train.level import FaceLevel
 from face2face.train.options import BEST, CHECKPOINTS, read_run_config
@@ -95,13 +96,19 @@ def load_generator(run_dir: str | Path, last: bool = False) -> tuple[tf.keras.Mo
     keras.mixed_precision.set_global_policy("float32")
     try:
         generator = pix2pix.build_generator(config["resolved"]["size"], config["options"]["ngf"],
-                                            upsample=config["options"].get("upsample", "transpose"))
+                                            upsample=config["options"].get("upsample", "transpose"),
+                                            channels=6 if uses_reference(config) else 3)
         step = tf.Variable(0, dtype=tf.int64)
         used = restore(tf.train.Checkpoint(generator=generator, step=step), folder, partial=True)
         generator = pix2pix.as_transposed(generator)  # the graph exported is the paper's either way
     finally:
         keras.mixed_precision.set_global_policy(previous)
     return generator, config, int(step.numpy()), used
+
+
+def uses_reference(run_config: dict) -> bool:
+    """Whether a run's generator reads a reference besides the sketch (runs made before: no)."""
+    return run_config["options"].get("reference", "none") == "bank"
 
 
 def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = ExportConfig()) -> ExportReport:
@@ -114,16 +121,17 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
     data = Path(run_config["data"])
     size = run_config["resolved"]["size"]
     holdout = run_config["options"].get("holdout", 0.0)
-    trained_on = split_holdout(check_split(data, "train", check_sizes=False), holdout)[0]
+    with_reference = uses_reference(run_config)
+    trained_on = split_holdout(check_split(data, "train", check_sizes=False, reference=with_reference), holdout)[0]
     level = FaceLevel(trained_on)
     lightened = level.fit(generator)
-    sketches = _parity_sketches(data, config.parity_images, size)
+    sketches = parity_inputs(data, config.parity_images, with_reference)
     reference = np.asarray(generator(sketches, training=False), dtype=np.float32)
 
     model_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = model_path.with_name(f".{model_path.name}.part")
     try:
-        proto = to_onnx(generator, size, config.opset)
+        proto = to_onnx(generator, size, config.opset, generator.input_shape[-1])
         precision, fallback = "fp32", ""
         if config.fp16:
             fallback = f"{model_path.stem}.fp32.onnx"
@@ -137,6 +145,9 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
                                  f"{config.tolerance:g} on {len(sketches)} test sketches; no model written")
         info = model_info(data, size, run_config["options"]["ngf"], steps, precision)
         info.fallback = fallback
+        if with_reference:
+            info.input_channels = 6
+            info.reference = write_model_bank(data, model_path).name
         clip = write_background(data, model_path)  # before the old model is touched: the swap below is brief
         info.background = clip.name if clip else ""
         info.model_sha256 = file_sha256(tmp)
@@ -151,9 +162,11 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
                         tuple(float(v) for v in lightened), level.pairs)
 
 
-def to_onnx(generator: tf.keras.Model, size: int, opset: int = 17) -> onnx.ModelProto:
-    """The generator in inference mode as ONNX, static ``[1, size, size, 3]`` I/O named sketch/face."""
-    spec = (tf.TensorSpec((1, size, size, 3), tf.float32, name=INPUT_NAME),)
+def to_onnx(generator: tf.keras.Model, size: int, opset: int = 17, channels: int = 3) -> onnx.ModelProto:
+    """The generator in inference mode as ONNX, static ``[1, size, size, channels]`` input named
+    sketch (the sketch, then the reference where ``channels`` is 6) and ``[1, size, size, 3]``
+    output named face."""
+    spec = (tf.TensorSpec((1, size, size, channels), tf.float32, name=INPUT_NAME),)
 
     @tf.function(input_signature=spec, autograph=False)
     def infer(sketch):
@@ -251,39 +264,47 @@ def model_info(data: Path, size: int, ngf: int, steps: int, precision: str) -> M
 
 
 def dataset_fingerprint(data: str | Path) -> str:
-    """sha256 over the manifest's bytes and the sorted relative paths of every pair image."""
+    """sha256 over the manifest's bytes and the sorted relative paths of every pair's sketch and photo."""
     data = Path(data)
     digest = hashlib.sha256((data / MANIFEST).read_bytes())
-    for path in sorted(p.relative_to(data).as_posix() for p in data.glob("*/*/*.png")):
+    pairs = [*data.glob("*/input/*.png"), *data.glob("*/target/*.png")]  # not the references made from them
+    for path in sorted(p.relative_to(data).as_posix() for p in pairs):
         digest.update(path.encode() + b"\n")
     return digest.hexdigest()
 
 
-def read_sketches(data: str | Path, split: str, count: int, size: int) -> list[np.ndarray]:
-    """``count`` sketches evenly spread over a split, as ``size x size`` BGR uint8 images."""
-    paths = check_split(data, split, check_sizes=False).inputs()
-    picks = np.linspace(0, len(paths) - 1, min(count, len(paths))).round().astype(int)
-    sketches = []
+def read_sketches(data: str | Path, split: str, count: int, size: int,
+                  reference: bool = False) -> list[tuple[np.ndarray, ...]]:
+    """``count`` generator inputs evenly spread over a split: (sketch,) or, with ``reference``,
+    (sketch, reference), as ``size x size`` BGR uint8 images (what ``Generator`` takes)."""
+    found = check_split(data, split, check_sizes=False, reference=reference)
+    kinds = [found.inputs(), *([found.references()] if reference else [])]
+    picks = np.linspace(0, len(found.names) - 1, min(count, len(found.names))).round().astype(int)
+    inputs = []
     for i in picks:
-        image = cv2.imread(paths[i], cv2.IMREAD_COLOR)
-        if image is None or image.shape != (size, size, 3):
-            raise Face2FaceError(f"{paths[i]}: not a {size}x{size} sketch; is {data} the model's dataset?")
-        sketches.append(image)
-    return sketches
+        images = tuple(cv2.imread(paths[i], cv2.IMREAD_COLOR) for paths in kinds)
+        for path, image in zip((paths[i] for paths in kinds), images):
+            if image is None or image.shape != (size, size, 3):
+                raise Face2FaceError(f"{path}: not a {size}x{size} image; is {data} the model's dataset?")
+        inputs.append(images)
+    return inputs
 
 
-def as_input(sketch: np.ndarray) -> np.ndarray:
-    """BGR uint8 -> the generator's ``float32 [1, s, s, 3]`` RGB in [-1, 1]."""
-    return (cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)[None]
+def as_input(images: tuple[np.ndarray, ...]) -> np.ndarray:
+    """(sketch[, reference]) BGR uint8 -> the generator's ``float32 [1, s, s, C]`` RGB in [-1, 1]."""
+    rgb = [cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in images]
+    return (np.concatenate(rgb, axis=-1).astype(np.float32) / 127.5 - 1.0)[None]
 
 
-def _parity_sketches(data: Path, count: int, size: int) -> np.ndarray:
+def parity_inputs(data: Path, count: int, reference: bool) -> np.ndarray:
+    """``count`` generator inputs (``read_inputs``) evenly spread over the test split (the train
+    split where there is no test split)."""
     try:
-        check_split(data, "test", check_sizes=False)
-        split = "test"
+        split = check_split(data, "test", check_sizes=False, reference=reference)
     except Face2FaceError:
-        split = "train"
-    return np.concatenate([as_input(s) for s in read_sketches(data, split, count, size)])
+        split = check_split(data, "train", check_sizes=False, reference=reference)
+    picks = np.linspace(0, len(split.names) - 1, min(count, len(split.names))).round().astype(int)
+    return read_inputs(split, picks)
 
 
 def _rename_io(proto: onnx.ModelProto) -> None:

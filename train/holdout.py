@@ -23,7 +23,7 @@ import numpy as np
 from face2face.errors import Face2FaceError
 from face2face.files import write_atomic
 from face2face.runtime.background import face_outline
-from face2face.train.data import Split
+from face2face.train.data import Split, read_inputs
 from face2face.train.evaluate import outline_mask
 from face2face.train.options import SCORES
 from face2face.train.prepare import read_landmarks
@@ -77,19 +77,19 @@ def read_scores(run: str | Path) -> Scores | None:
 
 
 def face_pairs(split: Split) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sketches in [-1, 1], photos in [0, 1], masks inside each face's outline) of ``split``'s
-    pairs: ``float32 (N, size, size, 3)`` RGB and ``bool (N, size, size)``."""
+    """(generator inputs in [-1, 1] (``read_inputs``), photos in [0, 1], masks inside each face's
+    outline) of ``split``'s pairs: ``float32 (N, size, size, C)``, ``(N, size, size, 3)`` RGB and
+    ``bool (N, size, size)``."""
     names, points, _ = read_landmarks(split.root / split.name)
     where = {n: i for i, n in enumerate(names)}
-    sketches, photos, masks = [], [], []
-    for name, sketch_path, photo_path in zip(split.names, split.inputs(), split.targets()):
+    photos, masks = [], []
+    for name, photo_path in zip(split.names, split.targets()):
         if name not in where:
             raise Face2FaceError(f"{split.root / split.name}/landmarks.json: no landmarks for pair {name}")
-        sketch, photo = (cv2.imread(p, cv2.IMREAD_COLOR) for p in (sketch_path, photo_path))
-        sketches.append(cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)
+        photo = cv2.imread(photo_path, cv2.IMREAD_COLOR)
         photos.append(cv2.cvtColor(photo, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0)
         masks.append(outline_mask(face_outline(points[where[name]]), (split.size, split.size)))
-    return np.stack(sketches), np.stack(photos), np.stack(masks)
+    return read_inputs(split), np.stack(photos), np.stack(masks)
 
 
 class HoldoutScorer:

@@ -15,6 +15,7 @@ FEATURE_MATCHING = 10.0  # weight of the discriminator feature-matching term (pi
 CONFIG = "config.json"  # in a run folder: resolved options and what differs from the defaults
 CHECKPOINTS = "checkpoints"  # in a run folder: tf.train.CheckpointManager's folder
 BEST = "best"  # in a run folder: the checkpoint of the weights that scored best on the held-back pairs
+REFERENCES = ("bank", "none")  # what the generator reads besides the sketch (TrainConfig.reference)
 UPSAMPLING = ("transpose", "resize")  # the generator's decoder: the paper's transposed convolutions, or resize-convolutions
 SCORES = "scores.json"  # in a run folder: the held-out score at each checkpoint, and the best step
 
@@ -38,6 +39,8 @@ class TrainConfig:
     ema: float = 0.0  # decay of the generator's weight average handed over instead of its weights (0 = off)
     lr_decay: float = 0.0  # final share of steps over which the learning rate falls linearly to 0 (0 = constant)
     warp: bool = False  # also rotate, scale and shift each pair (``face2face.train.data.warp``)
+    reference: Literal["bank", "none"] = "bank"  # the generator also reads the target's own pixels
+    # warped onto the sketch (``face2face.reference``), or the sketch alone (the paper's, and models made before)
     settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)
     holdout: float = 0.05  # last share of the train split held back to choose the weights handed over (0 = off)
     checkpoint_every: int = 1000  # steps between checkpoints

@@ -117,15 +117,16 @@ def generator_depth(size: int) -> int:
 
 
 def build_generator(size: int = 256, ngf: int = 64, name: str = "generator",
-                    upsample: str = "transpose") -> keras.Model:
-    """U-Net generator: ``[B, size, size, 3]`` sketch in [-1, 1] -> photo in [-1, 1]; ``upsample``
+                    upsample: str = "transpose", channels: int = 3) -> keras.Model:
+    """U-Net generator: ``[B, size, size, channels]`` input in [-1, 1] (the sketch, then the
+    reference where ``channels`` is 6: ``face2face.reference``) -> photo in [-1, 1]; ``upsample``
     is one of ``UPSAMPLING`` (the paper's transposed convolutions, or ``ResizeConv``)."""
     if upsample not in UPSAMPLING:
         raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
     up = layers.Conv2DTranspose if upsample == "transpose" else (lambda width, *_, **kw: ResizeConv(width, **kw))
     depth = generator_depth(size)
     widths = [ngf * min(2**i, 8) for i in range(depth)]
-    inputs = keras.Input((size, size, 3), name="sketch")
+    inputs = keras.Input((size, size, channels), name="sketch")
     x = layers.Conv2D(widths[0], 4, 2, "same", kernel_initializer=_init(), name="down0")(inputs)
     skips = [x]
     for i, width in enumerate(widths[1:], start=1):
@@ -157,7 +158,7 @@ def as_transposed(generator: keras.Model) -> keras.Model:
     if not any(isinstance(layer, ResizeConv) for layer in generator.layers):
         return generator
     size, ngf = generator.input_shape[1], generator.get_layer("down0").filters
-    plain = build_generator(size, ngf, generator.name)
+    plain = build_generator(size, ngf, generator.name, channels=generator.input_shape[-1])
     for layer, source in zip(plain.layers, generator.layers, strict=True):  # built in the same order
         if isinstance(source, ResizeConv):
             kernel = tied_kernel(tf.convert_to_tensor(source.kernel3))
@@ -167,9 +168,11 @@ def as_transposed(generator: keras.Model) -> keras.Model:
     return plain
 
 
-def build_discriminator(size: int = 256, ndf: int = 64, name: str = "discriminator") -> keras.Model:
-    """70x70 PatchGAN on ``concat(sketch, image)``: ``[B, size/8 - 2, size/8 - 2, 1]`` logits."""
-    sketch = keras.Input((size, size, 3), name="sketch")
+def build_discriminator(size: int = 256, ndf: int = 64, name: str = "discriminator",
+                        channels: int = 3) -> keras.Model:
+    """70x70 PatchGAN on ``concat(input, image)`` (the generator's ``channels``-channel input):
+    ``[B, size/8 - 2, size/8 - 2, 1]`` logits."""
+    sketch = keras.Input((size, size, channels), name="sketch")
     image = keras.Input((size, size, 3), name="image")
     x = layers.Concatenate()([sketch, image])
     for i, (width, stride) in enumerate(((ndf, 2), (ndf * 2, 2), (ndf * 4, 2), (ndf * 8, 1))):
@@ -194,7 +197,7 @@ def parts_mask(sketch: tf.Tensor) -> tf.Tensor:
     magenta strokes) of RGB sketches in [-1, 1], 0 elsewhere; the strokes are widened by about a
     tenth of the side, which covers the eyes' and the open mouth's insides."""
     size = sketch.shape[1]
-    r, g, b = tf.unstack((tf.cast(sketch, tf.float32) + 1.0) / 2.0, axis=-1)
+    r, g, b = tf.unstack((tf.cast(sketch[..., :3], tf.float32) + 1.0) / 2.0, axis=-1)
     eyes = (g > 0.75) & (r < 0.3)  # green, cyan; not yellow, white or the nose's blue (g 0.5)
     lips = (r > 0.5) & (g < 0.3)  # red, magenta
     strokes = tf.cast(eyes | lips, tf.float32)[..., None]
@@ -299,10 +302,10 @@ class Pix2Pix(keras.Model):
     def __init__(self, size: int = 256, ngf: int = 64, ndf: int = 64, lambda_l1: float = LAMBDA_L1,
                  global_batch_size: int = 1, lambda_fm: float = 0.0, parts_weight: float = 0.0,
                  upsample: str = "transpose", detail_weight: float = 0.0, ema: float = 0.0,
-                 **kwargs) -> None:
+                 channels: int = 3, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.generator = build_generator(size, ngf, upsample=upsample)
-        self.discriminator = build_discriminator(size, ndf)
+        self.generator = build_generator(size, ngf, upsample=upsample, channels=channels)
+        self.discriminator = build_discriminator(size, ndf, channels=channels)
         self.features = discriminator_features(self.discriminator)
         self.lambda_l1 = lambda_l1
         self.lambda_fm = lambda_fm

@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 FORMAT = "face2face-dataset"
 SPLITS = ("train", "test")
+REFERENCES = "references"  # the reference bank's folder (``face2face.train.references``)
+REFERENCES_DONE = "references.json"  # written after the bank and every pair's reference
 # A video that stops decoding this many frames in a row before its announced end is over.
 MAX_CONSECUTIVE_UNREADABLE = 25
 
@@ -160,9 +162,11 @@ def _reset(out: Path) -> None:
 
 
 def _clear(out: Path) -> None:
-    """Remove what ``prepare`` writes in ``out``, and nothing else the folder holds."""
+    """Remove what ``prepare`` (and ``face2face.train.references``, from it) writes in ``out``, and
+    nothing else the folder holds."""
     (out / MANIFEST).unlink(missing_ok=True)
-    for name in (".staging", *SPLITS):
+    (out / REFERENCES_DONE).unlink(missing_ok=True)  # first: the references' mark of completion
+    for name in (".staging", *SPLITS, REFERENCES):
         shutil.rmtree(out / name, ignore_errors=True)
 
 

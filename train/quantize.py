@@ -48,14 +48,15 @@ class QuantizeReport:
         return self.psnr_vs_fp32_min >= GUARD_DB
 
 
-def held_out_psnr(model: Path, quantized, sketches: list[np.ndarray]) -> np.ndarray:
-    """PSNR (dB) of the quantized model's faces against onnxruntime fp32's, per sketch."""
+def held_out_psnr(model: Path, quantized, sketches: list[tuple[np.ndarray, ...]]) -> np.ndarray:
+    """PSNR (dB) of the quantized model's faces against onnxruntime fp32's, per input
+    ((sketch,) or (sketch, reference))."""
     from face2face.train.evaluate import psnr
 
     fp32 = Generator(model, provider="cpu", warmup=0, announce=False)
     int8 = Generator(model, engine=(OpenVinoEngine(quantized, "int8"), EngineChoice("openvino", "int8")), warmup=0,
                      announce=False)
-    return np.array([psnr(int8(s) / 255.0, fp32(s) / 255.0) for s in sketches])
+    return np.array([psnr(int8(*s) / 255.0, fp32(*s) / 255.0) for s in sketches])
 
 
 def quantize(model: str | Path, data: str | Path, count: int = 100) -> QuantizeReport:
@@ -72,12 +73,13 @@ def quantize(model: str | Path, data: str | Path, count: int = 100) -> QuantizeR
     info = read_sidecar(model)
     if info.dataset_fingerprint and info.dataset_fingerprint != dataset_fingerprint(data):
         log.warning("%s is not the dataset %s was trained on; calibrating on it anyway", data, model.name)
-    sketches = read_sketches(data, "train", count, info.size)
+    reference = info.input_channels == 6
+    sketches = read_sketches(data, "train", count, info.size, reference)
     # NNCF draws its progress bar on stdout: progress goes to stderr here, and nowhere under --quiet
     with contextlib.redirect_stdout(sys.stderr if log.isEnabledFor(logging.INFO) else io.StringIO()):
         quantized = nncf.quantize(read_phase_model(model), nncf.Dataset(sketches, as_input),
                                   subset_size=len(sketches), preset=nncf.QuantizationPreset.PERFORMANCE)
-    held_out = read_sketches(data, "test", HELD_OUT, info.size)
+    held_out = read_sketches(data, "test", HELD_OUT, info.size, reference)
     scores = held_out_psnr(model, quantized, held_out)
     quantized.set_rt_info(file_sha256(model), SOURCE_KEY)
     quantized.set_rt_info(f"{scores.min():.2f}", GUARD_KEY)

@@ -34,7 +34,8 @@ from face2face.files import write_atomic
 from face2face.runtime.openvino_engine import NO_BF16, native_bf16
 from face2face.train import pix2pix
 from face2face.train.distribute import PEER_ERRORS, is_chief, lost_peer_message, make_strategy, share_from_chief
-from face2face.train.data import Split, check_split, make_dataset
+from face2face.train.references import ensure_references
+from face2face.train.data import Split, check_split, make_dataset, read_inputs
 from face2face.train.holdout import HoldoutScorer, Scores, read_scores, split_holdout
 from face2face.train.level import OUTPUT_LAYER, FaceLevel
 from face2face.train.options import BEST, CHECKPOINTS, CONFIG, LAMBDA_L1, TrainConfig, check_train_config, read_run_config
@@ -68,7 +69,7 @@ def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -
     """The GAN with both optimisers, built and compiled (call inside the strategy's scope)."""
     model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch,
                             config.feature_matching, config.parts_weight, config.upsample,
-                            config.detail_weight, config.ema)
+                            config.detail_weight, config.ema, channels=input_channels(config))
     rate = config.learning_rate
     if config.lr_decay:
         rate = pix2pix.LinearDecay(config.learning_rate, total_steps, config.lr_decay)
@@ -77,6 +78,11 @@ def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -
         pix2pix.make_optimizer(rate, config.beta_1, config.precision == "fp16", "d_adam", config.adam),
     )
     return model
+
+
+def input_channels(config: TrainConfig) -> int:
+    """Channels of the generator's input: the sketch, then the reference where the run uses one."""
+    return 6 if config.reference == "bank" else 3
 
 
 def make_checkpoint(model: pix2pix.Pix2Pix) -> tuple[tf.train.Checkpoint, tf.Variable, tf.Variable]:
@@ -125,9 +131,12 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
     """
     check_train_config(config)
     run = Path(run_dir)
-    train_split, held = split_holdout(check_split(data_dir, "train"), config.holdout)
+    reference = config.reference == "bank"
+    if reference:
+        ensure_references(data_dir)
+    train_split, held = split_holdout(check_split(data_dir, "train", reference=reference), config.holdout)
     try:
-        test_split = check_split(data_dir, "test")
+        test_split = check_split(data_dir, "test", reference=reference)
     except Face2FaceError:
         log.warning("%s: no usable test split; samples come from the train split", data_dir)
         test_split = train_split
@@ -454,7 +463,8 @@ def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
         raise Face2FaceError(f"{run}: nothing to resume (no checkpoint in {run / CHECKPOINTS})")
     saved = read_run_config(run)
     for key, now, absent in (("size", size, None), ("ngf", config.ngf, None), ("ndf", config.ndf, None),
-                             ("upsample", config.upsample, "transpose"), ("ema", config.ema, 0.0)):
+                             ("upsample", config.upsample, "transpose"), ("ema", config.ema, 0.0),
+                             ("reference", config.reference, "none")):
         # absent: the value in runs made before the option
         before = saved["resolved"]["size"] if key == "size" else saved["options"].get(key, absent)
         if before != now:
@@ -494,21 +504,22 @@ def _log_scalars(writer, model, step: int) -> None:
 
 def _sample_batch(split: Split, count: int) -> tuple[np.ndarray, np.ndarray]:
     picks = np.linspace(0, len(split.names) - 1, min(count, len(split.names))).round().astype(int)
-    sketches, photos = [], []
-    for i in picks:
-        for paths, out in ((split.inputs(), sketches), (split.targets(), photos)):
-            out.append(cv2.cvtColor(cv2.imread(paths[i]), cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0)
-    return np.stack(sketches), np.stack(photos)
+    photos = [cv2.cvtColor(cv2.imread(split.targets()[i]), cv2.COLOR_BGR2RGB).astype(np.float32) / 127.5 - 1.0
+              for i in picks]
+    return read_inputs(split, picks), np.stack(photos)
 
 
 def _write_samples(writer, run: Path, generator, samples, step: int, chief: bool) -> None:
-    """(sketch | output | photo) rows, output from the exported graph (``training=False``)."""
-    sketches, photos = samples
-    outputs = np.asarray(generator(sketches, training=False), dtype=np.float32)
-    rows = np.concatenate([sketches, outputs, photos], axis=2)  # [n, size, 3*size, 3]
+    """(sketch | reference | output | photo) rows (no reference column for a sketch-only
+    generator), output from the exported graph (``training=False``)."""
+    inputs, photos = samples
+    outputs = np.asarray(generator(inputs, training=False), dtype=np.float32)
+    shown = [inputs[..., i:i + 3] for i in range(0, inputs.shape[-1], 3)]
+    rows = np.concatenate([*shown, outputs, photos], axis=2)  # [n, size, k*size, 3]
     rows = np.clip((rows + 1.0) * 127.5, 0, 255).round().astype(np.uint8)
+    name = "sketch|reference|output|photo" if len(shown) > 1 else "sketch|output|photo"
     with writer.as_default(step=step):
-        tf.summary.image("samples/sketch|output|photo", rows, max_outputs=len(rows))
+        tf.summary.image(f"samples/{name}", rows, max_outputs=len(rows))
     if chief:
         (run / "samples").mkdir(parents=True, exist_ok=True)
         grid = cv2.cvtColor(np.concatenate(list(rows), axis=0), cv2.COLOR_RGB2BGR)

@@ -1,0 +1,224 @@
+"""The target's own pixels for the generator: train photos of the target, the ones nearest in face
+shape warped onto the sketch's landmarks and blended, one function for training and live use.
+
+A ``ReferenceBank`` holds a few dozen face crops of the target with their 68 landmarks. For a
+sketch's landmarks, ``ReferenceBank.build`` takes the ``NEAREST`` crops whose shapes (68 points,
+similarity-aligned to the bank's template) are closest, warps each piecewise-affinely onto the
+landmarks (one Delaunay triangulation of the template's points and the crop's border; a map per
+frame, ``cv2.remap``) and blends them with weights that fall to zero at the next-nearest crop's
+distance, so the reference changes continuously as the face moves: no popping when the nearest
+crop changes. The generator then copies what is still true of those crops (skin, the frames of
+glasses, the iris) and redraws what is not (an open mouth over a closed one, a blink).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from face2face.errors import Face2FaceError
+from face2face.geometry import similarity_fit
+
+NEAREST = 2  # crops blended per frame
+BANK_SIZE = 96  # crops a bank keeps (farthest-point samples of the train frames' shapes; docs/experiments.md)
+EXCLUDE_SECONDS = 1.0  # a training pair never takes a crop from within this much video of its own frame
+BANK_FILE = "bank.json"
+MAP_STEP = 2  # the warp's maps are exact every this many pixels (``PiecewiseAffine``)
+_BORDER_STEPS = 4  # border points per side of the crop, corners included once
+
+
+def normalised_shapes(points: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """``(N, 136)``: each 68-point set moved by its best similarity onto ``template``, flattened."""
+    shapes = np.empty((len(points), 136), np.float32)
+    for i, p in enumerate(points):
+        m = similarity_fit(p, template)
+        shapes[i] = (p @ m[:, :2].T + m[:, 2]).reshape(-1)
+    return shapes
+
+
+def triangulation(template: np.ndarray, size: int) -> np.ndarray:
+    """``int32 (T, 3)``: Delaunay triangles over the template's 68 points and the crop's border points
+    (indices into ``with_border(points, size)``)."""
+    points = with_border(template, size)
+    subdiv = cv2.Subdiv2D((-2, -2, size + 4, size + 4))
+    for x, y in points:
+        subdiv.insert((float(x), float(y)))
+    triangles = []
+    lookup = {(round(float(x), 3), round(float(y), 3)): i for i, (x, y) in enumerate(points)}
+    for t in subdiv.getTriangleList().reshape(-1, 3, 2):
+        keys = [(round(float(x), 3), round(float(y), 3)) for x, y in t]
+        if all(k in lookup for k in keys):
+            triangles.append([lookup[k] for k in keys])
+    return np.asarray(triangles, np.int32)
+
+
+def with_border(points: np.ndarray, size: int) -> np.ndarray:
+    """``(68 + B, 2)``: the landmarks, then fixed points along the crop's border (they map to themselves)."""
+    edge = np.linspace(-1.0, size, _BORDER_STEPS + 1)[:-1]
+    far = float(size)
+    border = np.concatenate([
+        np.stack([edge, np.full_like(edge, -1.0)], 1), np.stack([np.full_like(edge, far), edge], 1),
+        np.stack([far - 1.0 - edge, np.full_like(edge, far)], 1), np.stack([np.full_like(edge, -1.0), far - 1.0 - edge], 1),
+    ])
+    return np.concatenate([np.asarray(points, np.float32), border.astype(np.float32)])
+
+
+class PiecewiseAffine:
+    """Warps images onto destination landmarks, triangle by triangle, for one crop size.
+
+    The maps are computed exactly on a grid of every ``MAP_STEP``-th pixel (one more row and
+    column of it beyond each edge) and interpolated linearly in between: the warp is linear inside
+    each triangle, so only pixels within a step of a triangle's edge move, by a fraction of a
+    pixel; a quarter of the work.
+    """
+
+    def __init__(self, triangles: np.ndarray, size: int) -> None:
+        self.triangles, self.size = triangles, size
+        coarse = -(-size // MAP_STEP) + 2
+        # grid node c sits at full-resolution position STEP * (c - 1) + (STEP - 1) / 2
+        along = MAP_STEP * (np.arange(coarse, dtype=np.float32) - 1) + (MAP_STEP - 1) / 2
+        self._xs, self._ys = np.meshgrid(along, along)
+        # ... so full-resolution pixel x reads the grid at (x - (STEP - 1) / 2) / STEP + 1
+        pixel = (np.arange(size, dtype=np.float32) - (MAP_STEP - 1) / 2) / MAP_STEP + 1
+        self._read_x, self._read_y = np.meshgrid(pixel, pixel)
+        self._ids = np.empty((coarse, coarse), np.int32)
+        self._coeff = np.empty((coarse, coarse, 6), np.float32)
+        self._map = np.empty((coarse, coarse, 2), np.float32)
+        self._full = np.empty((size, size, 2), np.float32)
+        self._identity = np.array([[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]])
+
+    def set_destination(self, points: np.ndarray) -> None:
+        """Rasterise the triangles at the destination landmarks (which triangle holds each pixel)."""
+        self._dst = with_border(points, self.size).astype(np.float64)
+        self._ids.fill(len(self.triangles))  # the identity row for any pixel no triangle covers
+        coarse = np.round(((self._dst - (MAP_STEP - 1) / 2) / MAP_STEP + 1) * 16).astype(np.int32)
+        for t, tri in enumerate(self.triangles):
+            cv2.fillConvexPoly(self._ids, coarse[tri], int(t), cv2.LINE_8, 4)
+        d = self._dst[self.triangles]  # (T, 3, 2)
+        matrix = np.concatenate([d, np.ones((len(d), 3, 1))], axis=2)  # rows (x, y, 1)
+        ok = np.abs(np.linalg.det(matrix)) > 1e-6
+        inverse = np.zeros_like(matrix)
+        inverse[ok] = np.linalg.inv(matrix[ok])
+        self._inverse, self._ok = inverse, ok
+
+    def maps(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(map_x, map_y) for ``cv2.remap``: where each destination pixel reads an image whose
+        landmarks are ``points``."""
+        src = with_border(points, self.size).astype(np.float64)[self.triangles]  # (T, 3, 2)
+        coeff = np.einsum("tij,tjk->tik", self._inverse, src)  # [x, y, 1] @ coeff = src point
+        bad = ~self._ok  # degenerate at the destination (a closed mouth's inner lips): a shift
+        coeff[bad] = self._identity
+        coeff[bad, 2] = (src.mean(axis=1) - self._dst[self.triangles].mean(axis=1))[bad]
+        table = np.concatenate([coeff, self._identity]).astype(np.float32).reshape(-1, 6)
+        np.take(table, self._ids, axis=0, out=self._coeff)
+        c = self._coeff
+        for axis in range(2):
+            out = self._map[..., axis]
+            out[...] = c[..., axis] * self._xs
+            out += c[..., 2 + axis] * self._ys
+            out += c[..., 4 + axis]
+        cv2.remap(self._map, self._read_x, self._read_y, cv2.INTER_LINEAR, dst=self._full)
+        return self._full[..., 0], self._full[..., 1]
+
+    def warp(self, image: np.ndarray, points: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``image`` (landmarks ``points``) warped onto the destination landmarks."""
+        self.maps(points)
+        return cv2.remap(image, self._full, None, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE)
+
+
+@dataclass
+class ReferenceBank:
+    """Face crops of the target (``uint8 (K, S, S, 3)`` BGR) with their landmarks (``float32 (K, 68, 2)``,
+    crop px), and what each came from (``names``: dataset pair names)."""
+
+    images: np.ndarray
+    points: np.ndarray
+    names: list[str]
+    template: np.ndarray  # (68, 2): the shapes are compared after a similarity fit onto it
+    shapes: np.ndarray = field(init=False)
+    warper: PiecewiseAffine = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = self.images.shape[1]
+        self.shapes = normalised_shapes(self.points, self.template)
+        self.warper = PiecewiseAffine(triangulation(self.template, self.size), self.size)
+        self._warped = np.empty((NEAREST, self.size, self.size, 3), np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def nearest(self, points: np.ndarray, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, weights summing to 1) of the crops blended for ``points``; ``allowed`` (bool (K,))
+        leaves crops out. Weights fall to zero at the distance of the next crop not taken."""
+        shape = normalised_shapes(points[None], self.template)[0]
+        distance = np.sqrt(((self.shapes - shape) ** 2).mean(axis=1))
+        if allowed is not None:
+            distance = np.where(allowed, distance, np.inf)
+        order = np.argsort(distance, kind="stable")
+        candidates = int(np.isfinite(distance).sum())
+        if candidates == 0:
+            raise Face2FaceError("no reference crop to choose from (every crop is excluded)")
+        take = order[: min(NEAREST, candidates)]
+        if candidates > NEAREST:
+            weights = distance[order[NEAREST]] - distance[take]
+        else:
+            weights = np.ones(len(take))
+        weights = np.ones(len(take)) if weights.sum() <= 1e-9 else weights
+        return take, (weights / weights.sum()).astype(np.float32)
+
+    def build(self, points: np.ndarray, out: np.ndarray | None = None,
+              allowed: np.ndarray | None = None) -> np.ndarray:
+        """The reference for a sketch of ``points`` (crop px): ``uint8 (S, S, 3)`` BGR."""
+        take, weights = self.nearest(points, allowed)
+        self.warper.set_destination(points)
+        if out is None:
+            out = np.empty((self.size, self.size, 3), np.uint8)
+        warped = self._warped[: len(take)]
+        for slot, index in enumerate(take):
+            self.warper.warp(self.images[index], self.points[index], out=warped[slot])
+        if len(take) == 1:
+            np.copyto(out, warped[0])
+        elif len(take) == 2:
+            cv2.addWeighted(warped[0], float(weights[0]), warped[1], float(weights[1]), 0.0, dst=out)
+        else:
+            blend = np.tensordot(weights, warped.astype(np.float32), axes=1)
+            cv2.convertScaleAbs(blend, out)  # rounds and saturates to uint8
+        return out
+
+
+def save_bank(bank: ReferenceBank, folder: str | Path) -> None:
+    """Write the bank's crops (``NAME.png``) and ``bank.json`` (names, landmarks, template) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, image in zip(bank.names, bank.images):
+        if not cv2.imwrite(str(folder / f"{name}.png"), image):
+            raise Face2FaceError(f"{folder / name}.png: cannot write (disk full or no permission?)")
+    doc = {"names": bank.names, "points": bank.points.tolist(), "template": bank.template.tolist(),
+           "nearest": NEAREST}
+    (folder / BANK_FILE).write_text(json.dumps(doc))
+
+
+def load_bank(folder: str | Path) -> ReferenceBank:
+    """The bank ``save_bank`` wrote, or a one-line error naming what is missing."""
+    folder = Path(folder)
+    path = folder / BANK_FILE
+    try:
+        doc = json.loads(path.read_text())
+        names = [str(n) for n in doc["names"]]
+        points = np.asarray(doc["points"], np.float32).reshape(len(names), 68, 2)
+        template = np.asarray(doc["template"], np.float32).reshape(68, 2)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise Face2FaceError(f"{path}: unreadable reference bank ({exc}); export the model again") from None
+    images = []
+    for name in names:
+        image = cv2.imread(str(folder / f"{name}.png"), cv2.IMREAD_COLOR)
+        if image is None:
+            raise Face2FaceError(f"{folder / name}.png: missing or unreadable reference crop; export the model again")
+        images.append(image)
+    if not names or len({im.shape for im in images}) != 1 or images[0].shape[0] != images[0].shape[1]:
+        raise Face2FaceError(f"{folder}: no reference crops, or crops of different sizes; export the model again")
+    return ReferenceBank(np.stack(images), points, names, template)

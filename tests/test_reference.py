@@ -1,0 +1,218 @@
+"""The target's own pixels for the generator: the piecewise-affine warp, the choice and blend of
+crops, the rules that keep training from copying its answer, and train/live agreement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import VIDEOS
+from face2face.errors import Face2FaceError
+from face2face.modelfile import read_sidecar
+from face2face.reference import EXCLUDE_SECONDS, PiecewiseAffine, ReferenceBank, load_bank, save_bank, triangulation
+from face2face.runtime.background import face_outline
+from face2face.train.evaluate import outline_mask
+from face2face.train.prepare import read_landmarks
+
+
+def _real_crop(folder: Path, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    names, points, _ = read_landmarks(folder)
+    return cv2.imread(str(folder / "target" / f"{names[index]}.png")), points[index]
+
+
+def test_warp_onto_its_own_landmarks_is_the_photo(tiny_dataset):
+    photo, points = _real_crop(tiny_dataset / "train")
+    warper = PiecewiseAffine(triangulation(points, photo.shape[0]), photo.shape[0])
+    warper.set_destination(points)
+    warped = warper.warp(photo, points)
+    assert np.abs(warped.astype(int) - photo.astype(int)).max() <= 1  # interpolation rounding only
+
+
+def test_a_planted_shift_comes_back(tiny_dataset):
+    """Landmarks moved by (3, 2) px, the border held: inside the face the warp is that shift."""
+    photo, points = _real_crop(tiny_dataset / "train")
+    size = photo.shape[0]
+    warper = PiecewiseAffine(triangulation(points, size), size)
+    warper.set_destination(points + np.float32([3, 2]))
+    warped = warper.warp(photo, points)
+    shifted = cv2.warpAffine(photo, np.float64([[1, 0, 3], [0, 1, 2]]), (size, size), borderMode=cv2.BORDER_REPLICATE)
+    inside = outline_mask(face_outline(points + np.float32([3, 2])), (size, size), inset=2)
+    assert inside.sum() > 500
+    assert np.abs(warped.astype(int) - shifted.astype(int))[inside].mean() < 1.0
+    assert np.abs(photo.astype(int) - shifted.astype(int))[inside].mean() > 3.0  # the shift is visible
+
+
+def _bank(data: Path, count: int = 6) -> ReferenceBank:
+    names, points, _ = read_landmarks(data / "train")
+    picks = np.linspace(0, len(names) - 1, count).round().astype(int)
+    images = np.stack([cv2.imread(str(data / "train" / "target" / f"{names[i]}.png")) for i in picks])
+    return ReferenceBank(images, points[picks], [names[i] for i in picks], points.mean(axis=0))
+
+
+def test_nearest_takes_the_crop_of_that_shape_and_blends_continuously(tiny_dataset):
+    bank = _bank(tiny_dataset)
+    take, weights = bank.nearest(bank.points[3])
+    assert take[0] == 3 and weights[0] > weights[1] and weights.sum() == pytest.approx(1.0)
+    allowed = np.ones(len(bank), bool)
+    allowed[3] = False
+    assert 3 not in bank.nearest(bank.points[3], allowed)[0]
+    with pytest.raises(Face2FaceError, match="excluded"):
+        bank.nearest(bank.points[3], np.zeros(len(bank), bool))
+    # From one crop's shape to another's: each crop's weight moves a little at each small step (no
+    # jump when the nearest crop changes), and the blend ends on the other crop.
+    previous = None
+    for t in np.linspace(0.0, 1.0, 201):
+        take, weights = bank.nearest((1 - t) * bank.points[0] + t * bank.points[5])
+        dense = np.zeros(len(bank))
+        dense[take] = weights
+        if previous is not None:
+            assert np.abs(dense - previous).max() < 0.1
+        previous = dense
+    assert take[0] == 5
+
+
+def test_bank_round_trip(tiny_dataset, tmp_path):
+    bank = _bank(tiny_dataset)
+    save_bank(bank, tmp_path / "bank")
+    again = load_bank(tmp_path / "bank")
+    assert again.names == bank.names
+    np.testing.assert_array_equal(again.images, bank.images)
+    np.testing.assert_array_equal(again.build(bank.points[1]), bank.build(bank.points[1]))
+    (tmp_path / "bank" / f"{bank.names[2]}.png").unlink()
+    with pytest.raises(Face2FaceError, match="missing or unreadable reference crop"):
+        load_bank(tmp_path / "bank")
+
+
+@pytest.fixture(scope="module")
+def long_dataset(tmp_path_factory) -> Path:
+    """lp_d19 at 64 px, every 3rd frame: 8 s of video, so the one-second rules bite."""
+    from face2face.train.prepare import PrepareConfig, prepare
+    from face2face.train.references import ensure_references
+
+    out = tmp_path_factory.mktemp("data") / "d19_long"
+    prepare([str(VIDEOS / "lp_d19.mp4")], out, PrepareConfig(size=64, every=3))
+    ensure_references(out)
+    return out
+
+
+def test_no_pair_copies_its_own_photo_or_its_neighbours(long_dataset):
+    from face2face.train.references import BANK_FOLDER, allowed_for, frame_of
+
+    bank = load_bank(long_dataset / BANK_FOLDER)
+    fps = json.loads((long_dataset / "manifest.json").read_text())["sources"][0]["fps"]
+    test_names, test_points, _ = read_landmarks(long_dataset / "test")
+    first_test = min(frame_of(n)[1] for n in test_names)
+    bank_frames = [frame_of(n)[1] for n in bank.names]
+    train_names, train_points, _ = read_landmarks(long_dataset / "train")
+    assert set(bank.names) <= set(train_names)  # test pairs take references only from the train split
+    assert max(bank_frames) < first_test - EXCLUDE_SECONDS * fps  # nor the second before the split
+    checked = 0
+    for i in range(0, len(train_names), 5):
+        allowed = allowed_for(bank, train_names[i], [fps])
+        frame = frame_of(train_names[i])[1]
+        assert all(abs(f - frame) >= EXCLUDE_SECONDS * fps for f, ok in zip(bank_frames, allowed) if ok)
+        written = cv2.imread(str(long_dataset / "train" / "reference" / f"{train_names[i]}.png"))
+        np.testing.assert_array_equal(written, bank.build(train_points[i], allowed=allowed))
+        checked += 1
+    assert checked >= 10
+    # A test pair's reference is what live builds for the same landmarks from the whole bank.
+    written = cv2.imread(str(long_dataset / "test" / "reference" / f"{test_names[3]}.png"))
+    np.testing.assert_array_equal(written, bank.build(test_points[3]))
+
+
+def test_the_reference_helps(long_dataset):
+    """Against the photo, inside the face: the warped nearest crops beat the bank's most typical
+    crop warped the same way, on every second test pair."""
+    from face2face.train.evaluate import face_figures, ssim_map
+    from face2face.train.references import BANK_FOLDER
+
+    bank = load_bank(long_dataset / BANK_FOLDER)
+    names, points, _ = read_landmarks(long_dataset / "test")
+    nearest_l1, one_l1 = [], []
+    typical = int(np.argmin(((bank.shapes - bank.shapes.mean(axis=0)) ** 2).sum(axis=1)))
+    for i in range(0, len(names), 2):
+        photo = cv2.imread(str(long_dataset / "test" / "target" / f"{names[i]}.png")) / 255.0
+        mask = outline_mask(face_outline(points[i]), photo.shape[:2])
+        bank.warper.set_destination(points[i])
+        one = bank.warper.warp(bank.images[typical], bank.points[typical]) / 255.0
+        near = bank.build(points[i]) / 255.0
+        nearest_l1.append(face_figures(np.abs(near - photo), ssim_map(near, photo), mask)[0])
+        one_l1.append(face_figures(np.abs(one - photo), ssim_map(one, photo), mask)[0])
+    assert np.mean(nearest_l1) < np.mean(one_l1)
+
+
+def test_training_and_live_build_the_same_reference(tiny_model, tiny_dataset):
+    """The dataset's reference for a test pair (what training and the held-back scores read) is the
+    one the runtime builds from the exported model's bank for the same landmarks."""
+    from face2face.runtime.generator import Generator
+
+    info = read_sidecar(tiny_model)
+    assert (info.input_channels, info.reference) == (6, "tiny.reference")
+    generator = Generator(tiny_model, provider="cpu", announce=False)
+    names, points, _ = read_landmarks(tiny_dataset / "test")
+    for i in (0, len(names) - 1):
+        written = cv2.imread(str(tiny_dataset / "test" / "reference" / f"{names[i]}.png"))
+        np.testing.assert_array_equal(generator.reference(points[i]), written)
+
+
+def test_the_generator_reads_the_reference(tiny_model, tiny_dataset):
+    """The same sketch with another reference gives another face (the input is used), the same
+    reference the same face."""
+    from face2face.runtime.generator import Generator
+
+    generator = Generator(tiny_model, provider="cpu", announce=False)
+    names, points, _ = read_landmarks(tiny_dataset / "test")
+    sketch = cv2.imread(str(tiny_dataset / "test" / "input" / f"{names[0]}.png"))
+    own = generator(sketch, generator.reference(points[0])).copy()
+    np.testing.assert_array_equal(own, generator(sketch, generator.reference(points[0])))
+    other = generator(sketch, np.full_like(sketch, 128)).copy()
+    assert np.abs(own.astype(int) - other.astype(int)).mean() > 1.0
+    np.testing.assert_array_equal(generator(sketch), generator(sketch, generator.neutral_reference))
+
+
+def test_a_sketch_only_model_still_runs(tiny_dataset, tmp_path, analyzer):
+    """Models made before references (and `train --reference none`): 3 channels, no bank, the live
+    loop's reference stage empty; the sidecar fields they lack read as such."""
+    from face2face.runtime.generator import Generator
+    from face2face.runtime.pipeline import STAGES, Puppeteer, PuppetConfig
+    from face2face.train.export import export
+    from face2face.train.trainer import TrainConfig, train
+
+    train(tiny_dataset, tmp_path / "run", TrainConfig(steps=4, ngf=8, ndf=8, reference="none", holdout=0.0))
+    model = tmp_path / "old.onnx"
+    export(tmp_path / "run", model)
+    raw = json.loads(model.with_suffix(".json").read_text())
+    assert (raw["input_channels"], raw["reference"]) == (3, "")
+    for key in ("input_channels", "reference"):  # as a sidecar written before them
+        del raw[key]
+    model.with_suffix(".json").write_text(json.dumps(raw))
+    generator = Generator(model, provider="cpu", announce=False)
+    assert generator.bank is None and generator.reference(np.zeros((68, 2), np.float32)) is None
+    puppet = Puppeteer(generator, analyzer, PuppetConfig(width=64, height=64))
+    frame = cv2.imread(str(VIDEOS.parent / "images" / "lp_d19.jpg"))
+    row = np.zeros(len(STAGES))
+    out = puppet.process(frame, 0.0, row)
+    assert out.shape == (64, 64, 3) and puppet.points is not None
+    assert row[STAGES.index("reference")] < 1e-4 < row[STAGES.index("generate")]
+
+
+def test_sidecar_checks_the_reference_fields(tiny_model, tmp_path):
+    import shutil
+
+    for path in tiny_model.parent.glob(f"{tiny_model.stem}*"):
+        (shutil.copytree if path.is_dir() else shutil.copy)(path, tmp_path / path.name)
+    model = tmp_path / tiny_model.name
+    raw = json.loads(model.with_suffix(".json").read_text())
+    model.with_suffix(".json").write_text(json.dumps({**raw, "reference": ""}))
+    with pytest.raises(Face2FaceError, match="input_channels 6 with reference ''"):
+        read_sidecar(model)
+    model.with_suffix(".json").write_text(json.dumps(raw))
+    shutil.rmtree(tmp_path / "tiny.reference")
+    from face2face.runtime.generator import Generator
+
+    with pytest.raises(Face2FaceError, match="tiny.reference/bank.json: unreadable reference bank"):
+        Generator(model, provider="cpu", announce=False)

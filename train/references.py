@@ -1,0 +1,191 @@
+"""A dataset's reference bank and each pair's reference (``face2face.reference``), written into the
+dataset folder: ``references/`` (the bank: ``bank.json`` and its crops) and
+``{split}/reference/NAME.png`` beside each pair's sketch and photo.
+
+No pair can copy its own photo. The bank holds train crops only, never from the second of video
+just before the test split (the first test frames would copy their neighbours); a train pair
+takes no crop from within ``EXCLUDE_SECONDS`` of its own frame. The bank is ``BANK_SIZE``
+farthest-point samples of the eligible train frames' shapes, starting from the one nearest the
+mean shape: the range of the target's expressions and poses rather than many copies of the
+commonest one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from face2face.errors import Face2FaceError
+from face2face.files import write_atomic
+from face2face.reference import (BANK_SIZE, EXCLUDE_SECONDS, ReferenceBank, load_bank, normalised_shapes,
+                                 save_bank)
+from face2face.train.prepare import REFERENCES, REFERENCES_DONE, SPLITS, read_landmarks, read_manifest
+
+log = logging.getLogger(__name__)
+
+BANK_FOLDER = REFERENCES
+DONE = REFERENCES_DONE  # written last into the dataset folder: its presence marks complete references
+
+
+def frame_of(name: str) -> tuple[int, int]:
+    """(video index, frame index) of a pair name ``VV_FFFFFF`` (``face2face.train.prepare``)."""
+    video, frame = name.split("_")
+    return int(video), int(frame)
+
+
+def _fps(manifest: dict) -> list[float]:
+    return [float(s.get("fps") or 30.0) for s in manifest.get("sources", [])] or [30.0]
+
+
+def split_pairs(data: Path, split: str) -> tuple[list[str], np.ndarray]:
+    """(names, ``(N, 68, 2)`` landmarks) of the pairs of a split whose photo is there."""
+    names, points, _ = read_landmarks(data / split)
+    present = {p.stem for p in (data / split / "target").glob("*.png")}
+    keep = [i for i, n in enumerate(names) if n in present]
+    return [names[i] for i in keep], points[keep]
+
+
+def choose_bank(data: str | Path, size: int = BANK_SIZE) -> list[str]:
+    """Names of the train pairs the bank keeps (see the module's docstring)."""
+    data = Path(data)
+    fps = _fps(read_manifest(data))
+    names, points = split_pairs(data, "train")
+    test_names = split_pairs(data, "test")[0] if (data / "test" / "landmarks.json").is_file() else []
+    first_test: dict[int, int] = {}
+    for name in test_names:
+        video, frame = frame_of(name)
+        first_test[video] = min(first_test.get(video, frame), frame)
+    eligible = [i for i, n in enumerate(names)
+                if frame_of(n)[1] < first_test.get(frame_of(n)[0], np.inf) - EXCLUDE_SECONDS * fps[min(frame_of(n)[0], len(fps) - 1)]]
+    if not eligible:  # a video of a second or two: the bank cannot keep its distance from the test split
+        log.warning("%s: the train split is under a second of video; the reference bank takes train frames "
+                    "from just before the test split (record 10 s or more)", data)
+        eligible = list(range(len(names)))
+    template = points.astype(np.float64).mean(axis=0).astype(np.float32)
+    shapes = normalised_shapes(points[eligible], template).astype(np.float64)
+    picked = [int(np.argmin(((shapes - shapes.mean(axis=0)) ** 2).sum(axis=1)))]
+    nearest = ((shapes - shapes[picked[0]]) ** 2).sum(axis=1)
+    while len(picked) < min(size, len(eligible)):
+        picked.append(int(np.argmax(nearest)))
+        nearest = np.minimum(nearest, ((shapes - shapes[picked[-1]]) ** 2).sum(axis=1))
+    return sorted(names[eligible[i]] for i in picked)
+
+
+def dataset_bank(data: str | Path, chosen: list[str]) -> ReferenceBank:
+    """The bank of ``chosen`` train pairs: their photos and landmarks, the train split's mean shape."""
+    data = Path(data)
+    names, points = split_pairs(data, "train")
+    where = {n: i for i, n in enumerate(names)}
+    images = []
+    for name in chosen:
+        image = cv2.imread(str(data / "train" / "target" / f"{name}.png"), cv2.IMREAD_COLOR)
+        if image is None:
+            raise Face2FaceError(f"{data}/train/target/{name}.png: missing; prepare the dataset again")
+        images.append(image)
+    template = points.astype(np.float64).mean(axis=0).astype(np.float32)
+    return ReferenceBank(np.stack(images), points[[where[n] for n in chosen]], list(chosen), template)
+
+
+def allowed_for(bank: ReferenceBank, name: str, fps: list[float]) -> np.ndarray:
+    """``bool (K,)``: the bank's crops a train pair ``name`` may take: none within a second of it;
+    where every crop is (a video of a second or two), the one farthest from it in time, never its own."""
+    video, frame = frame_of(name)
+    rate = fps[min(video, len(fps) - 1)]
+    apart = np.array([np.inf if v != video else abs(f - frame) for v, f in map(frame_of, bank.names)])
+    allowed = apart >= EXCLUDE_SECONDS * rate
+    if not allowed.any() and apart.max() > 0:
+        allowed[int(np.argmax(apart))] = True
+    return allowed
+
+
+def has_references(data: str | Path) -> bool:
+    """Whether the dataset's references are complete."""
+    return (Path(data) / DONE).is_file()
+
+
+def ensure_references(data: str | Path) -> ReferenceBank:
+    """The dataset's bank, after writing the bank and every pair's reference where they are missing
+    (interrupted: written again from the start; a few seconds for hundreds of pairs). Processes
+    sharing the folder (workers of one run on one machine) take turns: the first writes."""
+    data = Path(data)
+    read_manifest(data)  # a one-line error for a folder that is not a dataset
+    if has_references(data):
+        return load_bank(data / BANK_FOLDER)
+    with _locked(data / ".references.lock"):
+        if has_references(data):
+            return load_bank(data / BANK_FOLDER)
+        return _write_references(data)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` for the block (POSIX; elsewhere none: one process per folder)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_references(data: Path) -> ReferenceBank:
+    manifest = read_manifest(data)
+    fps = _fps(manifest)
+    bank = dataset_bank(data, choose_bank(data))
+    (data / DONE).unlink(missing_ok=True)
+    shutil.rmtree(data / BANK_FOLDER, ignore_errors=True)
+    save_bank(bank, data / BANK_FOLDER)
+    counts = {}
+    for split in SPLITS:
+        if not (data / split / "landmarks.json").is_file():
+            continue
+        names, points = split_pairs(data, split)
+        folder = data / split / "reference"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for name, p in zip(names, points):
+            allowed = allowed_for(bank, name, fps) if split == "train" else None
+            image = bank.build(p, allowed=allowed)
+            if not cv2.imwrite(str(folder / f"{name}.png"), image):
+                raise Face2FaceError(f"{folder / name}.png: cannot write (disk full or no permission?)")
+        counts[split] = len(names)
+    write_atomic(data / DONE, json.dumps({"bank": bank.names, "pairs": counts}, indent=2).encode())
+    log.info("references: a bank of %d train crops, a reference for each of %d pairs", len(bank),
+             sum(counts.values()))
+    return bank
+
+
+def reference_folder(model: str | Path) -> Path:
+    """``MODEL.reference/`` beside ``MODEL.onnx``: the bank the model reads its references from."""
+    path = Path(model)
+    return path.with_name(path.stem + ".reference")
+
+
+def write_model_bank(data: str | Path, model: str | Path) -> Path:
+    """Copy the dataset's bank to ``MODEL.reference/``. Atomic: a partial folder never takes the name."""
+    source = Path(data) / BANK_FOLDER
+    if not has_references(data) or not (source / "bank.json").is_file():
+        raise Face2FaceError(f"{data}: no reference bank (references.json missing); train with it first")
+    folder = reference_folder(model)
+    tmp = folder.with_name(f".{folder.name}.part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(source, tmp)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
