@@ -39,8 +39,9 @@ def main() -> None:
         engines["OpenVINO bf16, phase graph"] = OpenVinoEngine(read_phase_model(args.model), "bf16", args.threads)
     if int8_is_current(args.model):
         engines["OpenVINO int8, phase graph"] = OpenVinoEngine.open(args.model, "int8", args.threads)
-    x = np.random.default_rng(0).uniform(-1, 1, engines["OpenVINO fp32, phase graph"].input_shapes[0]).astype(np.float32)
-    y = np.empty_like(x)
+    phases = engines["OpenVINO fp32, phase graph"]
+    x = np.random.default_rng(0).uniform(-1, 1, phases.input_shapes[0]).astype(np.float32)
+    y = np.empty(phases.output_shapes[0], np.float32)  # 3 channels; the input has 6 with a reference
     times: dict[str, list[float]] = {name: [] for name in engines}
     for engine in engines.values():
         engine.bind(x, y)

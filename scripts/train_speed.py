@@ -30,6 +30,8 @@ import tensorflow as tf
 from face2face.train import pix2pix
 from face2face.train.data import check_split, make_dataset
 from face2face.train.trainer import POLICIES, TrainConfig, build, train
+from face2face.train.options import REFERENCES
+from face2face.train.references import ensure_references
 
 G_PASSES, D_PASSES = 3, 7  # forwards' worth of work per step (see the docstring)
 
@@ -73,7 +75,9 @@ def part_seconds(data: str, config: TrainConfig, repeats: int = 40) -> dict[str,
     """Seconds per step of each part of a training step, timed alone (batch 1)."""
     keras.mixed_precision.set_global_policy(POLICIES[config.precision])
     try:
-        split = check_split(data, "train", check_sizes=False)
+        if config.reference == "bank":
+            ensure_references(data)
+        split = check_split(data, "train", check_sizes=False, reference=config.reference == "bank")
         batches = iter(make_dataset(split, 1, True, config.seed, repeat=True))
         for _ in split.names:  # the first pass decodes and caches every pair
             next(batches)
@@ -129,6 +133,8 @@ def main() -> None:
                         help="Adam's update: one kernel per weight (fused), or Keras's element-wise ops")
     parser.add_argument("--feature-matching", type=float, nargs="+", default=[TrainConfig.feature_matching])
     parser.add_argument("--detail-weight", type=float, nargs="+", default=[TrainConfig.detail_weight])
+    parser.add_argument("--reference", nargs="+", default=["bank"], choices=REFERENCES,
+                        help="the generator reads the target's own pixels (bank) or the sketch alone (none)")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=30)
@@ -144,18 +150,19 @@ def main() -> None:
               f"threads")
     rows = []
     grid = list(itertools.product(args.ngf, args.ndf, args.precision, args.xla, args.upsample, args.feature_matching,
-                                  args.detail_weight, args.adam))
-    for _, (ngf, ndf, precision, xla, upsample, fm, detail, adam) in itertools.product(range(args.rounds), grid):
-        g = forward_gmac(pix2pix.build_generator(size, ngf))
-        d = forward_gmac(pix2pix.build_discriminator(size, ndf))
+                                  args.detail_weight, args.adam, args.reference))
+    for _, (ngf, ndf, precision, xla, upsample, fm, detail, adam, reference) in itertools.product(range(args.rounds), grid):
+        channels = 6 if reference == "bank" else 3
+        g = forward_gmac(pix2pix.build_generator(size, ngf, channels=channels))
+        d = forward_gmac(pix2pix.build_discriminator(size, ndf, channels=channels))
         step_gmac = (G_PASSES * g + D_PASSES * d) * args.batch_size
         config = TrainConfig(steps=args.warmup + args.steps, ngf=ngf, ndf=ndf, upsample=upsample, feature_matching=fm,
-                             detail_weight=detail, precision=precision, xla=xla == "on", adam=adam,
+                             detail_weight=detail, precision=precision, xla=xla == "on", adam=adam, reference=reference,
                              batch_size=args.batch_size, settle_fraction=0.0, checkpoint_every=10**9,
                              sample_every=10**9, log_every=10**9)
         rate = steps_per_second(args.data, config, args.warmup, args.steps)
         row = {"ngf": ngf, "ndf": ndf, "precision": precision, "xla": xla, "upsample": upsample, "feature_matching": fm,
-               "detail_weight": detail, "adam": adam, "batch_size": args.batch_size, "size": size,
+               "detail_weight": detail, "adam": adam, "reference": reference, "batch_size": args.batch_size, "size": size,
                "generator_gmac": round(g, 3),
                "discriminator_gmac": round(d, 3), "step_gmac": round(step_gmac, 2),
                "discriminator_share": round(D_PASSES * d / (G_PASSES * g + D_PASSES * d), 3),
@@ -163,7 +170,7 @@ def main() -> None:
                "matmul_gflops": round(peak[precision], 1)}
         row["of_matmul"] = round(row["gflops"] / row["matmul_gflops"], 3)
         print(f"ngf {ngf} ndf {ndf} {precision} xla {xla} {upsample} fm {fm:g} detail {detail:g} "
-              f"batch {args.batch_size} adam {adam}: "
+              f"batch {args.batch_size} adam {adam} reference {reference}: "
               f"G {g:.2f} + D {d:.2f} GMAC/forward -> {step_gmac:.1f} GMAC/step "
               f"(D {100 * row['discriminator_share']:.0f}%), {rate:.2f} steps/s, {row['gflops']:.0f} GFLOP/s "
               f"= {100 * row['of_matmul']:.0f}% of matmul {precision}", flush=True)
