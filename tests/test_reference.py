@@ -216,3 +216,53 @@ def test_sidecar_checks_the_reference_fields(tiny_model, tmp_path):
 
     with pytest.raises(Face2FaceError, match="tiny.reference/bank.json: unreadable reference bank"):
         Generator(model, provider="cpu", announce=False)
+
+
+def test_the_mask_copies_the_reference_where_it_is_on():
+    """``--blend``: the face is the reference where the mask is on, the drawn face where it is off,
+    and a resize-convolution generator exports to the same function."""
+    import keras
+
+    from face2face.train import pix2pix
+
+    generator = pix2pix.build_generator(64, 8, upsample="resize", channels=6, blend=True)
+    assert pix2pix.blends(generator) and not pix2pix.blends(pix2pix.build_generator(64, 8, channels=6))
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 6)).astype(np.float32)
+    last = generator.get_layer("up_out")
+    drawn = keras.Model(generator.input, last.output)
+    for on, expected in ((40.0, x[..., 3:6]), (-40.0, None)):
+        bias = last.bias.numpy()
+        bias[3] = on
+        last.bias.assign(bias)
+        out = np.asarray(generator(x, training=False))
+        want = expected if expected is not None else np.tanh(np.asarray(drawn(x, training=False))[..., :3])
+        np.testing.assert_allclose(out, want, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(pix2pix.as_transposed(generator)(x, training=False)),
+                               np.asarray(generator(x, training=False)), atol=1e-5)
+    with pytest.raises(ValueError, match="needs the reference"):
+        pix2pix.build_generator(64, 8, blend=True)
+
+
+def test_a_blending_model_trains_exports_and_keeps_its_level(tiny_dataset, tmp_path):
+    from face2face.runtime.generator import Generator
+    from face2face.train.data import check_split
+    from face2face.train.export import export, load_generator
+    from face2face.train.holdout import split_holdout
+    from face2face.train.level import OUTPUT_LAYER, FaceLevel
+    from face2face.train.trainer import TrainConfig, train
+
+    train(tiny_dataset, tmp_path / "run", TrainConfig(steps=6, ngf=8, ndf=8, blend=True, checkpoint_every=3))
+    report = export(tmp_path / "run", tmp_path / "m.onnx")
+    assert report.max_error <= 1e-4  # the ONNX graph blends as TensorFlow does
+    generator, _, _, _ = load_generator(tmp_path / "run")
+    level = FaceLevel(split_holdout(check_split(tiny_dataset, "train", reference=True), 0.05)[0])
+    assert np.abs(level.fit(generator)).max() < 0.05  # exported at its level: nothing to add
+    bias = generator.get_layer(OUTPUT_LAYER).bias
+    fitted = bias.numpy()
+    bias.assign(fitted - np.float32([0.3, 0.2, 0.25, 0.0]))  # the drawn part darker, the mask as it was
+    assert (level.fit(generator) > 0).all()
+    np.testing.assert_allclose(bias.numpy(), fitted, atol=5e-3)
+    names, points, _ = read_landmarks(tiny_dataset / "test")
+    onnx_generator = Generator(tmp_path / "m.onnx", provider="cpu", announce=False)
+    sketch = cv2.imread(str(tiny_dataset / "test" / "input" / f"{names[0]}.png"))
+    assert onnx_generator(sketch, onnx_generator.reference(points[0])).shape == (64, 64, 3)

@@ -8,7 +8,10 @@ its learning rate allows. What is left shows as the whole face a few grey levels
 than the photos on ``lp_d6``, on train and test frames alike, and 8 in a model exported from
 before settling (docs/experiments.md). ``FaceLevel.fit`` adds back the L1-optimal shift: per
 channel, the weighted median over the faces' pixels of the change of the tanh's input that would
-make each pixel exact, weighted by the tanh's slope there. The graph stays the same.
+make each pixel exact, weighted by the tanh's slope there. The graph stays the same. A generator
+that copies its reference through a mask (``pix2pix.CopyBlend``: ``m r + (1 - m) tanh(x)``) has
+only its drawn part shifted: the exact shift is that of ``tanh(x) = (photo - m r) / (1 - m)``,
+weighted also by ``1 - m``, the drawn part's share of the pixel.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ class FaceLevel:
     def __init__(self, split: Split, pairs: int = PAIRS) -> None:
         every = max(1, math.ceil(len(split.names) / pairs))
         self._sketches, photos, self._masks = face_pairs(replace(split, names=split.names[::every]))
-        self._inverse = np.arctanh(np.clip(2.0 * photos - 1.0, -EDGE, EDGE)).astype(np.float64)
+        self._photos = (2.0 * photos - 1.0).astype(np.float64)  # in the generator's [-1, 1]
         self.pairs = len(self._sketches)
 
     def fit(self, generator: keras.Model) -> np.ndarray:
@@ -48,14 +51,20 @@ class FaceLevel:
         lightens the faces of the pairs on average, per channel (RGB), in 8-bit grey levels
         (negative: darkens)."""
         layer = generator.get_layer(OUTPUT_LAYER)
-        before_tanh = np.asarray(keras.Model(generator.input, layer.output)(self._sketches, training=False), np.float64)
-        inputs, targets = before_tanh[self._masks], self._inverse[self._masks]
+        last = np.asarray(keras.Model(generator.input, layer.output)(self._sketches, training=False), np.float64)
+        last = last[self._masks]  # (pixels, 3 or 4)
+        inputs, photos = last[:, :3], self._photos[self._masks]
+        drawn = np.ones((len(last), 1))  # the drawn part's share of each pixel
+        if last.shape[1] == 4:  # copies its reference through a mask
+            drawn = 1.0 - 1.0 / (1.0 + np.exp(-last[:, 3:4]))
+            photos = (photos - (1.0 - drawn) * self._sketches[..., 3:6][self._masks]) / np.maximum(drawn, 1e-6)
+        targets = np.arctanh(np.clip(photos, -EDGE, EDGE))
         shift = np.zeros(3)
         for channel in range(3):
             needed = targets[:, channel] - inputs[:, channel]  # the shift that makes each pixel exact
             order = np.argsort(needed)
-            needed, at = needed[order], inputs[order, channel]
+            needed, at, share = needed[order], inputs[order, channel], drawn[order, 0]
             for _ in range(ROUNDS):
-                shift[channel] = weighted_median(needed, 1.0 - np.tanh(at + shift[channel]) ** 2)
-        layer.bias.assign_add(shift.astype(np.float32))
-        return 127.5 * np.mean(np.tanh(inputs + shift) - np.tanh(inputs), axis=0)
+                shift[channel] = weighted_median(needed, share * (1.0 - np.tanh(at + shift[channel]) ** 2))
+        layer.bias.assign_add(np.concatenate([shift, np.zeros(last.shape[1] - 3)]).astype(np.float32))
+        return 127.5 * np.mean(drawn * (np.tanh(inputs + shift) - np.tanh(inputs)), axis=0)

@@ -41,6 +41,7 @@ class TrainConfig:
     warp: bool = False  # also rotate, scale and shift each pair (``face2face.train.data.warp``)
     reference: Literal["bank", "none"] = "bank"  # the generator also reads the target's own pixels
     # warped onto the sketch (``face2face.reference``), or the sketch alone (the paper's, and models made before)
+    blend: bool = False  # with a reference: the face copies it through a soft mask the generator draws (``pix2pix.CopyBlend``)
     settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)
     holdout: float = 0.05  # last share of the train split held back to choose the weights handed over (0 = off)
     checkpoint_every: int = 1000  # steps between checkpoints
@@ -76,6 +77,8 @@ def check_train_config(config: TrainConfig) -> None:
         raise Face2FaceError(f"--settle-fraction must be in [0, 1), got {config.settle_fraction}")
     if not 0.0 <= config.ema < 1.0:
         raise Face2FaceError(f"--ema must be in [0, 1), got {config.ema}")
+    if config.blend and config.reference != "bank":
+        raise Face2FaceError("--blend copies the reference: it needs --reference bank")
     if config.ema and not config.holdout:
         raise Face2FaceError("--ema needs held-back pairs (--holdout above 0): the average is handed over as the "
                              "weights they score best")

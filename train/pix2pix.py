@@ -116,11 +116,31 @@ def generator_depth(size: int) -> int:
     return depth
 
 
+class CopyBlend(layers.Layer):
+    """The face from a 4-channel last layer and the generator's input (sketch, reference):
+    ``m * reference + (1 - m) * tanh(drawn)`` with ``m = sigmoid`` of the 4th channel, a soft
+    mask of where the reference is copied (as in few-shot vid2vid's blend of a warped image)."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, last, inputs):
+        last = ops.cast(last, "float32")
+        reference = ops.cast(inputs[..., 3:6], "float32")
+        mask = ops.sigmoid(last[..., 3:4])
+        return mask * reference + (1.0 - mask) * ops.tanh(last[..., :3])
+
+
 def build_generator(size: int = 256, ngf: int = 64, name: str = "generator",
-                    upsample: str = "transpose", channels: int = 3) -> keras.Model:
+                    upsample: str = "transpose", channels: int = 3, blend: bool = False) -> keras.Model:
     """U-Net generator: ``[B, size, size, channels]`` input in [-1, 1] (the sketch, then the
     reference where ``channels`` is 6: ``face2face.reference``) -> photo in [-1, 1]; ``upsample``
-    is one of ``UPSAMPLING`` (the paper's transposed convolutions, or ``ResizeConv``)."""
+    is one of ``UPSAMPLING`` (the paper's transposed convolutions, or ``ResizeConv``). ``blend``
+    (with a reference): the last layer also draws a mask, and the face copies the reference
+    where it is on (``CopyBlend``)."""
+    if blend and channels != 6:
+        raise ValueError("blend needs the reference in the input (channels 6)")
     if upsample not in UPSAMPLING:
         raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
     up = layers.Conv2DTranspose if upsample == "transpose" else (lambda width, *_, **kw: ResizeConv(width, **kw))
@@ -147,9 +167,17 @@ def build_generator(size: int = 256, ngf: int = 64, name: str = "generator",
             x = Dropout(0.5, name=f"up{j}_dropout")(x)
         x = layers.Concatenate(name=f"skip{j}")([x, skip])
     x = layers.ReLU()(x)
-    x = up(3, 4, 2, "same", kernel_initializer=_init(), name="up_out")(x)
-    outputs = layers.Activation("tanh", dtype="float32", name="face")(x)
+    x = up(4 if blend else 3, 4, 2, "same", kernel_initializer=_init(), name="up_out")(x)
+    if blend:
+        outputs = CopyBlend(name="face")(x, inputs)
+    else:
+        outputs = layers.Activation("tanh", dtype="float32", name="face")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def blends(generator: keras.Model) -> bool:
+    """Whether a generator copies its reference through a mask (``build_generator(blend=True)``)."""
+    return generator.get_layer("up_out").filters == 4
 
 
 def as_transposed(generator: keras.Model) -> keras.Model:
@@ -158,7 +186,7 @@ def as_transposed(generator: keras.Model) -> keras.Model:
     if not any(isinstance(layer, ResizeConv) for layer in generator.layers):
         return generator
     size, ngf = generator.input_shape[1], generator.get_layer("down0").filters
-    plain = build_generator(size, ngf, generator.name, channels=generator.input_shape[-1])
+    plain = build_generator(size, ngf, generator.name, channels=generator.input_shape[-1], blend=blends(generator))
     for layer, source in zip(plain.layers, generator.layers, strict=True):  # built in the same order
         if isinstance(source, ResizeConv):
             kernel = tied_kernel(tf.convert_to_tensor(source.kernel3))
@@ -302,9 +330,9 @@ class Pix2Pix(keras.Model):
     def __init__(self, size: int = 256, ngf: int = 64, ndf: int = 64, lambda_l1: float = LAMBDA_L1,
                  global_batch_size: int = 1, lambda_fm: float = 0.0, parts_weight: float = 0.0,
                  upsample: str = "transpose", detail_weight: float = 0.0, ema: float = 0.0,
-                 channels: int = 3, **kwargs) -> None:
+                 channels: int = 3, blend: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.generator = build_generator(size, ngf, upsample=upsample, channels=channels)
+        self.generator = build_generator(size, ngf, upsample=upsample, channels=channels, blend=blend)
         self.discriminator = build_discriminator(size, ndf, channels=channels)
         self.features = discriminator_features(self.discriminator)
         self.lambda_l1 = lambda_l1
