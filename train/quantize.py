@@ -25,6 +25,7 @@ from face2face.runtime.generator import EngineChoice, Generator
 from face2face.runtime.openvino_engine import (GUARD_DB, GUARD_KEY, SOURCE_KEY, OpenVinoEngine, file_sha256, int8_path,
                                                read_phase_model)
 from face2face.train.export import as_input, dataset_fingerprint, read_sketches
+from face2face.train.references import ensure_references
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ def quantize(model: str | Path, data: str | Path, count: int = 100) -> QuantizeR
     if info.dataset_fingerprint and info.dataset_fingerprint != dataset_fingerprint(data):
         log.warning("%s is not the dataset %s was trained on; calibrating on it anyway", data, model.name)
     reference = info.input_channels == 6
+    if reference:
+        ensure_references(data)  # a dataset prepared again since training has none yet
     sketches = read_sketches(data, "train", count, info.size, reference)
     # NNCF draws its progress bar on stdout: progress goes to stderr here, and nowhere under --quiet
     with contextlib.redirect_stdout(sys.stderr if log.isEnabledFor(logging.INFO) else io.StringIO()):
