@@ -1,7 +1,7 @@
 """The target's own pixels for the generator: train photos of the target, the ones nearest in face
 shape warped onto the sketch's landmarks and blended, one function for training and live use.
 
-A ``ReferenceBank`` holds a few dozen face crops of the target with their 68 landmarks. For a
+A ``ReferenceBank`` holds ``BANK_SIZE`` face crops of the target with their 68 landmarks. For a
 sketch's landmarks, ``ReferenceBank.build`` takes the ``NEAREST`` crops whose shapes (68 points,
 similarity-aligned to the bank's template) are closest, warps each piecewise-affinely onto the
 landmarks (one Delaunay triangulation of the template's points and the crop's border; a map per
