@@ -89,32 +89,39 @@ class PiecewiseAffine:
         self._coeff = np.empty((coarse, coarse, 6), np.float32)
         self._map = np.empty((coarse, coarse, 2), np.float32)
         self._full = np.empty((size, size, 2), np.float32)
-        self._identity = np.array([[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]])
+        self._identity = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+        self._table = np.zeros((len(triangles) + 1, 3, 2))  # per triangle [x, y, 1] -> source point
+        self._table[-1] = self._identity  # for any pixel no triangle covers
+        self._table32 = np.empty((len(triangles) + 1, 6), np.float32)
+
+    def triangles_of(self, points: np.ndarray) -> np.ndarray:
+        """``(T, 3, 2)``: the triangles' corners for landmarks ``points`` (what ``warp`` reads an image by)."""
+        return with_border(points, self.size).astype(np.float64)[self.triangles]
 
     def set_destination(self, points: np.ndarray) -> None:
         """Rasterise the triangles at the destination landmarks (which triangle holds each pixel)."""
-        self._dst = with_border(points, self.size).astype(np.float64)
+        dst = with_border(points, self.size).astype(np.float64)
         self._ids.fill(len(self.triangles))  # the identity row for any pixel no triangle covers
-        coarse = np.round(((self._dst - (MAP_STEP - 1) / 2) / MAP_STEP + 1) * 16).astype(np.int32)
+        coarse = np.round(((dst - (MAP_STEP - 1) / 2) / MAP_STEP + 1) * 16).astype(np.int32)
         for t, tri in enumerate(self.triangles):
             cv2.fillConvexPoly(self._ids, coarse[tri], int(t), cv2.LINE_8, 4)
-        d = self._dst[self.triangles]  # (T, 3, 2)
+        d = dst[self.triangles]  # (T, 3, 2)
         matrix = np.concatenate([d, np.ones((len(d), 3, 1))], axis=2)  # rows (x, y, 1)
         ok = np.abs(np.linalg.det(matrix)) > 1e-6
         inverse = np.zeros_like(matrix)
         inverse[ok] = np.linalg.inv(matrix[ok])
-        self._inverse, self._ok = inverse, ok
+        self._inverse, self._bad, self._centres = inverse, ~ok, d.mean(axis=1)
 
-    def maps(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def maps(self, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(map_x, map_y) for ``cv2.remap``: where each destination pixel reads an image whose
-        landmarks are ``points``."""
-        src = with_border(points, self.size).astype(np.float64)[self.triangles]  # (T, 3, 2)
-        coeff = np.einsum("tij,tjk->tik", self._inverse, src)  # [x, y, 1] @ coeff = src point
-        bad = ~self._ok  # degenerate at the destination (a closed mouth's inner lips): a shift
+        triangles are ``source`` (``triangles_of``)."""
+        coeff = self._table[:-1]
+        np.einsum("tij,tjk->tik", self._inverse, source, out=coeff)  # [x, y, 1] @ coeff = source point
+        bad = self._bad  # degenerate at the destination (a closed mouth's inner lips): a shift
         coeff[bad] = self._identity
-        coeff[bad, 2] = (src.mean(axis=1) - self._dst[self.triangles].mean(axis=1))[bad]
-        table = np.concatenate([coeff, self._identity]).astype(np.float32).reshape(-1, 6)
-        np.take(table, self._ids, axis=0, out=self._coeff)
+        coeff[bad, 2] = (source.mean(axis=1) - self._centres)[bad]
+        self._table32[:] = self._table.reshape(-1, 6)
+        np.take(self._table32, self._ids, axis=0, out=self._coeff)
         c = self._coeff
         for axis in range(2):
             out = self._map[..., axis]
@@ -124,9 +131,10 @@ class PiecewiseAffine:
         cv2.remap(self._map, self._read_x, self._read_y, cv2.INTER_LINEAR, dst=self._full)
         return self._full[..., 0], self._full[..., 1]
 
-    def warp(self, image: np.ndarray, points: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``image`` (landmarks ``points``) warped onto the destination landmarks."""
-        self.maps(points)
+    def warp(self, image: np.ndarray, source: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``image`` (its triangles ``source``: ``triangles_of`` its landmarks) warped onto the
+        destination landmarks."""
+        self.maps(source)
         return cv2.remap(image, self._full, None, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -146,6 +154,7 @@ class ReferenceBank:
         self.size = self.images.shape[1]
         self.shapes = normalised_shapes(self.points, self.template)
         self.warper = PiecewiseAffine(triangulation(self.template, self.size), self.size)
+        self._sources = [self.warper.triangles_of(p) for p in self.points]
         self._warped = np.empty((NEAREST, self.size, self.size, 3), np.uint8)
 
     def __len__(self) -> int:
@@ -179,7 +188,7 @@ class ReferenceBank:
             out = np.empty((self.size, self.size, 3), np.uint8)
         warped = self._warped[: len(take)]
         for slot, index in enumerate(take):
-            self.warper.warp(self.images[index], self.points[index], out=warped[slot])
+            self.warper.warp(self.images[index], self._sources[index], out=warped[slot])
         if len(take) == 1:
             np.copyto(out, warped[0])
         elif len(take) == 2:
@@ -197,8 +206,7 @@ def save_bank(bank: ReferenceBank, folder: str | Path) -> None:
     for name, image in zip(bank.names, bank.images):
         if not cv2.imwrite(str(folder / f"{name}.png"), image):
             raise Face2FaceError(f"{folder / name}.png: cannot write (disk full or no permission?)")
-    doc = {"names": bank.names, "points": bank.points.tolist(), "template": bank.template.tolist(),
-           "nearest": NEAREST}
+    doc = {"names": bank.names, "points": bank.points.tolist(), "template": bank.template.tolist()}
     (folder / BANK_FILE).write_text(json.dumps(doc))
 
 

@@ -217,8 +217,8 @@ class Generator:
     ``generator(sketch, reference)`` maps a ``size x size x 3 uint8 BGR`` sketch (and, for a model
     that reads the target's own pixels, the reference ``generator.reference(points)`` builds for
     the sketch's landmarks; the neutral face's when left out) to a face of the same shape.
-    Buffers are allocated once; the returned array is reused by the next call (copy it to keep
-    it). An injected ``engine`` (with its ``EngineChoice``) replaces the choice made here.
+    Buffers are allocated once; the returned arrays are reused by the next call (copy them to
+    keep them). An injected ``engine`` (with its ``EngineChoice``) replaces the choice made here.
     """
 
     def __init__(
@@ -245,14 +245,15 @@ class Generator:
                                      f"for a model of {self.info.size} px; export the model again")
         if announce:  # the one start-up line, once the model is known to fit
             log.info(self.choice.message())
-        self.neutral_reference = self.reference(self.info.template_array())
+        self._reference = np.empty((self.info.size, self.info.size, 3), np.uint8)
+        self.neutral_reference = None if self.bank is None else self.reference(self.info.template_array()).copy()
         for _ in range(warmup):
             self(np.zeros((self.info.size, self.info.size, 3), np.uint8))
 
-    def reference(self, points: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
+    def reference(self, points: np.ndarray) -> np.ndarray | None:
         """The reference for a sketch of crop landmarks ``points`` (``face2face.reference``), or None
         for a model that reads the sketch alone."""
-        return None if self.bank is None else self.bank.build(points, out=out)
+        return None if self.bank is None else self.bank.build(points, out=self._reference)
 
     def reopen(self) -> "Generator":
         """A new generator on the model file's present contents with this one's request (provider,

@@ -134,7 +134,6 @@ class Puppeteer:
         self.gaze: GazeMapper | None = None
         self.composer: Composer | None = None
         self.sketch: np.ndarray | None = None
-        self._reference: np.ndarray | None = None
         self.adopt(load_target(generator, config))
         self.shown_points = self.neutral_points  # crop landmarks of the face shown
         self.last_face = self.neutral_face  # the generator's buffer holds it until its next run
@@ -192,7 +191,7 @@ class Puppeteer:
                 self.pupils = self.gaze(self._smooth_gaze(gaze, t), self.points)
             draw_sketch(self.points, self.size, out=self.sketch, pupils=self.pupils if self.draw_pupils else None)
             t3 = clock()
-            reference = self.generator.reference(self.points, out=self._reference_buffer())
+            reference = self.generator.reference(self.points)
             t3r = clock()
             face = self.last_face = self.generator(self.sketch, reference)
             self.shown_points = self.points
@@ -212,12 +211,6 @@ class Puppeteer:
         t5 = clock()
         times[1:7] = (t1 - t0, t2 - t1, t3 - t2, t3r - t3, t4 - t3r, t5 - t4)
         return out
-
-    def _reference_buffer(self) -> np.ndarray:
-        """The reference image buffer, at the running model's size."""
-        if self._reference is None or self._reference.shape[0] != self.size:
-            self._reference = np.empty((self.size, self.size, 3), np.uint8)
-        return self._reference
 
     def _smooth_gaze(self, gaze: np.ndarray, t: float) -> np.ndarray:
         """One Euro filtered gaze; an unsure eye takes the other eye's gaze, else its last one."""

@@ -18,7 +18,7 @@ from face2face.runtime.generator import Generator, choose_engine
 from face2face.runtime.openvino_engine import core, cpu_capabilities, int8_path
 from face2face.runtime.phases import split_transposed_convolutions
 from face2face.train.evaluate import EvaluateConfig, evaluate, psnr
-from face2face.train.export import as_input
+from face2face.train.data import as_input
 
 
 def _test_sketches(dataset) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -35,7 +35,7 @@ def test_export_parity_contract_and_sidecar(tiny_run, tiny_dataset, tmp_path):
     assert ops.count("ConvTranspose") == 6 and "Mul" not in ops and "Add" not in ops  # 64 px: 6 levels; batch norms folded
     # Independent check against TF in inference mode, on real test sketches; deterministic output.
     generator, _, step, _ = load_generator(tiny_run)
-    sketches = parity_inputs(tiny_dataset, 3, reference=True)
+    sketches = parity_inputs(tiny_dataset, 3, 64, reference=True)
     expected = generator(sketches, training=False).numpy()
     for sketch, want in zip(sketches, expected):
         got = session.run(["face"], {"sketch": sketch[None]})[0][0]

@@ -112,8 +112,8 @@ class SlowGenerator:
         time.sleep(self.delay)
         return self.generator(sketch, reference)
 
-    def reference(self, points, out=None):
-        return self.generator.reference(points, out)
+    def reference(self, points):
+        return self.generator.reference(points)
 
 
 def test_slow_generator_drops_stale_frames_and_latency_stays_bounded(generator, analyzer):

@@ -40,11 +40,6 @@ class Split:
     size: int  # image side, px
     reference: bool = False  # the generator's input carries each pair's reference after its sketch
 
-    @property
-    def channels(self) -> int:
-        """Channels of the generator's input."""
-        return 6 if self.reference else 3
-
     def inputs(self) -> list[str]:
         return [str(self.root / self.name / "input" / f"{n}.png") for n in self.names]
 
@@ -99,14 +94,18 @@ def read_inputs(split: Split, indices: list[int] | np.ndarray | None = None) -> 
     paths = [split.inputs(), *([split.references()] if split.reference else [])]
     images = []
     for i in picks:
-        parts = []
-        for kind in paths:
-            image = cv2.imread(kind[i], cv2.IMREAD_COLOR)
+        parts = tuple(cv2.imread(kind[i], cv2.IMREAD_COLOR) for kind in paths)
+        for kind, image in zip(paths, parts):
             if image is None:
                 raise Face2FaceError(f"{kind[i]}: missing or unreadable; prepare the dataset again")
-            parts.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-        images.append(np.concatenate(parts, axis=-1).astype(np.float32) / 127.5 - 1.0)
-    return np.stack(images)
+        images.append(as_input(parts))
+    return np.concatenate(images)
+
+
+def as_input(images: tuple[np.ndarray, ...]) -> np.ndarray:
+    """(sketch[, reference]) BGR uint8 -> the generator's ``float32 [1, s, s, C]`` RGB in [-1, 1]."""
+    rgb = [cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in images]
+    return (np.concatenate(rgb, axis=-1).astype(np.float32) / 127.5 - 1.0)[None]
 
 
 def _decode(path: tf.Tensor) -> tf.Tensor:

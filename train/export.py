@@ -34,7 +34,7 @@ from face2face.pupils import from_eye_coordinates, to_eye_coordinates
 from face2face.shapes import ShapeSpace
 from face2face.train import pix2pix
 from face2face.train.background import write_background
-from face2face.train.data import check_split, read_inputs
+from face2face.train.data import as_input, check_split
 from face2face.train.references import write_model_bank
 from face2face.train.holdout import split_holdout
 from face2face.train.level import FaceLevel
@@ -126,7 +126,7 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
     trained_on = split_holdout(check_split(data, "train", check_sizes=False, reference=with_reference), holdout)[0]
     level = FaceLevel(trained_on)
     lightened = level.fit(generator)
-    sketches = parity_inputs(data, config.parity_images, with_reference)
+    sketches = parity_inputs(data, config.parity_images, size, with_reference)
     reference = np.asarray(generator(sketches, training=False), dtype=np.float32)
 
     model_path.parent.mkdir(parents=True, exist_ok=True)
@@ -291,21 +291,15 @@ def read_sketches(data: str | Path, split: str, count: int, size: int,
     return inputs
 
 
-def as_input(images: tuple[np.ndarray, ...]) -> np.ndarray:
-    """(sketch[, reference]) BGR uint8 -> the generator's ``float32 [1, s, s, C]`` RGB in [-1, 1]."""
-    rgb = [cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in images]
-    return (np.concatenate(rgb, axis=-1).astype(np.float32) / 127.5 - 1.0)[None]
-
-
-def parity_inputs(data: Path, count: int, reference: bool) -> np.ndarray:
-    """``count`` generator inputs (``read_inputs``) evenly spread over the test split (the train
-    split where there is no test split)."""
+def parity_inputs(data: Path, count: int, size: int, reference: bool) -> np.ndarray:
+    """``count`` generator inputs (``as_input``) evenly spread over the test split (the train split
+    where there is no test split)."""
     try:
-        split = check_split(data, "test", check_sizes=False, reference=reference)
+        check_split(data, "test", check_sizes=False, reference=reference)
+        split = "test"
     except Face2FaceError:
-        split = check_split(data, "train", check_sizes=False, reference=reference)
-    picks = np.linspace(0, len(split.names) - 1, min(count, len(split.names))).round().astype(int)
-    return read_inputs(split, picks)
+        split = "train"
+    return np.concatenate([as_input(s) for s in read_sketches(data, split, count, size, reference)])
 
 
 def _rename_io(proto: onnx.ModelProto) -> None:

@@ -24,7 +24,8 @@ from face2face.modelfile import read_sidecar
 from face2face.runtime.generator import EngineChoice, Generator
 from face2face.runtime.openvino_engine import (GUARD_DB, GUARD_KEY, SOURCE_KEY, OpenVinoEngine, file_sha256, int8_path,
                                                read_phase_model)
-from face2face.train.export import as_input, dataset_fingerprint, read_sketches
+from face2face.train.data import as_input
+from face2face.train.export import dataset_fingerprint, read_sketches
 from face2face.train.references import ensure_references
 
 log = logging.getLogger(__name__)

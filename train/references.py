@@ -53,6 +53,11 @@ def split_pairs(data: Path, split: str) -> tuple[list[str], np.ndarray]:
     return [names[i] for i in keep], points[keep]
 
 
+def mean_shape(points: np.ndarray) -> np.ndarray:
+    """``float32 (68, 2)``: the mean of ``(N, 68, 2)`` landmarks, the bank's template."""
+    return points.astype(np.float64).mean(axis=0).astype(np.float32)
+
+
 def choose_bank(data: str | Path, size: int = BANK_SIZE) -> list[str]:
     """Names of the train pairs the bank keeps (see the module's docstring)."""
     data = Path(data)
@@ -63,14 +68,16 @@ def choose_bank(data: str | Path, size: int = BANK_SIZE) -> list[str]:
     for name in test_names:
         video, frame = frame_of(name)
         first_test[video] = min(first_test.get(video, frame), frame)
-    eligible = [i for i, n in enumerate(names)
-                if frame_of(n)[1] < first_test.get(frame_of(n)[0], np.inf) - EXCLUDE_SECONDS * fps[min(frame_of(n)[0], len(fps) - 1)]]
+    def before_the_split(name: str) -> bool:  # not within a second before its video's test split
+        video, frame = frame_of(name)
+        return frame < first_test.get(video, np.inf) - EXCLUDE_SECONDS * fps[min(video, len(fps) - 1)]
+
+    eligible = [i for i, n in enumerate(names) if before_the_split(n)]
     if not eligible:  # a video of a second or two: the bank cannot keep its distance from the test split
         log.warning("%s: the train split is under a second of video; the reference bank takes train frames "
                     "from just before the test split (record 10 s or more)", data)
         eligible = list(range(len(names)))
-    template = points.astype(np.float64).mean(axis=0).astype(np.float32)
-    shapes = normalised_shapes(points[eligible], template).astype(np.float64)
+    shapes = normalised_shapes(points[eligible], mean_shape(points)).astype(np.float64)
     picked = [int(np.argmin(((shapes - shapes.mean(axis=0)) ** 2).sum(axis=1)))]
     nearest = ((shapes - shapes[picked[0]]) ** 2).sum(axis=1)
     while len(picked) < min(size, len(eligible)):
@@ -90,8 +97,7 @@ def dataset_bank(data: str | Path, chosen: list[str]) -> ReferenceBank:
         if image is None:
             raise Face2FaceError(f"{data}/train/target/{name}.png: missing; prepare the dataset again")
         images.append(image)
-    template = points.astype(np.float64).mean(axis=0).astype(np.float32)
-    return ReferenceBank(np.stack(images), points[[where[n] for n in chosen]], list(chosen), template)
+    return ReferenceBank(np.stack(images), points[[where[n] for n in chosen]], list(chosen), mean_shape(points))
 
 
 def allowed_for(bank: ReferenceBank, name: str, fps: list[float]) -> np.ndarray:
