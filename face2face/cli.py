@@ -13,6 +13,7 @@ from face2face import __version__
 from face2face.console import console
 from face2face.errors import Face2FaceError
 from face2face.files import writable_file, write_atomic
+from face2face.memory import report_peak
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("face2face: interrupted", file=sys.stderr)
             return 130
+        finally:
+            report_peak()  # to a parent that ran this command apart (face2face.memory)
 
 
 class HelpFormatter(argparse.HelpFormatter):

@@ -115,7 +115,8 @@ def _engine(args):
     from face2face.runtime.generator import Generator
 
     with ticker("loading the generator"):
-        return Generator(args.model, args.provider, args.precision), FaceAnalyzer(DetectorConfig(name=args.detector))
+        return (Generator(args.model, args.provider, args.precision, layout=args.layout),
+                FaceAnalyzer(DetectorConfig(name=args.detector)))
 
 
 def _config(args, width: int, height: int):

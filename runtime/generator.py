@@ -23,7 +23,7 @@ import onnxruntime as ort
 from face2face.errors import Face2FaceError
 from face2face.modelfile import ModelInfo, check_describes, read_sidecar
 from face2face.reference import ReferenceBank, load_bank
-from face2face.runtime.openvino_engine import NO_BF16, OpenVinoEngine, cpu_capabilities, int8_unready, openvino_missing
+from face2face.runtime.openvino_engine import NO_BF16, OpenVinoEngine, cpu_capabilities, int8_verdict, openvino_missing
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,11 @@ class EngineChoice:
     engine: str  # cuda | openvino | cpu
     precision: str  # fp32 | bf16 | int8; the model file's own (fp32 or fp16) on onnxruntime
     skipped: tuple[str, ...] = ()
+    basis: str = ""  # what decided for the precision that runs (an int8 copy's guard figure)
 
     def message(self) -> str:
         """The one line logged at start-up."""
-        why = f" ({'; '.join(self.skipped)})" if self.skipped else ""
+        why = f" ({'; '.join(filter(None, (self.basis, *self.skipped)))})" if self.basis or self.skipped else ""
         return f"generator runs on {ENGINE_NAMES[self.engine]}, {self.precision}{why}"
 
 
@@ -89,12 +90,13 @@ def preload_cuda_libraries() -> None:
 
 
 def choose_engine(provider: Provider, precision: Precision, cuda_reason: str, openvino_reason: str,
-                  native_bf16: bool, int8_reason: str, file_precision: str = "fp32") -> EngineChoice:
+                  native_bf16: bool, int8_reason: str, file_precision: str = "fp32", int8_basis: str = "") -> EngineChoice:
     """The engine and precision for a request, given what this machine and model have (pure).
 
     ``auto``: CUDA where it works; else OpenVINO in int8 where the model has a calibrated copy that
     held its quality guard, else in bf16 where the CPU has native bf16, else in fp32; else
-    onnxruntime's CPU provider. Each ``*_reason`` is why that path cannot run ("" when it can).
+    onnxruntime's CPU provider. Each ``*_reason`` is why that path cannot run ("" when it can);
+    ``int8_basis`` the int8 copy's figure that allows it, which the start-up line then names.
     """
     float_only = precision in ("auto", "fp32")
     if provider in ("cuda", "cpu") and not float_only:
@@ -122,6 +124,8 @@ def choose_engine(provider: Provider, precision: Precision, cuda_reason: str, op
             skipped.append(f"bf16 skipped: {NO_BF16}")
         if int8_reason:
             skipped.append(f"int8 skipped: {int8_reason}")
+        else:
+            return EngineChoice("openvino", precision, tuple(skipped), int8_basis)
     return EngineChoice("openvino", precision, tuple(skipped))
 
 
@@ -186,8 +190,11 @@ class OrtEngine:
 
 
 def open_engine(model: str | os.PathLike, provider: Provider = "auto", precision: Precision = "auto",
-                threads: int | None = None, file_precision: str = "fp32") -> tuple[OrtEngine | OpenVinoEngine, EngineChoice]:
-    """The engine a request gets on this machine, and the choice made (with its reasons)."""
+                threads: int | None = None, file_precision: str = "fp32",
+                shown: str = "crop") -> tuple[OrtEngine | OpenVinoEngine, EngineChoice]:
+    """The engine a request gets on this machine, and the choice made (with its reasons); ``shown``:
+    the part of the generator's output the layout shows (``openvino_engine.REGIONS``), which an
+    int8 copy's guard is read for."""
     path = Path(model)
     if not path.is_file():
         raise Face2FaceError(f"{model}: model file not found")
@@ -196,8 +203,9 @@ def open_engine(model: str | os.PathLike, provider: Provider = "auto", precision
         cuda_reason = cuda_unavailable_reason(ort.get_available_providers())
     openvino_reason = openvino_missing() if provider in ("auto", "openvino") else "not requested"
     native_bf16 = not openvino_reason and "BF16" in cpu_capabilities()
-    int8_reason = int8_unready(path) if not openvino_reason and precision == "auto" else "not requested"
-    choice = choose_engine(provider, precision, cuda_reason, openvino_reason, native_bf16, int8_reason, file_precision)
+    int8_reason, int8_basis = int8_verdict(path, shown) if not openvino_reason and precision == "auto" else ("not requested", "")
+    choice = choose_engine(provider, precision, cuda_reason, openvino_reason, native_bf16, int8_reason, file_precision,
+                           int8_basis)
     if choice.engine == "openvino":
         return OpenVinoEngine.open(path, choice.precision, threads), choice
     session = open_session(path, choice.engine == "cuda", threads)
@@ -205,9 +213,11 @@ def open_engine(model: str | os.PathLike, provider: Provider = "auto", precision
         if provider == "cuda":
             raise Face2FaceError("--provider cuda: onnxruntime could not start CUDA; use --provider auto")
         # CUDA looked usable but did not start: the CPU engines, with that reason
-        engine, fallback = open_engine(path, "openvino" if not openvino_reason else "cpu", precision, threads, file_precision)
+        engine, fallback = open_engine(path, "openvino" if not openvino_reason else "cpu", precision, threads,
+                                       file_precision, shown)
         return engine, EngineChoice(fallback.engine, fallback.precision,
-                                    ("CUDA skipped: onnxruntime could not start it on this machine", *fallback.skipped))
+                                    ("CUDA skipped: onnxruntime could not start it on this machine", *fallback.skipped),
+                                    fallback.basis)
     return OrtEngine(session), choice
 
 
@@ -219,6 +229,8 @@ class Generator:
     the sketch's landmarks; the neutral face's when left out) to a face of the same shape.
     Buffers are allocated once; the returned arrays are reused by the next call (copy them to
     keep them). An injected ``engine`` (with its ``EngineChoice``) replaces the choice made here.
+    ``layout`` is the output layout it serves: an int8 copy runs by default where its guard holds
+    over what that layout shows of the face (``shown``).
     """
 
     def __init__(
@@ -230,12 +242,14 @@ class Generator:
         engine: tuple[OrtEngine | OpenVinoEngine, EngineChoice] | None = None,
         warmup: int = 2,
         announce: bool = True,
+        layout: str = "face",
     ) -> None:
         self.info: ModelInfo = read_sidecar(model)
         check_describes(model, self.info)
         self.model = Path(model)
+        self.layout = layout
         self._request = provider, precision, threads
-        engine, self.choice = engine or open_engine(model, provider, precision, threads, self.info.precision)
+        engine, self.choice = engine or open_engine(model, provider, precision, threads, self.info.precision, self.shown)
         self._start(engine)
         self.bank: ReferenceBank | None = None  # the target's crops the references are built from
         if self.info.reference:
@@ -259,7 +273,13 @@ class Generator:
         """A new generator on the model file's present contents with this one's request (provider,
         precision, threads): the engine is chosen again as at start (an int8 copy made from other
         bytes is passed over), warmed up with one inference, and not announced."""
-        return Generator(self.model, *self._request, warmup=1, announce=False)
+        return Generator(self.model, *self._request, warmup=1, announce=False, layout=self.layout)
+
+    @property
+    def shown(self) -> str:
+        """What the layout shows of the output (``openvino_engine.REGIONS``): the face region where
+        the frame layout pastes it into the target's clip, else the whole crop."""
+        return "face" if self.layout == "frame" and self.info.background else "crop"
 
     @property
     def provider(self) -> str:

@@ -16,7 +16,11 @@ from face2face.runtime.phases import split_transposed_convolutions
 
 INT8_SUFFIX = ".int8.xml"
 SOURCE_KEY = ["face2face", "source_sha256"]  # rt_info of an int8 model: sha256 of the ONNX it came from
-GUARD_KEY = ["face2face", "psnr_vs_fp32_min"]  # its lowest PSNR (dB) against fp32 on held-out sketches
+# rt_info of an int8 model: its lowest PSNR (dB) against fp32 on held-out sketches, over the pixels a
+# layout shows: "crop" the whole crop (face and side-by-side layouts), "face" the face region the frame
+# layout pastes, weighted as it pastes them (copies made before the second figure carry the first only)
+GUARD_KEYS = {"crop": ["face2face", "psnr_vs_fp32_min"], "face": ["face2face", "psnr_vs_fp32_face_min"]}
+REGIONS = {"crop": "the whole crop", "face": "the face the frame layout shows"}
 GUARD_DB = 40.0  # an int8 copy at least this close to fp32 on every held-out sketch runs by default
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 
@@ -102,22 +106,28 @@ def int8_is_current(model: str | os.PathLike) -> bool:
     return True
 
 
-def int8_guard(ov_model) -> float | None:
-    """The lowest PSNR (dB) against fp32 that ``face2face quantize`` measured for an int8 copy."""
-    return float(ov_model.get_rt_info(GUARD_KEY).astype(str)) if ov_model.has_rt_info(GUARD_KEY) else None
+def int8_guard(ov_model, region: str = "crop") -> float | None:
+    """The lowest PSNR (dB) against fp32 that ``face2face quantize`` measured for an int8 copy over
+    ``region`` (``GUARD_KEYS``); a copy without the face figure answers with the whole crop's."""
+    for key in (GUARD_KEYS[region], GUARD_KEYS["crop"]):
+        if ov_model.has_rt_info(key):
+            return float(ov_model.get_rt_info(key).astype(str))
+    return None
 
 
-def int8_unready(model: str | os.PathLike) -> str:
-    """Why the int8 copy of ``model`` does not run by default, or "" when it does."""
+def int8_verdict(model: str | os.PathLike, region: str = "crop") -> tuple[str, str]:
+    """(why the int8 copy of ``model`` does not run by default, "" when it does; the figure that
+    decided) for a layout showing ``region`` (``REGIONS``)."""
     if not int8_path(model).is_file():
-        return "no calibrated copy (`face2face quantize`)"
+        return "no calibrated copy (`face2face quantize`)", ""
     try:
-        guard = int8_guard(read_int8_model(model))
+        guard = int8_guard(read_int8_model(model), region)
     except Face2FaceError as exc:
-        return str(exc).split("; ")[0]
-    if guard is None or guard < GUARD_DB:
-        return f"its copy is {guard:.1f} dB from fp32, under the {GUARD_DB:.0f} dB guard" if guard else "its copy has no quality guard"
-    return ""
+        return str(exc).split("; ")[0], ""
+    if guard is None:
+        return "its copy has no quality guard", ""
+    figure = f"its copy is {guard:.1f} dB from fp32 at worst on {REGIONS[region]}"
+    return (f"{figure}, under the {GUARD_DB:.0f} dB guard" if guard < GUARD_DB else "", figure)
 
 
 class OpenVinoEngine:

@@ -22,7 +22,8 @@ import onnxruntime as ort
 import tensorflow as tf
 
 from face2face.train import pix2pix
-from face2face.train.data import check_split, make_dataset
+from face2face.train.data import make_dataset
+from face2face.train.pairs import check_split
 from face2face.train.export import load_generator, to_onnx
 from face2face.train.trainer import TrainConfig, train
 

@@ -28,7 +28,8 @@ import keras
 import tensorflow as tf
 
 from face2face.train import pix2pix
-from face2face.train.data import check_split, make_dataset
+from face2face.train.data import make_dataset
+from face2face.train.pairs import check_split
 from face2face.train.trainer import POLICIES, TrainConfig, build, train
 from face2face.train.options import REFERENCES
 from face2face.train.references import ensure_references

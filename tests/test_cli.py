@@ -9,12 +9,14 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from face2face.cli import build_parser, main
 from face2face.console import QUIET_LIBRARIES, Counter, NativeLogFilter, console
 from face2face.errors import Face2FaceError
-from face2face.train.quickstart import evaluate_apart
+from face2face.memory import run_apart
+from face2face.train.quickstart import StageMemory
 
 # Lines of the libraries' own logs: absl / TensorFlow C++, OpenCV; and tracebacks.
 NOISE = re.compile(r"^(?:[IWEF]\d{4} |\[ ?(?:WARN|ERROR|INFO)|WARNING: All log messages|Traceback)", re.M)
@@ -65,12 +67,26 @@ def test_evaluate_on_a_quickstart_folder_points_at_its_dataset(tiny_dataset, tmp
     assert f"a quickstart folder, not a dataset; its dataset is {work / 'data'}" in capsys.readouterr().err
 
 
-def test_quickstart_s_evaluation_runs_apart_and_its_error_is_one_line(tmp_path, capsys):
+def test_quickstart_s_stages_run_apart_and_their_error_is_one_line(tmp_path, capsys):
     # apart: after training on a GPU, quickstart's process holds TensorFlow's CUDA and cuDNN
+    memory = StageMemory(tmp_path)
     with pytest.raises(Face2FaceError) as error:
-        evaluate_apart(tmp_path / "model.onnx", tmp_path / "data", "ssd", tmp_path / "e.json", tmp_path / "e.png")
+        memory.stage("evaluate", "evaluate", str(tmp_path / "model.onnx"), str(tmp_path / "data"))
     assert str(error.value) == f"{tmp_path / 'data'}: no such dataset folder (make one with `face2face prepare`)"
     assert capsys.readouterr().err == ""  # the error is raised once, not printed by the evaluation as well
+    assert memory.peaks == {}  # a stage that failed leaves no figure
+
+
+def test_a_command_run_apart_reports_its_own_peak_memory():
+    held = np.ones(1_000_000_000, np.uint8)  # this process: 1 GB more, which the child's figure must not count
+    touch = ("import numpy as np; from face2face.memory import report_peak; "
+             "b = np.ones(800_000_000, np.uint8); print('done'); report_peak()")  # 0.8 GB, all resident
+    status, out, err, peak = run_apart([sys.executable, "-c", touch])
+    assert (status, out, err) == (0, "done\n", "")
+    assert 0.8 <= peak < 0.8 + 0.1  # the allocation and the interpreter
+    status, _, err, none = run_apart([sys.executable, "-c", "import sys; sys.exit('no')"])
+    assert (status, err, none) == (1, "no\n", None)  # a program that reports nothing has no figure
+    assert held[-1] == 1
 
 
 def test_log_lines_never_collide_with_progress_bars(capsys):

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from conftest import copy_reference
+from conftest import IMAGES, copy_reference
 from face2face.cli import main
 from face2face.errors import Face2FaceError
 from face2face.files import file_sha256
@@ -18,7 +18,11 @@ from face2face.runtime.generator import Generator, choose_engine
 from face2face.runtime.openvino_engine import core, cpu_capabilities, int8_path
 from face2face.runtime.phases import split_transposed_convolutions
 from face2face.train.evaluate import EvaluateConfig, evaluate, psnr
-from face2face.train.data import as_input
+from face2face.train import quantize as quantize_module
+from face2face.train.pairs import as_input
+from face2face.train.prepare import read_landmarks
+from face2face.train.quantize import face_weights, weighted_psnr
+from face2face.train.references import farthest_points
 
 
 def _test_sketches(dataset) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -81,7 +85,7 @@ def test_int8_copy_is_calibrated_on_the_training_sketches_and_tied_to_its_model(
     assert main(["quantize", str(model), str(tiny_dataset), "--sketches", "16"]) == 0
     out = capsys.readouterr().out
     assert "calibrated on 16 training sketches" in out and "on 8 held-out sketches" in out
-    assert out.count("\n") == 1  # the summary alone: NNCF's progress bar is not output
+    assert out.count("\n") == 3  # the summary alone: NNCF's progress bar is not output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.int8.bin", "m.int8.xml", "m.json", "m.onnx",
                                                           "tiny.reference"]
     generator = Generator(model, precision="int8")
@@ -90,12 +94,20 @@ def test_int8_copy_is_calibrated_on_the_training_sketches_and_tied_to_its_model(
     assert worst >= 30.0
     report = evaluate(model, tiny_dataset, EvaluateConfig(precision="int8"))
     assert report["precision"] == "int8" and report["psnr_vs_fp32_min"] == pytest.approx(worst, abs=0.01)
-    guard = float(out.split("dB mean, ")[1].split(" dB min")[0])  # what quantize measured and recorded
+    guard = float(out.split("whole crop ")[1].split(" min")[0])  # what quantize measured and recorded
     assert guard == pytest.approx(worst, abs=0.05)
-    auto = Generator(model)  # the copy runs by default only where it held the 40 dB guard
-    assert auto.precision == ("int8" if guard >= 40.0 else "fp32" if "BF16" not in cpu_capabilities() else "bf16")
-    if guard < 40.0:
-        assert "int8 skipped: its copy is" in auto.choice.message()
+    face = float(out.split("face region ")[1].split(" min")[0])
+    names, points, _ = read_landmarks(tiny_dataset / "test")
+    weights = [face_weights(p, generator.info.size) for p in points]  # the frame layout's paste weights
+    assert all(0.0 < w.mean() < 0.9 and w.max() == pytest.approx(1.0) for w in weights)
+    faces = [weighted_psnr(generator(*s), fp32(*s), w) for s, w in zip(_test_sketches(tiny_dataset), weights)]
+    assert face == pytest.approx(min(faces), abs=0.05)
+    float_precision = "fp32" if "BF16" not in cpu_capabilities() else "bf16"
+    for layout, figure, region in (("face", guard, "the whole crop"), ("frame", face, "the face the frame layout shows")):
+        auto = Generator(model, layout=layout)  # the copy runs by default where it held the 40 dB guard over what shows
+        assert auto.precision == ("int8" if figure >= 40.0 else float_precision)
+        said = f"its copy is {figure:.1f} dB from fp32 at worst on {region}"
+        assert said in auto.choice.message()  # the start-up line names the figure that decided
 
     proto = onnx.load(str(model))  # the model changes (e.g. exported again): its int8 copy is stale
     proto.graph.initializer[0].raw_data = bytes(len(proto.graph.initializer[0].raw_data))
@@ -110,6 +122,52 @@ def test_int8_copy_is_calibrated_on_the_training_sketches_and_tied_to_its_model(
     with pytest.raises(Face2FaceError, match=r"m\.int8\.xml: unreadable int8 copy .*quantize"):
         Generator(model, precision="int8")
     assert "int8 skipped: " in Generator(model).choice.message()  # auto runs without it, one line
+
+
+def test_the_face_region_figure_weighs_what_the_frame_layout_shows():
+    photo = cv2.imread(str(IMAGES / "lp_d19.jpg"))[:256, :256]
+    weights = np.zeros((256, 256), np.float32)
+    weights[64:192, 64:192] = 1.0  # a quarter of the crop shows
+    changed = photo.copy()
+    changed[:32] = np.clip(changed[:32].astype(int) + 40, 0, 255)  # a planted change outside it
+    assert weighted_psnr(photo, changed, weights) == pytest.approx(10 * np.log10(255**2 / 1e-12))  # unseen
+    assert weighted_psnr(photo, changed) < 30.0
+    shifted = photo.astype(int)
+    shifted[64:192, 64:192] += 4  # inside: 4 grey levels everywhere, a quarter of the crop
+    shifted = np.clip(shifted, 0, 255).astype(np.uint8)
+    inside = (shifted.astype(int) - photo)[64:192, 64:192]
+    assert weighted_psnr(photo, shifted, weights) == pytest.approx(10 * np.log10(255**2 / np.mean(inside**2)))
+    assert weighted_psnr(photo, shifted) == pytest.approx(weighted_psnr(photo, shifted, weights) + 10 * np.log10(4))
+
+
+def test_calibration_takes_the_sketches_that_span_the_range():
+    line = np.arange(11.0)[:, None]  # the mean first, then the ends, then between
+    assert farthest_points(line, 3) == [5, 0, 10]
+    assert farthest_points(line, 5) == [5, 0, 10, 2, 7]
+    assert sorted(farthest_points(line, 20)) == list(range(11))
+
+
+def test_a_copy_under_its_guard_keeps_the_layers_that_help_in_fp32(tiny_model, tiny_dataset, tmp_path, monkeypatch):
+    model = tmp_path / "m.onnx"
+    shutil.copy(tiny_model, model)
+    shutil.copy(sidecar_path(tiny_model), sidecar_path(model))
+    copy_reference(tiny_model, tmp_path)
+    plain = quantize_module.quantize(model, tiny_dataset, 16)
+    assert plain.fp32_layers == []  # it held the guard: every layer in int8
+    monkeypatch.setattr(quantize_module, "GUARD_DB", 150.0)  # a guard no int8 copy holds
+    monkeypatch.setattr(quantize_module, "KEEP_GAIN_DB", -np.inf)  # and every layer tried counts as a help
+    monkeypatch.setattr(quantize_module, "MAX_KEPT", 2)
+    kept = quantize_module.quantize(model, tiny_dataset, 16)
+    assert kept.fp32_layers == ["layer 1 of 12 (input)", "layer 12 of 12 (output)"]  # the output layer, then the input's
+    ir = core().read_model(str(int8_path(model)))
+    assert str(ir.get_rt_info(quantize_module.KEPT_KEY).astype(str)) == "; ".join(kept.fp32_layers)
+    convolutions = [op for op in ir.get_ordered_ops() if op.get_type_name() == "Convolution"]
+    float_weights = [op for op in convolutions if op.input_value(1).get_node().get_type_name() == "Constant"]  # not int8
+    assert len(float_weights) == 1 + 4  # the input layer's convolution and the output layer's four phases
+    assert float_weights[0] is convolutions[0] and float_weights[1:] == convolutions[-4:]
+    generator = Generator(model, precision="int8")
+    faces = [weighted_psnr(generator(*s), Generator(model, provider="cpu")(*s)) for s in _test_sketches(tiny_dataset)]
+    assert min(faces) == pytest.approx(kept.crop.min, abs=0.05)  # the figures recorded are the copy's
 
 
 def test_engine_choice_says_why_faster_engines_were_skipped():

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from face2face.errors import Face2FaceError
 from face2face.train import data as data_module
-from face2face.train.data import check_split
+from face2face.train.pairs import check_split
 from face2face.train.export import ExportConfig, export, run_onnx
 from face2face.train.holdout import HoldoutScorer, Scores, read_scores, split_holdout
 from face2face.train.level import OUTPUT_LAYER

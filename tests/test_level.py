@@ -7,7 +7,7 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from face2face.train.data import check_split  # noqa: E402
+from face2face.train.pairs import check_split  # noqa: E402
 from face2face.train.export import ExportConfig, export, load_generator, run_onnx  # noqa: E402
 from face2face.train.holdout import face_pairs, split_holdout  # noqa: E402
 from face2face.train.level import OUTPUT_LAYER, FaceLevel, weighted_median  # noqa: E402

@@ -245,7 +245,7 @@ def test_the_mask_copies_the_reference_where_it_is_on():
 
 def test_a_blending_model_trains_exports_and_keeps_its_level(tiny_dataset, tmp_path):
     from face2face.runtime.generator import Generator
-    from face2face.train.data import check_split
+    from face2face.train.pairs import check_split
     from face2face.train.export import export, load_generator
     from face2face.train.holdout import split_holdout
     from face2face.train.level import OUTPUT_LAYER, FaceLevel

@@ -23,7 +23,8 @@ from face2face.modelfile import read_sidecar  # noqa: E402
 from face2face.runtime.openvino_engine import native_bf16  # noqa: E402
 from face2face.sketch import draw_sketch  # noqa: E402
 from face2face.train import pix2pix  # noqa: E402
-from face2face.train.data import check_split, jitter, make_dataset, warp  # noqa: E402
+from face2face.train.data import jitter, make_dataset, warp  # noqa: E402
+from face2face.train.pairs import check_split  # noqa: E402
 from face2face.train.threads import training_threads  # noqa: E402
 from face2face.train.trainer import TrainConfig, build, make_checkpoint, settle, train  # noqa: E402
 

@@ -96,7 +96,7 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
     """Score each retargeting mode on a driver video; returns a JSON-ready report."""
     analyzer = analyzer or FaceAnalyzer()
     identity = FaceIdentity()
-    generator = Generator(model, config.provider, config.precision)
+    generator = Generator(model, config.provider, config.precision, layout="frame")  # live's default
     target, target_detail = _target_reference(Path(data), identity, config.target_photos)
     with VideoSource(driver) as source:
         frames = [f for _, f in zip(range(config.frames), source)]

@@ -1,8 +1,5 @@
-"""Dataset folder checks and the ``tf.data`` pipeline of (sketch, photo) pairs.
+"""The ``tf.data`` pipeline of a dataset's (sketch, photo) pairs (``face2face.train.pairs``).
 
-Pairs come from ``face2face prepare``: ``DIR/{split}/input/NAME.png`` (sketch) and
-``DIR/{split}/target/NAME.png`` (photo), both ``size x size`` RGB PNG, and, for a generator that
-reads the target's own pixels, ``DIR/{split}/reference/NAME.png`` (``face2face.train.references``).
 The pipeline yields ``(input, photo)``: ``float32 [B, size, size, C]`` and ``[B, size, size, 3]``
 RGB tensors in [-1, 1], the input the sketch (C = 3) or the sketch then the reference (C = 6).
 """
@@ -11,15 +8,10 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
-import cv2
-import numpy as np
 import tensorflow as tf
 
-from face2face.errors import Face2FaceError
-from face2face.train.prepare import read_manifest
+from face2face.train.pairs import Split
 
 log = logging.getLogger(__name__)
 
@@ -30,87 +22,13 @@ WARP_SCALE = 0.1  # zoom in or out by up to 10%
 WARP_SHIFT = 0.05  # shift by up to 5% of the side, each axis
 
 
-@dataclass(frozen=True)
-class Split:
-    """The checked pairs of one split of a dataset folder."""
-
-    root: Path  # the dataset folder
-    name: str  # "train" or "test"
-    names: list[str]  # pair names, sorted
-    size: int  # image side, px
-    reference: bool = False  # the generator's input carries each pair's reference after its sketch
-
-    def inputs(self) -> list[str]:
-        return [str(self.root / self.name / "input" / f"{n}.png") for n in self.names]
-
-    def references(self) -> list[str]:
-        return [str(self.root / self.name / "reference" / f"{n}.png") for n in self.names]
-
-    def targets(self) -> list[str]:
-        return [str(self.root / self.name / "target" / f"{n}.png") for n in self.names]
-
-
-def check_split(root: str | Path, split: str = "train", check_sizes: bool = True, reference: bool = False) -> Split:
-    """List and check one split: every input has a target (and, with ``reference``, a reference),
-    and all images have the same size."""
-    root = Path(root)
-    manifest = read_manifest(root)
-    size = manifest["size"]
-    folder = root / split
-    inputs = {p.stem for p in (folder / "input").glob("*.png")}
-    targets = {p.stem for p in (folder / "target").glob("*.png")}
-    if not inputs and not targets:
-        raise Face2FaceError(f"{folder}: no pairs (empty or missing {split} split)")
-    if inputs - targets:
-        missing = sorted(inputs - targets)
-        raise Face2FaceError(f"{folder}: {len(missing)} input(s) without a target, e.g. {missing[0]}.png")
-    if targets - inputs:
-        missing = sorted(targets - inputs)
-        raise Face2FaceError(f"{folder}: {len(missing)} target(s) without an input, e.g. {missing[0]}.png")
-    names = sorted(inputs)
-    kinds = ("input", "target", "reference") if reference else ("input", "target")
-    if reference:
-        missing = sorted(set(names) - {p.stem for p in (folder / "reference").glob("*.png")})
-        if missing:
-            raise Face2FaceError(f"{folder}: {len(missing)} pair(s) without a reference, e.g. {missing[0]}.png; "
-                                 "delete references.json in the dataset folder to write them again")
-    if check_sizes:
-        for kind in kinds:
-            for name in names:
-                path = folder / kind / f"{name}.png"
-                image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-                if image is None:
-                    raise Face2FaceError(f"{path}: not a readable PNG")
-                if image.shape[:2] != (size, size) or image.ndim != 3 or image.shape[2] != 3:
-                    raise Face2FaceError(
-                        f"{path}: mixed sizes: {image.shape} != ({size}, {size}, 3) from the manifest")
-    return Split(root, split, names, size, reference)
-
-
-def read_inputs(split: Split, indices: list[int] | np.ndarray | None = None) -> np.ndarray:
-    """The generator's inputs of ``split``'s pairs (all, or those at ``indices``) as numpy:
-    ``float32 [N, size, size, C]`` RGB in [-1, 1], the same values as ``make_dataset``'s."""
-    picks = range(len(split.names)) if indices is None else indices
-    paths = [split.inputs(), *([split.references()] if split.reference else [])]
-    images = []
-    for i in picks:
-        parts = tuple(cv2.imread(kind[i], cv2.IMREAD_COLOR) for kind in paths)
-        for kind, image in zip(paths, parts):
-            if image is None:
-                raise Face2FaceError(f"{kind[i]}: missing or unreadable; prepare the dataset again")
-        images.append(as_input(parts))
-    return np.concatenate(images)
-
-
-def as_input(images: tuple[np.ndarray, ...]) -> np.ndarray:
-    """(sketch[, reference]) BGR uint8 -> the generator's ``float32 [1, s, s, C]`` RGB in [-1, 1]."""
-    rgb = [cv2.cvtColor(image, cv2.COLOR_BGR2RGB) for image in images]
-    return (np.concatenate(rgb, axis=-1).astype(np.float32) / 127.5 - 1.0)[None]
-
-
 def _decode(path: tf.Tensor) -> tf.Tensor:
-    image = tf.io.decode_png(tf.io.read_file(path), channels=3)
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
+    return tf.io.decode_png(tf.io.read_file(path), channels=3)
+
+
+def _to_unit(sketch: tf.Tensor, photo: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """uint8 -> float32 in [-1, 1]."""
+    return tf.cast(sketch, tf.float32) / 127.5 - 1.0, tf.cast(photo, tf.float32) / 127.5 - 1.0
 
 
 def _load(paths: tuple[tf.Tensor, ...], photo_path: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
@@ -180,7 +98,7 @@ def make_dataset(split: Split, batch_size: int, training: bool, seed: int = 0,
     inputs = (split.inputs(), *([split.references()] if split.reference else []))
     ds = tf.data.Dataset.from_tensor_slices((inputs, split.targets()))
     ds = ds.map(lambda a, b: _load(a, b, size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.cache()  # decoded pairs: size^2 * 6 floats each (1.5 MB at 256)
+    ds = ds.cache()  # decoded pairs as uint8: size^2 * 9 bytes each (0.6 MB at 256; floats would take 4x)
     if training:
         ds = ds.shuffle(len(split.names), seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -189,8 +107,10 @@ def make_dataset(split: Split, batch_size: int, training: bool, seed: int = 0,
         # A per-element seed from a seeded counter: the same run jitters the same way.
         counter = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
         ds = tf.data.Dataset.zip((ds, counter))
-        ds = ds.map(lambda pair, s: _augment(pair[0], pair[1], s, size, warped),
+        ds = ds.map(lambda pair, s: _augment(*_to_unit(*pair), s, size, warped),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        ds = ds.map(_to_unit, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=training)
     if skip_batches:
         ds = ds.skip(skip_batches)

@@ -221,7 +221,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
     names, points, _ = read_landmarks(folder)  # before the generator announces itself: one line for a bad split
     if not names:
         raise Face2FaceError(f"{folder}: no pairs to evaluate")
-    generator = Generator(model_path, config.provider, config.precision)
+    generator = Generator(model_path, config.provider, config.precision, layout="frame")  # what it judges
     reference = None  # onnxruntime fp32 on the CPU: what other engines and precisions are checked against
     if (generator.provider, generator.precision) != ("onnxruntime CPU", "fp32"):
         reference = Generator(model_path, provider="cpu", announce=False)

@@ -23,7 +23,7 @@ import numpy as np
 from face2face.errors import Face2FaceError
 from face2face.files import write_atomic
 from face2face.runtime.background import face_outline
-from face2face.train.data import Split, read_inputs
+from face2face.train.pairs import Split, read_inputs
 from face2face.train.evaluate import outline_mask
 from face2face.train.options import SCORES
 from face2face.train.prepare import read_landmarks

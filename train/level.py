@@ -22,11 +22,12 @@ from dataclasses import replace
 import keras
 import numpy as np
 
-from face2face.train.data import Split
+from face2face.train.pairs import Split
 from face2face.train.holdout import face_pairs
 
 OUTPUT_LAYER = "up_out"  # the generator's last convolution, before the tanh (``pix2pix.build_generator``)
 PAIRS = 32  # train pairs, evenly spread, the level is fitted on
+BATCH = 4  # pairs per forward pass (the activations of all 32 at once take over 1 GB)
 ROUNDS = 3  # re-weightings of the median (the tanh's slope at the shifted input)
 EDGE = 1.0 - 1e-6  # photo values are clipped to +-EDGE before the tanh's inverse
 
@@ -51,7 +52,9 @@ class FaceLevel:
         lightens the faces of the pairs on average, per channel (RGB), in 8-bit grey levels
         (negative: darkens)."""
         layer = generator.get_layer(OUTPUT_LAYER)
-        last = np.asarray(keras.Model(generator.input, layer.output)(self._sketches, training=False), np.float64)
+        head = keras.Model(generator.input, layer.output)
+        last = np.concatenate([np.asarray(head(self._sketches[i : i + BATCH], training=False), np.float64)
+                               for i in range(0, len(self._sketches), BATCH)])
         last = last[self._masks]  # (pixels, 3 or 4)
         inputs, photos = last[:, :3], self._photos[self._masks]
         drawn = np.ones((len(last), 1))  # the drawn part's share of each pixel

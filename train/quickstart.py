@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from pathlib import Path
 
 from face2face.console import Counter, plural, ticker
 from face2face.errors import Face2FaceError
+from face2face.files import write_atomic
+from face2face.memory import peak_gb, run_apart
 from face2face.runtime.openvino_engine import native_bf16
 from face2face.train.options import BEST, CHECKPOINTS, CONFIG, TrainConfig, read_run_config
 from face2face.video import VideoSource
@@ -173,7 +174,6 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     import tensorflow as tf
 
     from face2face.runtime.openvino_engine import int8_is_current, openvino_missing
-    from face2face.train.export import export
     from face2face.train.prepare import MANIFEST, PrepareConfig, describe_dataset, prepare, read_manifest
     from face2face.train.threads import use_training_threads
     from face2face.train.trainer import train
@@ -192,6 +192,7 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     log.info(plan.describe(done))
     fresh = not work.exists()
     work.mkdir(parents=True, exist_ok=True)
+    memory = StageMemory(work)
 
     if done.dataset:
         log.info(f"1/4 dataset: {data} is complete, kept")
@@ -202,6 +203,7 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
                                                             detector=config.detector, pupils=config.pupils),
                                progress=progress)
         log.info(f"    {describe_dataset(manifest)}")
+        memory.note("prepare", peak_gb())
     if (pairs := sum(read_manifest(data)["pairs"].values())) < MIN_PAIRS:
         shutil.rmtree(work if fresh else data)  # nothing else was made from it
         raise Face2FaceError(f"{video}: only {plural(pairs, 'frame')} with a usable face; quickstart needs at least "
@@ -213,7 +215,7 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     with Counter("train", "step") as progress:
         every = checkpoint_interval(plan.steps)
         resumed = bool(checkpoint)
-        early = EarlyModels(run, model, config.first_model_seconds)
+        early = EarlyModels(run, model, config.first_model_seconds, memory)
         chosen = TrainConfig(steps=plan.steps, ngf=plan.ngf, ndf=plan.ndf, precision=plan.precision,
                              lr_decay=plan.lr_decay, upsample=plan.upsample, learning_rate=plan.learning_rate,
                              reference=plan.reference, resume=resumed, checkpoint_every=every)
@@ -222,47 +224,79 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
                        on_checkpoint=early)
     if result.interrupted:
         raise KeyboardInterrupt
+    memory.note("train", peak_gb())
 
     if _exported_steps(model) == _handed_over(run):
         log.info(f"3/4 export: {model} is up to date, kept")
     else:
         log.info(f"3/4 export: {model}")
         with ticker("export"):
-            export_report = export(run, model)
-        log.info(f"    {export_report.summary()}")
+            said = memory.stage("export", "export", str(run), "-o", str(model))
+        log.info(f"    {said.partition(': ')[2].rpartition('; sidecar')[0]}")
         evaluation.unlink(missing_ok=True)
     if not openvino_missing() and not int8_is_current(model):
-        from face2face.train.quantize import quantize
-
         log.info(f"3/4 export: int8 copy of {model} for OpenVINO, checked against fp32 on held-out sketches")
-        made = quantize(model, data)  # NNCF's progress bar shows on stderr
-        log.info(f"    {made.psnr_vs_fp32_min:.1f} dB from fp32 at worst: "
-                 + ("live runs it by default" if made.default else "kept off by default (under 40 dB)"))
+        with ticker("int8 copy"):
+            said = memory.stage("int8", "quantize", str(model), str(data))
+        for line in said.splitlines()[1:]:
+            log.info(f"    {line}")
         evaluation.unlink(missing_ok=True)
 
     if evaluation.exists():
         log.info(f"4/4 evaluation: {evaluation} is up to date, kept")
-        report = json.loads(evaluation.read_text())
     else:
         log.info(f"4/4 evaluation on the held-out frames: {evaluation}")
         with ticker("evaluate"):
-            report = evaluate_apart(model, data, config.detector, evaluation, grid)
+            memory.stage("evaluate", "evaluate", str(model), str(data), "--detector", config.detector,
+                         "--json", str(evaluation), "--grid", str(grid))
+    report = json.loads(evaluation.read_text())
+    report["peak_memory_gb"] = memory.write()
+    log.info(f"peak memory per stage: {memory.describe()}")
     return report
 
 
-def evaluate_apart(model: Path, data: Path, detector: str, evaluation: Path, grid: Path) -> dict:
-    """`face2face evaluate` in a process of its own, where the generator's onnxruntime may load its CUDA
-    and cuDNN: this one holds TensorFlow's, and both are libcudnn.so.9. Its log lines are passed on,
-    its error raised here; returns its report."""
-    verbosity = {logging.DEBUG: ["--verbose"], logging.INFO: []}.get(log.getEffectiveLevel(), ["--quiet"])
-    argv = [sys.executable, "-m", "face2face", "evaluate", str(model), str(data), "--detector", detector,
-            "--json", str(evaluation), "--grid", str(grid), *verbosity]
-    result = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    said, _, error = result.stderr.rpartition("face2face: error: ")
-    sys.stderr.write(said if result.returncode else result.stderr)
-    if result.returncode:
-        raise Face2FaceError(error.strip() or f"evaluate stopped (exit status {result.returncode})")
-    return json.loads(evaluation.read_text())
+class StageMemory:
+    """Quickstart's peak resident memory per stage (GB), kept in ``WORKDIR/quickstart.json`` across
+    runs: the stages in this process (prepare, train) as its own peak after each, those run apart
+    (export, int8, evaluate: ``stage``) as theirs. Stages apart leave this process's memory to
+    training: TensorFlow's export and NNCF never share a process with the training loop."""
+
+    def __init__(self, work: Path) -> None:
+        self.path = work / "quickstart.json"
+        try:
+            self.peaks: dict[str, float] = json.loads(self.path.read_text())["peak_memory_gb"]
+        except (OSError, ValueError, KeyError, TypeError):
+            self.peaks = {}
+        self._fresh: set[str] = set()  # stages noted in this invocation
+
+    def note(self, name: str, peak: float | None) -> None:
+        """Record a stage's peak (the highest of its runs in this invocation)."""
+        if peak is not None:
+            self.peaks[name] = peak if name not in self._fresh else max(peak, self.peaks[name])
+            self._fresh.add(name)
+
+    def stage(self, name: str, *command: str) -> str:
+        """`face2face COMMAND` in a process of its own (where the generator's onnxruntime may also
+        load its CUDA and cuDNN: this one holds TensorFlow's, and both are libcudnn.so.9); its log
+        lines are passed on, its error raised here, its peak noted; returns its stdout."""
+        verbosity = {logging.DEBUG: ["--verbose"], logging.INFO: []}.get(log.getEffectiveLevel(), ["--quiet"])
+        status, out, err, peak = run_apart([sys.executable, "-m", "face2face", *command, *verbosity])
+        said, _, error = err.rpartition("face2face: error: ")
+        sys.stderr.write(said if status else err)
+        if status:
+            raise Face2FaceError(error.strip() or f"{command[0]} stopped (exit status {status})")
+        self.note(name, peak)
+        return out
+
+    def write(self) -> dict[str, float]:
+        """Store the figures (atomically) and return them."""
+        write_atomic(self.path, json.dumps({"peak_memory_gb": self.peaks}, indent=2).encode())
+        return dict(self.peaks)
+
+    def describe(self) -> str:
+        """e.g. "prepare 0.9, train 2.4, export 1.9, int8 1.0, evaluate 0.6 GB"."""
+        order = ("prepare", "train", "export", "int8", "evaluate")
+        return ", ".join(f"{k} {self.peaks[k]:.1f}" for k in order if k in self.peaks) + " GB"
 
 
 class EarlyModels:
@@ -272,8 +306,8 @@ class EarlyModels:
     ``first_after`` seconds or more; the first prints the live line, and a running ``live``
     switches to each new one."""
 
-    def __init__(self, run: Path, model: Path, first_after: float) -> None:
-        self.run, self.model, self.first_after = run, model, first_after
+    def __init__(self, run: Path, model: Path, first_after: float, memory: StageMemory) -> None:
+        self.run, self.model, self.first_after, self.memory = run, model, first_after, memory
         self.started = time.monotonic()
         self.exported = _exported_steps(model)
 
@@ -281,11 +315,9 @@ class EarlyModels:
         now = time.monotonic()
         if best is None or best == self.exported or now - self.started < self.first_after:
             return
-        from face2face.train.export import export
-
-        report = export(self.run, self.model)
-        first, self.exported, self.started = self.exported is None, report.steps, now  # the next one as far on
-        log.info(f"    step {step}: {self.model} now holds the weights of step {report.steps}"
+        self.memory.stage("export", "export", str(self.run), "-o", str(self.model))  # apart: see StageMemory
+        first, self.exported, self.started = self.exported is None, _exported_steps(self.model), now  # the next as far on
+        log.info(f"    step {step}: {self.model} now holds the weights of step {self.exported}"
                  + (f"; drive it while training goes on: {live_command(self.model)}" if first else ""))
 
 

@@ -77,13 +77,20 @@ def choose_bank(data: str | Path, size: int = BANK_SIZE) -> list[str]:
         log.warning("%s: the train split is under a second of video; the reference bank takes train frames "
                     "from just before the test split (record 10 s or more)", data)
         eligible = list(range(len(names)))
-    shapes = normalised_shapes(points[eligible], mean_shape(points)).astype(np.float64)
-    picked = [int(np.argmin(((shapes - shapes.mean(axis=0)) ** 2).sum(axis=1)))]
-    nearest = ((shapes - shapes[picked[0]]) ** 2).sum(axis=1)
-    while len(picked) < min(size, len(eligible)):
-        picked.append(int(np.argmax(nearest)))
-        nearest = np.minimum(nearest, ((shapes - shapes[picked[-1]]) ** 2).sum(axis=1))
+    picked = farthest_points(normalised_shapes(points[eligible], mean_shape(points)), size)
     return sorted(names[eligible[i]] for i in picked)
+
+
+def farthest_points(features: np.ndarray, count: int) -> list[int]:
+    """Indices of ``count`` rows of ``features`` (N, D) that span them: the row nearest the mean,
+    then each time the row farthest from those picked (farthest-point sampling)."""
+    features = np.asarray(features, np.float64)
+    picked = [int(np.argmin(((features - features.mean(axis=0)) ** 2).sum(axis=1)))]
+    nearest = ((features - features[picked[0]]) ** 2).sum(axis=1)
+    while len(picked) < min(count, len(features)):
+        picked.append(int(np.argmax(nearest)))
+        nearest = np.minimum(nearest, ((features - features[picked[-1]]) ** 2).sum(axis=1))
+    return picked
 
 
 def dataset_bank(data: str | Path, chosen: list[str]) -> ReferenceBank:

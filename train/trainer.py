@@ -35,7 +35,8 @@ from face2face.runtime.openvino_engine import NO_BF16, native_bf16
 from face2face.train import pix2pix
 from face2face.train.distribute import PEER_ERRORS, is_chief, lost_peer_message, make_strategy, share_from_chief
 from face2face.train.references import ensure_references
-from face2face.train.data import Split, check_split, make_dataset, read_inputs
+from face2face.train.data import make_dataset
+from face2face.train.pairs import Split, check_split, read_inputs
 from face2face.train.holdout import HoldoutScorer, Scores, read_scores, split_holdout
 from face2face.train.level import OUTPUT_LAYER, FaceLevel
 from face2face.train.options import BEST, CHECKPOINTS, CONFIG, LAMBDA_L1, TrainConfig, check_train_config, read_run_config
