@@ -24,7 +24,7 @@ FIELDS = {"model", "data", "split", "detector", "model_steps", "model_size", "mo
           "l1", "psnr", "ssim", "face_l1", "face_ssim", "sharpness", "detail_match", "checkerboard", "checkerboard_real",
           "frame_psnr", "frame_ssim", "frame_sharpness", "frame_detail_match", "frame_pairs", "face_rate", "faces_found", "photo_faces_found", "akd", "akd_pairs",
           "identity", "pupil_error_px", "pupil_error_p90_px", "pupil_eyes", "model_pupils", "ssim_mode", "seconds",
-          "per_pair", "config"}
+          "per_pair", "config", "peak_memory_gb"}
 
 
 def test_ssim_and_psnr_behave():

@@ -35,6 +35,11 @@ def test_quickstart_then_its_live_command_runs(tmp_path, capsys):
     assert sorted(scores.scores) == list(range(4, 41, 4)) and read_sidecar(work / "model.onnx").steps == scores.best
     assert (work / "evaluation.json").exists() and (work / "evaluation.png").exists()
     assert "int8 copy" in err and (work / "model.int8.xml").exists()  # OpenVINO's fast path, checked
+    peaks = json.loads((work / "quickstart.json").read_text())["peak_memory_gb"]
+    assert list(peaks) == ["prepare", "train", "export", "int8", "evaluate"]
+    assert f"peak memory per stage: prepare {peaks['prepare']:.1f}, train {peaks['train']:.1f}, " in err
+    # the stages run apart report their own memory, not that of the training process they were started from
+    assert 0.2 < peaks["int8"] < peaks["train"] and peaks["evaluate"] < peaks["train"]
     assert f"evaluation: {work / 'evaluation.json'}" in out
     live = next(line.split("next: ", 1)[1] for line in out.splitlines() if line.startswith("next: "))
     args = shlex.split(live)

@@ -223,7 +223,8 @@ def _train(args: argparse.Namespace) -> int:
     if result.interrupted:
         print(f"stopped at step {result.step}/{result.total_steps}; {where} (continue with --resume)")
         return 128 + (result.signal or 2)
-    print(f"trained {plural(result.step, 'step')} ({result.steps_per_second:.2f} steps/s); {where}")
+    memory = f", peak memory {result.peak_memory_gb:.1f} GB" if result.peak_memory_gb is not None else ""
+    print(f"trained {plural(result.step, 'step')} ({result.steps_per_second:.2f} steps/s{memory}); {where}")
     if scores := read_scores(args.output):
         lowest = min(scores.scores, key=scores.scores.get)
         what = "the weight average of step" if config.ema else "step"

@@ -35,6 +35,7 @@ from face2face.errors import Face2FaceError
 from face2face.files import write_atomic
 from face2face.faces import FaceAnalyzer
 from face2face.identity import FaceIdentity, distance
+from face2face.memory import peak_gb
 from face2face.pupils import find_pupils
 from face2face.geometry import Square
 from face2face.runtime.background import FacePaster, crop_to_frame, face_outline
@@ -268,6 +269,7 @@ def evaluate(model_path: str | Path, data_dir: str | Path, config: EvaluateConfi
             rows.append(np.concatenate([sketch, *([] if built is None else [built]), output, photo], axis=1))
     frames.close()
     report = _summarise(per_pair, model_path, data, config, generator, time.perf_counter() - started)
+    report["peak_memory_gb"] = peak_gb()
     if json_path:
         write_atomic(json_path, json.dumps(report, indent=2).encode())  # quickstart's mark of a finished stage
     if grid_path and not cv2.imwrite(str(grid_path), np.concatenate(rows, axis=0)):
@@ -403,4 +405,6 @@ def format_table(report: dict) -> str:
     if report["psnr_vs_fp32"] is not None:
         lines.append(f"  vs fp32    PSNR {report['psnr_vs_fp32']:.1f} dB mean, {report['psnr_vs_fp32_min']:.1f} dB min "
                      "(against onnxruntime fp32's output)")
+    if report.get("peak_memory_gb") is not None:
+        lines.append(f"  memory     {report['peak_memory_gb']:.1f} GB peak (resident, this evaluation)")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from face2face.errors import Face2FaceError
+from face2face.memory import peak_gb
 from face2face.modelfile import read_sidecar
 from face2face.runtime.background import FacePaster, face_outline
 from face2face.runtime.generator import EngineChoice, Generator
@@ -73,7 +74,8 @@ class QuantizeReport:
     crop: Spread  # int8 against fp32 over the whole crop
     face: Spread  # over the face region the frame layout shows
     seconds: float
-    fp32_layers: list[str] = field(default_factory=list)  # layers kept in fp32 (their first convolutions)
+    fp32_layers: list[str] = field(default_factory=list)  # layers kept in fp32 (``layer_name``)
+    peak_memory_gb: float | None = None  # this process's peak resident memory
 
     def default_for(self, region: str) -> bool:
         """Whether the copy held its guard over ``region`` (crop | face), so that ``--precision auto`` runs it."""
@@ -88,8 +90,9 @@ class QuantizeReport:
         else:
             use = "runs only with --precision int8"
         kept = f"; {len(self.fp32_layers)} layer(s) kept in fp32: {', '.join(self.fp32_layers)}" if self.fp32_layers else ""
+        memory = f"; peak memory {self.peak_memory_gb:.1f} GB" if self.peak_memory_gb is not None else ""
         return (f"int8 against fp32 on {self.held_out} held-out sketches, dB: face region {self.face.text()}; "
-                f"whole crop {self.crop.text()}{kept}\n{use} (guard {GUARD_DB:.0f} dB at worst)")
+                f"whole crop {self.crop.text()}{kept}\n{use} (guard {GUARD_DB:.0f} dB at worst){memory}")
 
 
 def face_weights(points: np.ndarray, size: int) -> np.ndarray:
@@ -212,7 +215,7 @@ def quantize(model: str | Path, data: str | Path, count: int = 100) -> QuantizeR
         tmp.unlink(missing_ok=True)
         tmp.with_suffix(".bin").unlink(missing_ok=True)
     report = QuantizeReport(str(target), len(sketches), len(held_out), Spread.of(crop), Spread.of(face),
-                            round(time.perf_counter() - started, 1), layers)
+                            round(time.perf_counter() - started, 1), layers, peak_gb())
     if not report.default_for("face"):
         log.warning("%s: int8 output is %.1f dB from fp32 on the face of a held-out sketch (guard %.0f dB): it runs "
                     "only with --precision int8", target.name, report.face.min, GUARD_DB)

@@ -249,10 +249,9 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
         with ticker("evaluate"):
             memory.stage("evaluate", "evaluate", str(model), str(data), "--detector", config.detector,
                          "--json", str(evaluation), "--grid", str(grid))
-    report = json.loads(evaluation.read_text())
-    report["peak_memory_gb"] = memory.write()
+    memory.write()
     log.info(f"peak memory per stage: {memory.describe()}")
-    return report
+    return json.loads(evaluation.read_text())
 
 
 class StageMemory:
@@ -260,6 +259,8 @@ class StageMemory:
     runs: the stages in this process (prepare, train) as its own peak after each, those run apart
     (export, int8, evaluate: ``stage``) as theirs. Stages apart leave this process's memory to
     training: TensorFlow's export and NNCF never share a process with the training loop."""
+
+    STAGES = ("prepare", "train", "export", "int8", "evaluate")
 
     def __init__(self, work: Path) -> None:
         self.path = work / "quickstart.json"
@@ -288,15 +289,14 @@ class StageMemory:
         self.note(name, peak)
         return out
 
-    def write(self) -> dict[str, float]:
-        """Store the figures (atomically) and return them."""
-        write_atomic(self.path, json.dumps({"peak_memory_gb": self.peaks}, indent=2).encode())
-        return dict(self.peaks)
+    def write(self) -> None:
+        """Store the figures (atomically), in the stages' order."""
+        ordered = {name: self.peaks[name] for name in self.STAGES if name in self.peaks}
+        write_atomic(self.path, json.dumps({"peak_memory_gb": ordered}, indent=2).encode())
 
     def describe(self) -> str:
         """e.g. "prepare 0.9, train 2.4, export 1.9, int8 1.0, evaluate 0.6 GB"."""
-        order = ("prepare", "train", "export", "int8", "evaluate")
-        return ", ".join(f"{k} {self.peaks[k]:.1f}" for k in order if k in self.peaks) + " GB"
+        return ", ".join(f"{k} {self.peaks[k]:.1f}" for k in self.STAGES if k in self.peaks) + " GB"
 
 
 class EarlyModels:

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from face2face.errors import Face2FaceError
 from face2face.files import write_atomic
+from face2face.memory import peak_gb
 from face2face.runtime.openvino_engine import NO_BF16, native_bf16
 from face2face.train import pix2pix
 from face2face.train.distribute import PEER_ERRORS, is_chief, lost_peer_message, make_strategy, share_from_chief
@@ -56,6 +57,7 @@ class TrainResult:
     signal: int | None
     steps_per_second: float  # after the first (tracing) step
     checkpoint: str | None  # latest checkpoint path
+    peak_memory_gb: float | None = None  # this process's peak resident memory (also in config.json)
 
 
 def resolve_steps(config: TrainConfig, train_pairs: int) -> int:
@@ -246,7 +248,11 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, held: Split | No
         raise Face2FaceError(lost_peer_message(exc, step, manager.latest_checkpoint, chief)) from None
     if stop.signum is not None:
         log.info("stopped by signal %d at step %d; checkpoint saved", stop.signum, step)
-    return TrainResult(step, total, stop.signum is not None, stop.signum, rate, manager.latest_checkpoint)
+    peak = peak_gb()
+    if chief and peak is not None:
+        doc = json.loads((run / CONFIG).read_text())
+        write_atomic(run / CONFIG, json.dumps({**doc, "peak_memory_gb": peak}, indent=2).encode())
+    return TrainResult(step, total, stop.signum is not None, stop.signum, rate, manager.latest_checkpoint, peak)
 
 
 def settle(generator, split: Split, batch_size: int = 1) -> None:
