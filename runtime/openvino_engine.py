@@ -106,13 +106,13 @@ def int8_is_current(model: str | os.PathLike) -> bool:
     return True
 
 
-def int8_guard(ov_model, region: str = "crop") -> float | None:
-    """The lowest PSNR (dB) against fp32 that ``face2face quantize`` measured for an int8 copy over
-    ``region`` (``GUARD_KEYS``); a copy without the face figure answers with the whole crop's."""
-    for key in (GUARD_KEYS[region], GUARD_KEYS["crop"]):
-        if ov_model.has_rt_info(key):
-            return float(ov_model.get_rt_info(key).astype(str))
-    return None
+def int8_guard(ov_model, region: str = "crop") -> tuple[float | None, str]:
+    """(the lowest PSNR (dB) against fp32 that ``face2face quantize`` measured for an int8 copy over
+    ``region``, the region it is of): a copy made before the face figure answers with the whole crop's."""
+    for name in dict.fromkeys((region, "crop")):
+        if ov_model.has_rt_info(GUARD_KEYS[name]):
+            return float(ov_model.get_rt_info(GUARD_KEYS[name]).astype(str)), name
+    return None, region
 
 
 def int8_verdict(model: str | os.PathLike, region: str = "crop") -> tuple[str, str]:
@@ -121,7 +121,7 @@ def int8_verdict(model: str | os.PathLike, region: str = "crop") -> tuple[str, s
     if not int8_path(model).is_file():
         return "no calibrated copy (`face2face quantize`)", ""
     try:
-        guard = int8_guard(read_int8_model(model), region)
+        guard, region = int8_guard(read_int8_model(model), region)
     except Face2FaceError as exc:
         return str(exc).split("; ")[0], ""
     if guard is None:
