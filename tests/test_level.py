@@ -8,6 +8,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from face2face.train.pairs import check_split  # noqa: E402
+from face2face.train import export as export_module  # noqa: E402
 from face2face.train.export import ExportConfig, export, load_generator, run_onnx  # noqa: E402
 from face2face.train.holdout import face_pairs, split_holdout  # noqa: E402
 from face2face.train.level import OUTPUT_LAYER, FaceLevel, weighted_median  # noqa: E402
@@ -46,8 +47,12 @@ def test_a_darkened_face_is_put_back_to_the_photos_level_and_the_fit_is_a_fixed_
     np.testing.assert_allclose(_face_offset(generator(sketches, training=False), trained_on), at_level, atol=0.5)
 
 
-def test_export_fits_the_face_level_into_the_model(tiny_run, tiny_dataset, tmp_path):
+def test_export_fits_the_face_level_into_the_model(tiny_run, tiny_dataset, tmp_path, monkeypatch):
+    conversions = []
+    convert = export_module.to_onnx
+    monkeypatch.setattr(export_module, "to_onnx", lambda *a: conversions.append(a) or convert(*a))
     report = export(tiny_run, tmp_path / "m.onnx", ExportConfig(last=True))  # weights as trained, not fitted yet
+    assert len(conversions) == 1  # converted once, before the fit, which then shifted the converted bias
     trained_on = split_holdout(check_split(tiny_dataset, "train", reference=True), 0.05)[0]
     assert report.level_pairs == len(trained_on.names)
     red, green, blue = report.level

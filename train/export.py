@@ -9,6 +9,7 @@ values in [-1, 1].
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import time
@@ -37,7 +38,7 @@ from face2face.train.background import write_background
 from face2face.train.pairs import check_split, dataset_fingerprint, read_inputs, spread
 from face2face.train.references import write_model_bank
 from face2face.train.holdout import split_holdout
-from face2face.train.level import FaceLevel
+from face2face.train.level import OUTPUT_LAYER, FaceLevel
 from face2face.train.options import BEST, CHECKPOINTS, read_run_config
 from face2face.train.trainer import restore
 from face2face.train.prepare import read_landmarks, read_manifest
@@ -124,15 +125,22 @@ def export(run_dir: str | Path, model_path: str | Path, config: ExportConfig = E
     holdout = run_config["options"].get("holdout", 0.0)
     with_reference = uses_reference(run_config)
     trained_on = split_holdout(check_split(data, "train", check_sizes=False, reference=with_reference), holdout)[0]
+    # converted first, while the process is small (the conversion is export's peak of memory), and
+    # the fitted level then written into the converted graph's output bias
+    bias = generator.get_layer(OUTPUT_LAYER).bias
+    unfitted = bias.numpy().copy()
+    proto = to_onnx(generator, size, config.opset, generator.input_shape[-1])
+    gc.collect()  # the conversion's garbage: 1.4 GB at ngf 32
     level = FaceLevel(trained_on)
     lightened = level.fit(generator)
+    if not replace_initializer(proto, unfitted, bias.numpy()):  # not found as it was: convert again
+        proto = to_onnx(generator, size, config.opset, generator.input_shape[-1])
     sketches = parity_inputs(data, config.parity_images, size, with_reference)
     reference = np.asarray(generator(sketches, training=False), dtype=np.float32)
 
     model_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = model_path.with_name(f".{model_path.name}.part")
     try:
-        proto = to_onnx(generator, size, config.opset, generator.input_shape[-1])
         precision, fallback = "fp32", ""
         if config.fp16:
             fallback = f"{model_path.stem}.fp32.onnx"
@@ -181,6 +189,17 @@ def to_onnx(generator: tf.keras.Model, size: int, opset: int = 17, channels: int
     _rename_io(proto)
     fold_into_conv_transpose(proto)
     return proto
+
+
+def replace_initializer(proto: onnx.ModelProto, old: np.ndarray, new: np.ndarray) -> bool:
+    """Set the one float initializer of ``proto`` whose values are exactly ``old`` to ``new`` (same
+    shape); False, untouched, where none or several are."""
+    found = [t for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT
+             and int(np.prod(t.dims)) == old.size and np.array_equal(numpy_helper.to_array(t).reshape(-1), old.reshape(-1))]
+    if len(found) != 1:
+        return False
+    found[0].CopyFrom(numpy_helper.from_array(new.astype(np.float32).reshape(tuple(found[0].dims)), found[0].name))
+    return True
 
 
 @contextlib.contextmanager
