@@ -98,6 +98,7 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
                           on_second=lambda fps, ms: memory.append(resident_mb()), reloader=reloader)
         memory.append(resident_mb())
         width, height = video.width, video.height
+        decoded = list(capture.decode_seconds)[-(result.captured - captured_before):]
     frames, generator = result.frames, puppeteer.generator  # the model running at the end
     return {
         "provider": generator.provider,
@@ -115,6 +116,7 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
         "captured": result.captured - captured_before,
         "detector_runs": puppeteer.detector_runs - runs_before,
         "memory_mb": memory_figures(memory),
+        "decode_ms": decode_figures(decoded, result.seconds),
         "drift": _drift(times, config.warmup),
         "faces_found": puppeteer.faces_found,
         **reload_figures(reloader.reloads if reloader else []),
@@ -124,6 +126,15 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
         "output_size": [puppet.width, puppet.height],
         "machine": _machine(),
     }
+
+
+def decode_figures(seconds: list[float], wall: float) -> dict | None:
+    """The capture thread's decoding: ms a frame (p50, p95) and its share of one core over ``wall`` s."""
+    if not seconds or wall <= 0:
+        return None
+    ms = np.asarray(seconds) * 1e3
+    return {"p50": round(float(np.percentile(ms, 50)), 2), "p95": round(float(np.percentile(ms, 95)), 2),
+            "frames": len(ms), "core_share": round(float(ms.sum()) / 1e3 / wall, 3)}
 
 
 def resident_mb() -> float | None:
@@ -179,6 +190,12 @@ def format_table(report: dict) -> str:
         lines.append(f"{name:10s} {s['p50']:8.2f} {s['p95']:8.2f}")
     lat = report["latency_ms"]
     lines.append(f"{'latency':10s} {lat['p50']:8.2f} {lat['p95']:8.2f}   p99 {lat['p99']:.2f} (capture -> sent)")
+    if loop := report.get("loop_ms"):
+        lines.append(f"loop       a frame {loop['frame']['p50']:.2f} ms p50, of it {loop['between']['p50']:.2f} between the "
+                     f"stages; the loop's thread on a core {loop['thread_cpu']['p50']:.2f} ms of it")
+    if decode := report.get("decode_ms"):
+        lines.append(f"decode     {decode['p50']:.2f} ms p50 a frame on the capture thread, {decode['frames']} frames: "
+                     f"{100 * decode['core_share']:.0f}% of a core beside the loop")
     memory, drift = report.get("memory_mb"), report.get("drift")
     if memory:
         lines.append(f"memory     {memory['after_warmup']:.0f} MiB after warm-up, {memory['end']:.0f} at the end "

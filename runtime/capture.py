@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 
 import numpy as np
 
@@ -12,6 +13,9 @@ from face2face.errors import Face2FaceError
 from face2face.video import VideoSource
 
 log = logging.getLogger(__name__)
+
+
+DECODE_TIMES = 10_000  # decode times kept (``LatestFrameCapture.decode_seconds``)
 
 
 class SourceStalled(Face2FaceError):
@@ -41,6 +45,7 @@ class LatestFrameCapture:
         self._stop = threading.Event()
         self.captured = 0
         self.dropped = 0
+        self.decode_seconds: deque[float] = deque(maxlen=DECODE_TIMES)  # per frame read, newest last
         self.error: str | None = None
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
         self._thread.start()
@@ -55,12 +60,14 @@ class LatestFrameCapture:
         while not self._stop.is_set():
             with self._cond:
                 target = next(i for i in range(3) if i != self._latest and i != self._reading)
+            started = time.perf_counter()
             frame = self.source.read(out=self._buffers[target])
             if frame is None and self.loop and self.captured:
                 self.source.rewind()
                 frame = self.source.read(out=self._buffers[target])
             if frame is None:
                 break
+            self.decode_seconds.append(time.perf_counter() - started)
             if frame is not self._buffers[target]:  # the decoder could not write in place
                 self._buffers[target][:] = frame
             if period:

@@ -54,24 +54,32 @@ class StageTimes:
     def __init__(self, capacity: int = 100_000) -> None:
         self.stages = np.zeros((capacity, len(STAGES)))
         self.latency = np.zeros(capacity)
+        self.loop = np.zeros((capacity, 2))  # per frame: wall time from the previous frame's end, CPU time of the loop's thread
         self.count = 0
 
-    def add(self, row: np.ndarray, latency: float) -> None:
+    def add(self, row: np.ndarray, latency: float, wall: float = 0.0, cpu: float = 0.0) -> None:
         """Record one frame (dropped silently once full)."""
         if self.count < len(self.latency):
             self.stages[self.count] = row
             self.latency[self.count] = latency
+            self.loop[self.count] = wall, cpu
             self.count += 1
 
     def summary(self, skip: int = 0) -> dict:
-        """Percentiles in ms over the recorded frames after the first ``skip``."""
+        """Percentiles in ms over the recorded frames after the first ``skip``; ``loop_ms``: each
+        frame's wall time, the part of it outside the stages (``between``) and the loop thread's
+        CPU time (below the wall time where it waited or other threads had the cores)."""
         stages, latency = self.stages[skip : self.count] * 1e3, self.latency[skip : self.count] * 1e3
         if not len(latency):
             return {"latency_ms": {}, "stages_ms": {}}
         pct = lambda a, q: round(float(np.percentile(a, q)), 2)  # noqa: E731
+        wall, cpu = self.loop[skip : self.count].T * 1e3
+        between = wall - stages.sum(axis=1)
         return {
             "latency_ms": {"p50": pct(latency, 50), "p95": pct(latency, 95), "p99": pct(latency, 99)},
             "stages_ms": {name: {"p50": pct(stages[:, i], 50), "p95": pct(stages[:, i], 95)} for i, name in enumerate(STAGES)},
+            "loop_ms": {name: {"p50": pct(v, 50), "p95": pct(v, 95)} for name, v in
+                        (("frame", wall), ("between", between), ("thread_cpu", cpu))},
         }
 
 
@@ -280,7 +288,7 @@ def run_live(
     clock = time.perf_counter
     started = last_report = clock()
     fps_ema, latency_ema = 0.0, 0.0
-    previous_end = started
+    previous_end, previous_cpu = started, time.thread_time()
     try:
         while max_frames is None or result.frames < max_frames:
             if reloader is not None:
@@ -296,11 +304,12 @@ def run_live(
             keep_going = send_all(sinks, out, puppeteer)
             done = clock()
             row[-1] = done - sent
-            times.add(row, done - captured_at)
+            cpu = time.thread_time()
+            times.add(row, done - captured_at, done - previous_end, cpu - previous_cpu)
             result.frames += 1
             fps_ema += 0.1 * (1.0 / max(done - previous_end, 1e-6) - fps_ema)
             latency_ema += 0.1 * ((done - captured_at) * 1e3 - latency_ema)
-            previous_end = done
+            previous_end, previous_cpu = done, cpu
             if reloader is not None:
                 reloader.frame_done(done)
             if done - last_report >= 1.0:

@@ -97,6 +97,11 @@ def test_bench_json_has_every_field(tiny_model, tmp_path):
     assert report["stages_ms"]["gaze"]["p50"] > 0  # the tiny model draws pupils: they are found every frame
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"] <= report["latency_ms"]["p99"]
     assert report["detector_runs"] <= 4  # the tracker, not the detector, follows the face (detected in warm-up)
+    decode = report["decode_ms"]  # the capture thread's share of the cores, beside the loop
+    assert 0 < decode["p50"] <= decode["p95"] and decode["frames"] == report["captured"] and 0 < decode["core_share"] < 1
+    loop = report["loop_ms"]
+    assert 0 <= loop["between"]["p50"] < 1.0  # the stages cover the frame's time: no hidden wait between them
+    assert 0 < loop["thread_cpu"]["p50"] <= loop["frame"]["p95"]
     baseline = report["baseline"]  # the seed's method: a detector run on every frame
     assert baseline["method"] == "seed baseline" and baseline["detector_runs"] == baseline["frames"] == 40
     assert (baseline["provider"], baseline["precision"]) == ("onnxruntime CPU", "fp32")  # the seed's engine
@@ -130,6 +135,9 @@ def test_slow_generator_drops_stale_frames_and_latency_stays_bounded(generator, 
     # never one from a backlog, which would age by a generator run per frame.
     assert (latency - working).max() < 2 / 30 + 0.1
     assert np.median(working) >= 0.1  # the generator's delay is in the stages
+    loop = times.summary()["loop_ms"]
+    assert loop["frame"]["p50"] >= 100 and abs(loop["between"]["p50"]) < 5  # the frame's time is in its stages
+    assert loop["thread_cpu"]["p50"] < loop["frame"]["p50"] - 80  # the planted sleep: the thread off the cores
 
 
 def test_tracker_notices_the_face_is_gone(analyzer):
