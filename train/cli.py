@@ -183,7 +183,9 @@ def _quickstart(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from face2face.train.prepare import PrepareConfig, describe_dataset, prepare
+    from face2face.coverage import describe as describe_coverage
+    from face2face.coverage import table as coverage_table
+    from face2face.train.prepare import COVERAGE_PICTURE, PrepareConfig, describe_dataset, prepare
 
     writable_folder(args.output)
     config = PrepareConfig(
@@ -193,6 +195,10 @@ def _prepare(args: argparse.Namespace) -> int:
     with Counter("prepare", "frame") as progress:
         manifest = prepare(args.videos, args.output, config, progress=progress)
     print(f"{args.output}: {describe_dataset(manifest)}")
+    print(coverage_table(manifest["coverage"]))
+    for line in describe_coverage(manifest["coverage"]):
+        print(line)
+    print(f"coverage picture: {Path(args.output) / COVERAGE_PICTURE} (the drivers' range grey, the target's frames blue)")
     return 0
 
 

@@ -25,6 +25,9 @@ import cv2
 import numpy as np
 
 from face2face.console import plural
+from face2face.coverage import FEATURES, coverage
+from face2face.coverage import features as coverage_features
+from face2face.coverage import picture as coverage_picture
 from face2face.detectors import DetectorConfig
 from face2face.errors import Face2FaceError
 from face2face.files import write_atomic
@@ -37,6 +40,7 @@ from face2face.video import VideoSource
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+COVERAGE_PICTURE = "coverage.png"  # one row per coverage feature: the drivers' range, the target's frames
 FORMAT = "face2face-dataset"
 SPLITS = ("train", "test")
 REFERENCES = "references"  # the reference bank's folder (``face2face.train.references``)
@@ -166,6 +170,7 @@ def _clear(out: Path) -> None:
     nothing else the folder holds."""
     (out / MANIFEST).unlink(missing_ok=True)
     (out / REFERENCES_DONE).unlink(missing_ok=True)  # first: the references' mark of completion
+    (out / COVERAGE_PICTURE).unlink(missing_ok=True)
     for name in (".staging", *SPLITS, REFERENCES):
         shutil.rmtree(out / name, ignore_errors=True)
 
@@ -254,6 +259,10 @@ def _finish(out, staging, stats, points, pupils, squares, config, seconds) -> di
         }
         (out / split / "landmarks.json").write_text(json.dumps(landmarks))
     shutil.rmtree(staging)
+    values = np.array([coverage_features(points[n], pupils[n]) for n in sorted(split_of)]).reshape(-1, len(FEATURES))
+    covered = coverage(values)
+    if len(values):
+        cv2.imwrite(str(out / COVERAGE_PICTURE), coverage_picture(values))
     dropped = {k: sum(s.dropped[k] for s in stats) for k in stats[0].dropped}
     frames_read = sum(s.frames_read for s in stats)
     manifest = {
@@ -269,6 +278,7 @@ def _finish(out, staging, stats, points, pupils, squares, config, seconds) -> di
             for s in stats
         ],
         "options": asdict(config),
+        "coverage": covered,
         "seconds": round(seconds, 2),
         "frames_per_second": round(frames_read / max(seconds, 1e-9), 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -174,6 +174,7 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     import tensorflow as tf
 
     from face2face.runtime.openvino_engine import int8_is_current, openvino_missing
+    from face2face.coverage import describe as describe_coverage
     from face2face.train.prepare import MANIFEST, PrepareConfig, describe_dataset, prepare, read_manifest
     from face2face.train.threads import use_training_threads
     from face2face.train.trainer import train
@@ -204,6 +205,8 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
                                progress=progress)
         log.info(f"    {describe_dataset(manifest)}")
         memory.note("prepare", peak_gb())
+    for line in describe_coverage(read_manifest(data).get("coverage") or {"features": {}, "missing": []}):
+        log.info(f"    {line}")  # a target that misses some still trains: the user may want that
     if (pairs := sum(read_manifest(data)["pairs"].values())) < MIN_PAIRS:
         shutil.rmtree(work if fresh else data)  # nothing else was made from it
         raise Face2FaceError(f"{video}: only {plural(pairs, 'frame')} with a usable face; quickstart needs at least "
