@@ -35,6 +35,7 @@ DRIVERS = {
 }
 SHORT = 0.25  # a target whose range stops short of the drivers' by this share of their span misses that end
 TARGET_PERCENTILES = (2.0, 98.0)  # a target's range: a few odd frames do not make it
+MARGIN = 0.1  # a driver's frame leaves the target's range when beyond it by this share of the drivers' span
 # What to record for an end that is missing: (feature, low end?) -> advice
 ADVICE = {
     ("yaw", True): "no frame with the head turned to one side: turn the head slowly left and right",
@@ -98,21 +99,40 @@ def coverage(values: np.ndarray) -> dict:
     """A target's coverage from its frames' ``features`` (``(N, len(FEATURES))``, as measured):
     per feature its range (``from_neutral``), the drivers', the share of theirs it covers and the
     ends it misses; ``missing``: one line of advice per end missed. JSON-ready."""
-    values = from_neutral(values)
     report, missing = {}, []
-    for i, name in enumerate(FEATURES):
-        column = values[:, i][np.isfinite(values[:, i])]
+    for name, (low, high) in zip(FEATURES, ranges(values)):
         lo, hi = DRIVERS[name]
-        if len(column) == 0:
+        if np.isnan(low):
             report[name] = {"target": None, "drivers": [lo, hi], "covered": None, "missing": []}
             continue
-        low, high = (float(v) for v in np.percentile(column, TARGET_PERCENTILES))
+        low, high = float(low), float(high)
         covered = max(0.0, min(high, hi) - max(low, lo)) / (hi - lo)
         ends = [end for end, short in (("low", low - lo), ("high", hi - high)) if short > SHORT * (hi - lo)]
         missing += [ADVICE[name, end == "low"] for end in ends]
         report[name] = {"target": [round(low, 3), round(high, 3)], "drivers": [lo, hi],
                         "covered": round(covered, 2), "missing": ends}
     return {"features": report, "missing": missing}
+
+
+def ranges(values: np.ndarray) -> np.ndarray:
+    """``(len(FEATURES), 2)``: a person's range of each feature (``from_neutral``; the 2nd to 98th
+    percentile of their frames), NaN where no frame has it."""
+    values = from_neutral(values)
+    out = np.full((len(FEATURES), 2), np.nan)
+    for i in range(len(FEATURES)):
+        column = values[:, i][np.isfinite(values[:, i])]
+        if len(column):
+            out[i] = np.percentile(column, TARGET_PERCENTILES)
+    return out
+
+
+def outside(driver: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``bool (N, len(FEATURES))``: where a driver's frames (``features``, as measured, the driver's
+    neutral their median) leave the target's ``ranges`` by more than ``MARGIN`` of the drivers' span."""
+    driver = from_neutral(driver)
+    span = np.array([hi - lo for lo, hi in (DRIVERS[name] for name in FEATURES)])
+    with np.errstate(invalid="ignore"):
+        return (driver < target[:, 0] - MARGIN * span) | (driver > target[:, 1] + MARGIN * span)
 
 
 def describe(report: dict) -> list[str]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from face2face.cli import main
-from face2face.coverage import DRIVERS, FEATURES, coverage, features, from_neutral
+from face2face.coverage import DRIVERS, FEATURES, MARGIN, coverage, features, from_neutral, outside, ranges
 from face2face.faces import FaceAnalyzer
 
 from conftest import DATA, IMAGES, VIDEOS
@@ -71,6 +71,17 @@ def test_coverage_against_the_drivers_range():
     assert coverage(no_pupils)["features"]["gaze_x"] == {"target": None, "drivers": list(DRIVERS["gaze_x"]),
                                                          "covered": None, "missing": []}
     np.testing.assert_allclose(np.median(from_neutral(wide)[:, INDEX["yaw"]]), 0.0, atol=1e-12)
+
+
+def test_a_driver_leaves_the_target_where_it_goes_beyond_its_range():
+    target = ranges(np.tile([0.0, 0.0, 0.0, 0.1, 0.0, 0.0, 0.0, 0.0], (20, 1)))  # a still face, mouth a little open
+    assert target[INDEX["mouth"]].tolist() == [0.1, 0.1] and target[INDEX["yaw"]].tolist() == [0.0, 0.0]
+    driver = np.zeros((4, len(FEATURES)))
+    driver[:, INDEX["mouth"]] = [0.1, 0.1, 0.1 + 0.5 * MARGIN * 0.443, 0.1 + 2 * MARGIN * 0.443]  # within, within, a little, beyond
+    driver[3, INDEX["yaw"]] = 1.0  # and the head turned far, in that frame only (the driver's neutral: their median, 0)
+    flags = outside(driver, target)
+    assert flags[:, INDEX["mouth"]].tolist() == [False, False, False, True]
+    assert flags[:, INDEX["yaw"]].tolist() == [False, False, False, True] and flags.sum() == 2
 
 
 def test_prepare_reports_what_a_calm_and_a_lively_target_cover(tmp_path, capsys):

@@ -3,11 +3,13 @@
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 from face2face.cli import main
+from face2face.coverage import FEATURES
 from face2face.identity import SAME_PERSON, FaceIdentity, distance
-from face2face.train.crossdrive import Steadiness
+from face2face.train.crossdrive import Steadiness, _coverage_split
 from face2face.video import VideoSource
 
 from conftest import IMAGES, VIDEOS
@@ -50,8 +52,27 @@ def test_cross_driver_report(tiny_model, tiny_dataset, tmp_path, capsys):
         assert 0.0 < scores["sharpness"] < 2.0 and scores["checkerboard"] > 0.0
     assert report["shape_limit"] == 3.0 and report["modes"]["relative"]["shape_held_px"] > 0.0  # another face shape
     assert report["modes"]["absolute"]["shape_held_px"] == report["modes"]["aligned"]["shape_held_px"] == 0.0
+    assert report["modes"]["relative"]["shape_limited"] > 0.0 == report["modes"]["absolute"]["shape_limited"]
+    for scores in report["modes"].values():  # the split itself: test_coverage_split_scores_the_frames_apart
+        covered = scores["coverage"]
+        assert list(covered["by_feature"]) == list(FEATURES)
+        assert covered["outside_share"] >= max(covered["by_feature"].values())
+        assert covered["inside"]["frames"] + covered["outside"]["frames"] == 12
     printed = capsys.readouterr().out
-    assert "relative" in printed and "sharpness" in printed
+    assert "relative" in printed and "sharpness" in printed and "driver frames beyond the target video's range" in printed
+
+
+def test_coverage_split_scores_the_frames_apart():
+    target = np.zeros((len(FEATURES), 2))  # a target that never moves
+    still, turned = np.zeros(len(FEATURES)), np.zeros(len(FEATURES))
+    turned[FEATURES.index("yaw")] = 0.5  # beyond the target's range
+    a, b, c = (np.eye(128)[i] * 0.4 for i in range(3))  # descriptors 0.4 from the origin, 0.566 apart
+    driven = [(still, a, 1.0), (still, a, 2.0), (still, None, None), (turned, b, 5.0)]  # the driver's neutral: still
+    split = _coverage_split(driven, target, [np.zeros(128)])
+    assert split["outside_share"] == 0.25 and split["by_feature"]["yaw"] == 0.25 and split["by_feature"]["mouth"] == 0.0
+    assert split["inside"] == {"frames": 3, "identity_to_target": pytest.approx(0.4), "expression_error_px": 1.5}
+    assert split["outside"] == {"frames": 1, "identity_to_target": pytest.approx(0.4), "expression_error_px": 5.0}
+    assert _coverage_split([], target, [c]) is None
 
 
 def test_steadiness_counts_change_inside_the_face_only(analyzer):

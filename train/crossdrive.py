@@ -22,7 +22,11 @@ loop (tracker, One Euro filter, retargeting, sketch, generator), and each output
   ``evaluate`` measures them (face2face.train.evaluate.fine_detail). ``evaluate``'s detail match
   (whether the output's fine detail is the real photo's, in place) is not reported here: no photo
   shows the target making the driver's expression, so there is nothing to match pixel by pixel,
-  and sharpness alone cannot tell the target's detail from invented texture.
+  and sharpness alone cannot tell the target's detail from invented texture;
+- coverage: the share of the driver's frames outside what the target video covers
+  (``face2face.coverage.outside``: any feature beyond the target's range, each person from their
+  own neutral), per feature, and identity and expression error over the frames inside and outside
+  it; and the share of frames the shape limit moved the sketch (``relative``).
 No TensorFlow here.
 """
 
@@ -34,6 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from face2face.coverage import FEATURES, features, outside, ranges
 from face2face.faces import FaceAnalyzer
 from face2face.geometry import apply_affine, crop, face_square
 from face2face.identity import FaceIdentity, distance
@@ -98,6 +103,9 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
     identity = FaceIdentity()
     generator = Generator(model, config.provider, config.precision, layout="frame")  # live's default
     target, target_detail = _target_reference(Path(data), identity, config.target_photos)
+    target_ranges = ranges(np.array([features(p, q) for split in ("train", "test")
+                                     for _, points, pupils in [read_landmarks(Path(data) / split)]
+                                     for p, q in zip(points, pupils)]))
     with VideoSource(driver) as source:
         frames = [f for _, f in zip(range(config.frames), source)]
         fps = source.fps
@@ -117,6 +125,7 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
         puppet = Puppeteer(generator, analyzer, PuppetConfig(width=size, height=size, retarget=retarget, measure_gaze=True))
         outputs, fidelity, gaze, held, details, found = [], [], [], [], [], 0
         steady_out, steady_driver = Steadiness(), Steadiness()
+        driven: list[tuple[np.ndarray, float, float]] = []  # per frame with a sketch: driver features, identity, expression error
         for index, frame in enumerate(frames):
             out = puppet.process(frame, index / fps, row)
             steady_out.add(out, puppet.points)
@@ -125,6 +134,11 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
                 details.append(fine_detail(out, face_outline(puppet.points)))
             steady_driver.add(*_driver_crop(frame, puppet.driver_points, size, puppet.retargeter.config.context))
             faces = analyzer.analyze(out)
+            if puppet.points is not None:
+                driver = features(puppet.driver_points, find_pupils(frame, puppet.driver_points))
+                scored = (identity.descriptor(out, faces[0].landmarks),
+                          float(np.linalg.norm(faces[0].landmarks - puppet.points, axis=1).mean())) if faces else None
+                driven.append((driver, *(scored or (None, None))))
             if not faces:
                 continue
             found += 1
@@ -151,8 +165,30 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
             # over the frames with a sketch: the mean of each frame's ratio to the target's detail
             "sharpness": sharpness(float(np.mean([d for d, _ in details])), target_detail[0]) if details else None,
             "checkerboard": float(np.mean([c for _, c in details])) if details else None,
+            "shape_limited": float(np.mean(np.array(held) > 0.0)) if held else None,
+            "coverage": _coverage_split(driven, target_ranges, target),
         }
     return report
+
+
+def _coverage_split(driven: list[tuple[np.ndarray, np.ndarray | None, float | None]], target_ranges: np.ndarray,
+                    target: list[np.ndarray]) -> dict | None:
+    """The driver's frames outside the target's coverage (share, per feature) and identity and
+    expression error over the frames inside and outside it."""
+    if not driven:
+        return None
+    flags = outside(np.array([d for d, _, _ in driven]), target_ranges)
+    out_any = flags.any(axis=1)
+
+    def scores(where: np.ndarray) -> dict:
+        picked = [(descriptor, error) for (_, descriptor, error), w in zip(driven, where) if w and descriptor is not None]
+        return {"frames": int(where.sum()),
+                "identity_to_target": _mean_distance([d for d, _ in picked], target),
+                "expression_error_px": float(np.mean([e for _, e in picked])) if picked else None}
+
+    return {"outside_share": float(out_any.mean()),
+            "by_feature": {name: float(flags[:, i].mean()) for i, name in enumerate(FEATURES)},
+            "inside": scores(~out_any), "outside": scores(out_any)}
 
 
 def _driver_crop(frame: np.ndarray, points: np.ndarray | None, size: int,
@@ -191,4 +227,15 @@ def format_cross_drive(report: dict) -> str:
                      f"{fmt(m['identity_to_driver'], '10.3f')} {fmt(m['expression_error_px'], '11.2f')} "
                      f"{fmt(m['gaze_error_px'], '11.2f')} {fmt(m['change_ratio'], '17.2f')} "
                      f"{fmt(m['shape_held_px'], '7.2f')} {fmt(m['sharpness'], '9.3f')} {fmt(m['checkerboard'], '7.2f')}")
+    lines.append(f"{'coverage':10s} {'outside':>9s} {'id inside':>10s} {'id outside':>10s} {'expr inside':>11s} "
+                 f"{'expr outside':>12s} {'shape-limited':>13s}  (driver frames beyond the target video's range)")
+    for mode, m in report["modes"].items():
+        c = m["coverage"]
+        if c is None:
+            continue
+        widest = sorted(c["by_feature"].items(), key=lambda kv: -kv[1])[:2]
+        lines.append(f"{mode:10s} {100 * c['outside_share']:8.1f}% {fmt(c['inside']['identity_to_target'], '10.3f')} "
+                     f"{fmt(c['outside']['identity_to_target'], '10.3f')} {fmt(c['inside']['expression_error_px'], '11.2f')} "
+                     f"{fmt(c['outside']['expression_error_px'], '12.2f')} {fmt(m['shape_limited'], '13.2f')}  "
+                     + ", ".join(f"{name} {100 * share:.0f}%" for name, share in widest))
     return "\n".join(lines)
