@@ -19,6 +19,7 @@ drivers' span is named, with what to record.
 from __future__ import annotations
 
 import math
+import warnings
 
 import cv2
 import numpy as np
@@ -128,11 +129,65 @@ def ranges(values: np.ndarray) -> np.ndarray:
 
 def outside(driver: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``bool (N, len(FEATURES))``: where a driver's frames (``features``, as measured, the driver's
-    neutral their median) leave the target's ``ranges`` by more than ``MARGIN`` of the drivers' span."""
-    driver = from_neutral(driver)
+    neutral their median) leave the target's ``ranges`` (``beyond``)."""
+    return beyond(from_neutral(driver), target)
+
+
+def beyond(deviations: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Where ``deviations`` (from the driver's neutral) leave the target's ``ranges`` by more than
+    ``MARGIN`` of the drivers' span (NaN on either side: not outside)."""
     span = np.array([hi - lo for lo, hi in (DRIVERS[name] for name in FEATURES)])
     with np.errstate(invalid="ignore"):
-        return (driver < target[:, 0] - MARGIN * span) | (driver > target[:, 1] + MARGIN * span)
+        return (deviations < target[:, 0] - MARGIN * span) | (deviations > target[:, 1] + MARGIN * span)
+
+
+class CoverageWatch:
+    """Counts, frame by frame, where a driver leaves the target's ranges (``outside``), the driver's
+    neutral being the median of their last ``NEUTRAL_FRAMES`` frames (renewed every ``RENEW``)."""
+
+    NEUTRAL_FRAMES = 300
+    RENEW = 30
+
+    def __init__(self, target: list) -> None:
+        self.set_target(target)
+        self._recent = np.full((self.NEUTRAL_FRAMES, len(FEATURES)), np.nan)
+        self._neutral = np.zeros(len(FEATURES))
+        self.frames = 0
+        self.outside = np.zeros(len(FEATURES), np.int64)  # frames beyond the target's range, per feature
+        self.outside_any = 0
+        self.shape_limited = 0  # frames whose sketch the shape limit moved
+
+    def set_target(self, target: list) -> None:
+        """The target's ranges as a model's sidecar holds them (``[lo, hi]`` or None per feature)."""
+        self.target = np.array([[np.nan, np.nan] if r is None else r for r in target], np.float64)
+
+    def add(self, points: np.ndarray, pupils: np.ndarray | None, shape_limited: bool) -> np.ndarray:
+        """One driver frame's landmarks and pupils (px); returns its flags per feature."""
+        values = features(points, pupils)
+        self._recent[self.frames % self.NEUTRAL_FRAMES] = values
+        if self.frames % self.RENEW == 0 or self.frames < self.RENEW:
+            with warnings.catch_warnings():  # a feature no frame has yet (gaze without pupils) stays NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                neutral = np.nanmedian(self._recent, axis=0)
+            self._neutral = np.where(np.isfinite(neutral), neutral, 0.0)
+        self._neutral[[FEATURES.index(name) for name in ABSOLUTE]] = 0.0
+        flags = beyond(values - self._neutral, self.target)
+        self.frames += 1
+        self.outside += flags
+        self.outside_any += bool(flags.any())
+        self.shape_limited += bool(shape_limited)
+        return flags
+
+    def summary(self) -> str:
+        """One line: the share of frames outside the target's coverage, the features most left, and
+        the shape limit's share."""
+        if not self.frames:
+            return ""
+        widest = sorted(zip(FEATURES, self.outside), key=lambda kv: -kv[1])[:3]
+        features_left = ", ".join(f"{name} {100 * n / self.frames:.0f}%" for name, n in widest if n)
+        return (f"driver outside the target video's coverage in {100 * self.outside_any / self.frames:.0f}% of "
+                f"{self.frames} frames with a face" + (f" ({features_left})" if features_left else "")
+                + f"; the shape limit moved {100 * self.shape_limited / self.frames:.0f}% of sketches")
 
 
 def describe(report: dict) -> list[str]:

@@ -49,6 +49,7 @@ class ModelInfo:
     background: str = ""  # folder beside the model with frames of the target video for the frame layout
     input_channels: int = 3  # 3: the sketch; 6: the sketch, then the reference built from ``reference``
     reference: str = ""  # folder beside the model with the bank of target crops (``face2face.reference``)
+    coverage: list | None = None  # the target video's range of each coverage feature ([lo, hi] or None; ``face2face.coverage``)
     dataset_fingerprint: str = ""  # sha256 over the dataset's manifest and file names
     model_sha256: str = ""  # sha256 of the ONNX file described ("" in sidecars written before it)
     created: str = ""  # ISO 8601

@@ -192,6 +192,8 @@ def _live(args) -> int:
           + (f"; memory {growth['after_warmup']:.0f} MiB after the first second, {growth['end']:.0f} at the end "
              f"({growth['growth_pct']:+.1f}%)" if growth else "")
           + (f"; {reloads}" if reloads else ""))
+    if puppeteer.coverage is not None and puppeteer.coverage.frames:
+        print(puppeteer.coverage.summary())
     return 0
 
 
@@ -227,6 +229,8 @@ def _reenact(args) -> int:
             result = run_offline(source, source.fps, puppeteer, [sink], StageTimes(),
                                  on_frame=lambda n: progress(n, source.frame_count))
     print(f"{args.output}: {plural(result.frames, 'frame')} {width}x{height}, face found in {puppeteer.faces_found}")
+    if puppeteer.coverage is not None and puppeteer.coverage.frames:
+        print(puppeteer.coverage.summary())
     return 0
 
 

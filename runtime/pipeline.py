@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 import numpy as np
 
+from face2face.coverage import CoverageWatch
 from face2face.faces import FaceAnalyzer, FaceTracker, TrackerConfig
 from face2face.geometry import face_square
 from face2face.pupils import fill_gaze, find_pupils, to_eye_coordinates
@@ -140,6 +141,7 @@ class Puppeteer:
         self.target: Target | None = None
         self.retargeter: Retargeter | None = None
         self.gaze: GazeMapper | None = None
+        self.coverage: CoverageWatch | None = None  # where the driver leaves what the target video covers
         self.composer: Composer | None = None
         self.sketch: np.ndarray | None = None
         self.adopt(load_target(generator, config))
@@ -161,6 +163,12 @@ class Puppeteer:
         else:
             self.retargeter.set_target(target.template, info.size, target.shapes, info.context)
         self.draw_pupils = target.draw_pupils
+        if not info.coverage:  # a model exported before coverage
+            self.coverage = None
+        elif self.coverage is None:
+            self.coverage = CoverageWatch(info.coverage)
+        else:  # a new version of the model: the counts go on against its ranges
+            self.coverage.set_target(info.coverage)
         if target.template_pupils is None or not (target.draw_pupils or self.config.measure_gaze):
             self.gaze = None
         elif self.gaze is None:
@@ -184,9 +192,10 @@ class Puppeteer:
         t0 = clock()
         points = self.driver_points = self.tracker.update(frame)
         t1 = clock()
-        gaze = None
+        gaze = pupils = None
         if points is not None and self.gaze is not None:
-            gaze = to_eye_coordinates(find_pupils(frame, points), points)
+            pupils = find_pupils(frame, points)
+            gaze = to_eye_coordinates(pupils, points)
         t2 = clock()
         square = None
         if points is not None:
@@ -195,6 +204,8 @@ class Puppeteer:
             smoothed = self.filter(points, t, square.side)
             self.head = self.motion(face_square(smoothed, self.retargeter.config.context))
             self.points = self.retargeter(smoothed)
+            if self.coverage is not None:
+                self.coverage.add(points, pupils, self.retargeter.limited)
             if gaze is not None:
                 self.pupils = self.gaze(self._smooth_gaze(gaze, t), self.points)
             draw_sketch(self.points, self.size, out=self.sketch, pupils=self.pupils if self.draw_pupils else None)

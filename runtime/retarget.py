@@ -37,6 +37,9 @@ MOTION_SCALE_LIMIT = 0.05
 GAZE_LIMIT = np.array([0.35, 0.15], np.float32)
 
 
+MOVED_PX = 0.5  # the shape limit moved a sketch when its points moved this far on average (crop px)
+
+
 @dataclass(frozen=True)
 class RetargetConfig:
     """How the driver is mapped onto the target."""
@@ -115,6 +118,11 @@ class Retargeter:
         held = self.shapes.limit(moved, self.config.shape_limit)
         self._hold = moved, held
         return held
+
+    @property
+    def limited(self) -> bool:
+        """Whether the shape limit moved the last points visibly (by more than ``MOVED_PX`` on average)."""
+        return self.held_px > MOVED_PX
 
     @property
     def held_px(self) -> float:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from face2face.cli import main
-from face2face.coverage import DRIVERS, FEATURES, MARGIN, coverage, features, from_neutral, outside, ranges
+from face2face.coverage import (DRIVERS, FEATURES, MARGIN, CoverageWatch, coverage, features, from_neutral, outside,
+                                ranges)
 from face2face.faces import FaceAnalyzer
 
 from conftest import DATA, IMAGES, VIDEOS
@@ -82,6 +83,22 @@ def test_a_driver_leaves_the_target_where_it_goes_beyond_its_range():
     flags = outside(driver, target)
     assert flags[:, INDEX["mouth"]].tolist() == [False, False, False, True]
     assert flags[:, INDEX["yaw"]].tolist() == [False, False, False, True] and flags.sum() == 2
+
+
+def test_live_counts_the_frames_a_driver_spends_outside_the_target(face):
+    distance = np.linalg.norm(face[42:48].mean(axis=0) - face[36:42].mean(axis=0))
+    target = [[-0.05, 0.05]] * len(FEATURES)
+    target[INDEX["mouth"]] = [0.0, 0.2]  # this face's mouth is 0.17 open at rest
+    target[INDEX["gaze_x"]] = target[INDEX["gaze_y"]] = None  # a target video without pupils
+    watch = CoverageWatch(target)
+    opened = face.copy()
+    opened[[65, 66, 67]] += (0.0, 0.6 * distance)  # the mouth 0.6 eye distances open
+    for i in range(100):  # the driver's neutral, then every 10th frame the mouth wide open
+        flags = watch.add(opened if i % 10 == 9 else face, None, shape_limited=i % 4 == 0)
+        assert flags.tolist() == [i % 10 == 9 and name == "mouth" for name in FEATURES]
+    assert (watch.frames, watch.outside_any, watch.outside[INDEX["mouth"]], watch.shape_limited) == (100, 10, 10, 25)
+    assert watch.summary() == ("driver outside the target video's coverage in 10% of 100 frames with a face (mouth 10%); "
+                               "the shape limit moved 25% of sketches")
 
 
 def test_prepare_reports_what_a_calm_and_a_lively_target_cover(tmp_path, capsys):

@@ -123,7 +123,7 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
     for mode in config.modes:
         retarget = RetargetConfig(mode=mode, shape_limit=config.shape_limit)
         puppet = Puppeteer(generator, analyzer, PuppetConfig(width=size, height=size, retarget=retarget, measure_gaze=True))
-        outputs, fidelity, gaze, held, details, found = [], [], [], [], [], 0
+        outputs, fidelity, gaze, held, limited, details, found = [], [], [], [], [], [], 0
         steady_out, steady_driver = Steadiness(), Steadiness()
         driven: list[tuple[np.ndarray, float, float]] = []  # per frame with a sketch: driver features, identity, expression error
         for index, frame in enumerate(frames):
@@ -131,6 +131,7 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
             steady_out.add(out, puppet.points)
             if puppet.points is not None:
                 held.append(puppet.retargeter.held_px)
+                limited.append(puppet.retargeter.limited)
                 details.append(fine_detail(out, face_outline(puppet.points)))
             steady_driver.add(*_driver_crop(frame, puppet.driver_points, size, puppet.retargeter.config.context))
             faces = analyzer.analyze(out)
@@ -165,7 +166,7 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
             # over the frames with a sketch: the mean of each frame's ratio to the target's detail
             "sharpness": sharpness(float(np.mean([d for d, _ in details])), target_detail[0]) if details else None,
             "checkerboard": float(np.mean([c for _, c in details])) if details else None,
-            "shape_limited": float(np.mean(np.array(held) > 0.0)) if held else None,
+            "shape_limited": float(np.mean(limited)) if limited else None,
             "coverage": _coverage_split(driven, target_ranges, target),
         }
     return report

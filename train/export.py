@@ -26,6 +26,7 @@ import tensorflow as tf
 import tf2onnx
 
 from face2face.console import plural
+from face2face.coverage import features, ranges
 from face2face.errors import Face2FaceError
 from face2face.files import file_sha256
 from face2face.geometry import align
@@ -287,6 +288,8 @@ def model_info(data: Path, size: int, ngf: int, steps: int, precision: str) -> M
     if not len(points):
         raise Face2FaceError(f"{data}/train/landmarks.json: no pairs")
     template = points.astype(np.float64).mean(axis=0)
+    every = [read_landmarks(data / split)[1:] for split in ("train", "test") if (data / split / "landmarks.json").is_file()]
+    covered = ranges(np.array([features(p, q) for points_of, pupils_of in every for p, q in zip(points_of, pupils_of)]))
     template_pupils = None
     gaze = np.stack([to_eye_coordinates(p, q) for p, q in zip(pupils, points)])  # (N, 2 eyes, uv)
     if np.isfinite(gaze).all(axis=2).any(axis=0).all():  # each eye seen open at least once
@@ -297,6 +300,7 @@ def model_info(data: Path, size: int, ngf: int, steps: int, precision: str) -> M
         context=float(manifest.get("options", {}).get("context", 1.0)),
         pupils=bool(manifest.get("options", {}).get("pupils", False)), template_pupils=template_pupils,
         normalization="batch-moving-average", precision=precision,
+        coverage=[None if np.isnan(r).any() else np.round(r, 4).tolist() for r in covered],
         dataset_fingerprint=dataset_fingerprint(data),
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
