@@ -1,4 +1,4 @@
-"""Command-line entries of the runtime side: live, reenact, bench."""
+"""Command-line entries of the runtime side: live, reenact, record, bench."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ log = logging.getLogger("face2face")
 
 
 def add_commands(commands) -> None:
-    """Register ``live``, ``reenact`` and ``bench`` on the main parser."""
+    """Register ``live``, ``reenact``, ``record`` and ``bench`` on the main parser."""
     from face2face.cli import (add_command, add_detector_option, frame_side, non_negative_int, positive_float,
                                positive_int)
 
@@ -58,6 +58,22 @@ def add_commands(commands) -> None:
                    help="output height in px (default: 720 with --layout frame, else the model size)")
     add_detector_option(p)
     p.set_defaults(handler=_reenact)
+
+    p = add_command(commands, "record", "record a target video, prompted for what it still misses",
+                    "Record a target video from a webcam (or a video file: --source) for `face2face quickstart`, "
+                    "prompting for what drivers do that it does not show yet (turn the head, open the mouth, close "
+                    "the eyes) and warning of what spoils training (dark, blurred, small, a second face); stops when "
+                    "the video covers what drivers do, on q, or at --seconds.")
+    p.add_argument("output", metavar="OUT.mp4", help="video to write")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--camera", type=non_negative_int, default=0, metavar="N", help="webcam index")
+    src.add_argument("--source", metavar="VIDEO", help="a video file instead of a webcam")
+    p.add_argument("--seconds", type=positive_float, default=120.0, help="stop after this much video")
+    p.add_argument("--goal", type=positive_float, default=0.8, metavar="SHARE",
+                   help="stop once no end of the drivers' range is missed and this share of it is covered on average")
+    p.add_argument("--preview", action="store_true", help="show the prompts and coverage meters in a window (q stops)")
+    add_detector_option(p)
+    p.set_defaults(handler=_record)
 
     p = add_command(commands, "bench", "measure live-loop latency per stage on a video",
                     "Measure the live loop's frame rate and latency per stage on a video fed like a webcam "
@@ -194,6 +210,26 @@ def _live(args) -> int:
           + (f"; {reloads}" if reloads else ""))
     if puppeteer.coverage is not None and puppeteer.coverage.frames:
         print(puppeteer.coverage.summary())
+    return 0
+
+
+def _record(args) -> int:
+    from face2face.detectors import DetectorConfig
+    from face2face.faces import FaceAnalyzer
+    from face2face.runtime.record import record
+    from face2face.runtime.sinks import display_missing
+    from face2face.video import VideoSource
+
+    writable_file(args.output)
+    if args.preview and (missing := display_missing()):
+        raise Face2FaceError(f"--preview: {missing}")
+    with VideoSource(args.source if args.source else args.camera) as source:
+        analyzer = FaceAnalyzer(DetectorConfig(name=args.detector))
+        log.info("recording %s: follow the prompts%s", args.output, " in the window" if args.preview else "")
+        report = record(source, args.output, analyzer, seconds=args.seconds, goal=args.goal, window=args.preview)
+    for line in report.lines():
+        print(line)
+    print(f"next: face2face quickstart {args.output}")
     return 0
 
 
