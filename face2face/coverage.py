@@ -153,6 +153,7 @@ class CoverageWatch:
         self._recent = np.full((self.NEUTRAL_FRAMES, len(FEATURES)), np.nan)
         self._neutral = np.zeros(len(FEATURES))
         self.frames = 0
+        self.last = np.zeros(len(FEATURES), bool)  # the last frame's flags
         self.outside = np.zeros(len(FEATURES), np.int64)  # frames beyond the target's range, per feature
         self.outside_any = 0
         self.shape_limited = 0  # frames whose sketch the shape limit moved
@@ -171,12 +172,19 @@ class CoverageWatch:
                 neutral = np.nanmedian(self._recent, axis=0)
             self._neutral = np.where(np.isfinite(neutral), neutral, 0.0)
         self._neutral[[FEATURES.index(name) for name in ABSOLUTE]] = 0.0
-        flags = beyond(values - self._neutral, self.target)
+        flags = self.last = beyond(values - self._neutral, self.target)
         self.frames += 1
         self.outside += flags
         self.outside_any += bool(flags.any())
         self.shape_limited += bool(shape_limited)
         return flags
+
+    def status(self) -> str:
+        """One short line for a preview: what the last frame left, and the share of frames so far."""
+        share = 100 * self.outside_any / max(self.frames, 1)
+        left = [name for name, flag in zip(FEATURES, self.last) if flag]
+        return (f"outside the target's video: {', '.join(left)}" if left else "inside the target's video") + \
+            f" ({share:.0f}% of frames outside)"
 
     def summary(self) -> str:
         """One line: the share of frames outside the target's coverage, the features most left, and

@@ -312,6 +312,10 @@ def run_live(
             row[0] = clock() - waiting
             out = puppeteer.process(frame, captured_at, row)
             sent = clock()
+            if (watch := getattr(puppeteer, "coverage", None)) is not None and watch.frames:
+                status = watch.status()
+                for sink in sinks:
+                    sink.show_coverage(status)
             keep_going = send_all(sinks, out, puppeteer)
             done = clock()
             row[-1] = done - sent

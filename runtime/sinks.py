@@ -44,6 +44,10 @@ class Sink:
     def show_stats(self, fps: float, latency_ms: float) -> None:
         """Figures to display, if the sink displays anything."""
 
+    def show_coverage(self, status: str) -> None:
+        """Where the driver is against the target video's coverage (``CoverageWatch.status``), if
+        the sink displays anything."""
+
     def close(self) -> None:
         """Release what the sink holds (idempotent)."""
 
@@ -183,17 +187,21 @@ class VirtualCameraSink(Sink):
 
 
 class WindowSink(Sink):
-    """A preview window with fps and latency; keys: q quits, c re-captures neutral, s sketch."""
+    """A preview window with fps and latency; keys: q quits, c re-captures neutral, s sketch, v shows
+    where the driver leaves the target video's coverage."""
 
     name = "window"
     KEYS = {ord("q"): "quit", 27: "quit", ord("c"): "neutral", ord("s"): "sketch"}
+    COVERAGE_KEY = ord("v")
 
     def __init__(self, config: SinkConfig) -> None:
         if missing := display_missing():
             raise Face2FaceError(f"--preview: {missing}; drop --preview or run in a desktop session")
-        self.title = "face2face (q quit, c neutral, s sketch)"
+        self.title = "face2face (q quit, c neutral, s sketch, v coverage)"
         self._shown = np.empty((config.height, config.width, 3), np.uint8)  # frame + text
         self._text = ""
+        self.coverage_shown = False
+        self._coverage = ""
         self._open = True
         cv2.namedWindow(self.title, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no toolbar
         self._key = -1
@@ -201,15 +209,24 @@ class WindowSink(Sink):
     def show_stats(self, fps: float, latency_ms: float) -> None:
         self._text = f"{fps:4.1f} fps  {latency_ms:4.0f} ms"
 
+    def show_coverage(self, status: str) -> None:
+        self._coverage = status
+
     def send(self, frame: np.ndarray) -> None:
         np.copyto(self._shown, frame)
         if self._text:
             cv2.putText(self._shown, self._text, (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 0), 2, cv2.LINE_AA)
+        if self.coverage_shown and self._coverage:
+            cv2.putText(self._shown, self._coverage, (10, 50), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 200, 255), 2,
+                        cv2.LINE_AA)
         cv2.imshow(self.title, self._shown)
         self._key = cv2.waitKey(1) & 0xFF
 
     def poll(self) -> str | None:
         key, self._key = self._key, -1
+        if key == self.COVERAGE_KEY:  # the window's own view: nothing for the loop to do
+            self.coverage_shown = not self.coverage_shown
+            return None
         return self.KEYS.get(key)
 
     def close(self) -> None:

@@ -1,6 +1,7 @@
 """The runtime on a real (tiny) exported generator and real driving videos."""
 
 import json
+import re
 import stat
 import time
 
@@ -20,7 +21,7 @@ from face2face.runtime.capture import LatestFrameCapture
 from face2face.runtime.generator import CPU, EngineChoice, Generator, OrtEngine
 from face2face.runtime.retarget import RetargetConfig
 from face2face.runtime.pipeline import STAGES, Puppeteer, PuppetConfig, StageTimes, run_live
-from face2face.runtime.sinks import SinkConfig, create_sink, sink_names
+from face2face.runtime.sinks import NullSink, SinkConfig, create_sink, sink_names
 from face2face.sketch import PUPIL_COLOUR
 from face2face.video import VideoSource
 
@@ -138,6 +139,30 @@ def test_slow_generator_drops_stale_frames_and_latency_stays_bounded(generator, 
     loop = times.summary()["loop_ms"]
     assert loop["frame"]["p50"] >= 100 and abs(loop["between"]["p50"]) < 5  # the frame's time is in its stages
     assert loop["thread_cpu"]["p50"] < loop["frame"]["p50"] - 80  # the planted sleep: the thread off the cores
+
+
+class CoverageShown(NullSink):
+    """A null sink that keeps what a preview would show of the coverage."""
+
+    def __init__(self, config: SinkConfig) -> None:
+        super().__init__(config)
+        self.statuses: list[str] = []
+
+    def show_coverage(self, status: str) -> None:
+        self.statuses.append(status)
+
+
+def test_the_live_loop_hands_the_preview_where_the_driver_leaves_the_target(generator, analyzer):
+    puppeteer = Puppeteer(generator, analyzer, PuppetConfig())
+    assert puppeteer.coverage is not None  # the model's sidecar carries its target's ranges
+    shown = CoverageShown(SinkConfig(640, 480, 30))
+    with VideoSource(str(VIDEOS / "lp_d18.mp4")) as video, LatestFrameCapture(video, pace_fps=30.0) as capture:
+        result = run_live(capture, puppeteer, [shown], StageTimes(), max_frames=20)
+    watch = puppeteer.coverage
+    assert len(shown.statuses) == result.frames == watch.frames == 20  # every frame, the face tracked in each
+    pattern = r"(inside the target's video|outside the target's video: [a-z_, ]+) \(\d+% of frames outside\)"
+    assert all(re.fullmatch(pattern, status) for status in shown.statuses)
+    assert shown.statuses[-1] == watch.status() and f"({100 * watch.outside_any / 20:.0f}% of frames" in watch.status()
 
 
 def test_tracker_notices_the_face_is_gone(analyzer):
