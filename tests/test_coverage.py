@@ -97,11 +97,11 @@ def test_live_counts_the_frames_a_driver_spends_outside_the_target(face):
         flags = watch.add(opened if i % 10 == 9 else face, None, shape_limited=i % 4 == 0)
         assert flags.tolist() == [i % 10 == 9 and name == "mouth" for name in FEATURES]
     assert (watch.frames, watch.outside_any, watch.outside[INDEX["mouth"]], watch.shape_limited) == (100, 10, 10, 25)
+    assert watch.summary() == ("driver outside the target video's coverage in 10% of 100 frames with a face (mouth 10%); "
+                               "the shape limit moved 25% of sketches")
     assert watch.status() == "outside the target's video: mouth (10% of frames outside)"  # the last frame: open
     watch.add(face, None, shape_limited=False)
     assert watch.status() == "inside the target's video (10% of frames outside)"
-    assert watch.summary() == ("driver outside the target video's coverage in 10% of 100 frames with a face (mouth 10%); "
-                               "the shape limit moved 25% of sketches")
 
 
 def test_prepare_reports_what_a_calm_and_a_lively_target_cover(tmp_path, capsys):
