@@ -28,6 +28,7 @@ from face2face.pupils import to_eye_coordinates
 
 FEATURES = ("yaw", "pitch", "roll", "mouth", "smile", "eyes", "gaze_x", "gaze_y")
 ABSOLUTE = ("mouth",)  # the others are measured from the person's median (``from_neutral``)
+LEVELLED = ("roll",)  # what the relative and aligned modes take out of the driver's face (``counted``)
 # The drivers' 5th-95th percentiles, each driver from their own neutral, pooled over lp_d3, lp_d12,
 # lp_d18, tpsmm_driving and vr_4 (1,121 frames, 913 with pupils; ``python scripts/driver_ranges.py``).
 DRIVERS = {
@@ -127,10 +128,18 @@ def ranges(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def outside(driver: np.ndarray, target: np.ndarray) -> np.ndarray:
+def outside(driver: np.ndarray, target: np.ndarray, mode: str = "absolute") -> np.ndarray:
     """``bool (N, len(FEATURES))``: where a driver's frames (``features``, as measured, the driver's
-    neutral their median) leave the target's ``ranges`` (``beyond``)."""
-    return beyond(from_neutral(driver), target)
+    neutral their median) leave the target's ``ranges`` (``beyond``) in a way retargeting ``mode``
+    passes on to the sketch (``counted``)."""
+    return beyond(from_neutral(driver), target) & counted(mode)
+
+
+def counted(mode: str) -> np.ndarray:
+    """``bool (len(FEATURES),)``: the features a retargeting mode passes on to the sketch: the
+    ``relative`` and ``aligned`` modes level the driver's face first, so its roll never reaches
+    the generator (it moves no landmark of the target's)."""
+    return np.array([not (name in LEVELLED and mode in ("relative", "aligned")) for name in FEATURES])
 
 
 def beyond(deviations: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -148,8 +157,9 @@ class CoverageWatch:
     NEUTRAL_FRAMES = 300
     RENEW = 30
 
-    def __init__(self, target: list) -> None:
+    def __init__(self, target: list, mode: str = "absolute") -> None:
         self.set_target(target)
+        self._counted = counted(mode)
         self._recent = np.full((self.NEUTRAL_FRAMES, len(FEATURES)), np.nan)
         self._neutral = np.zeros(len(FEATURES))
         self.frames = 0
@@ -172,7 +182,7 @@ class CoverageWatch:
                 neutral = np.nanmedian(self._recent, axis=0)
             self._neutral = np.where(np.isfinite(neutral), neutral, 0.0)
         self._neutral[[FEATURES.index(name) for name in ABSOLUTE]] = 0.0
-        flags = self.last = beyond(values - self._neutral, self.target)
+        flags = self.last = beyond(values - self._neutral, self.target) & self._counted
         self.frames += 1
         self.outside += flags
         self.outside_any += bool(flags.any())

@@ -166,7 +166,7 @@ class Puppeteer:
         if not info.coverage:  # a model exported before coverage
             self.coverage = None
         elif self.coverage is None:
-            self.coverage = CoverageWatch(info.coverage)
+            self.coverage = CoverageWatch(info.coverage, self.config.retarget.mode)
         else:  # a new version of the model: the counts go on against its ranges
             self.coverage.set_target(info.coverage)
         if target.template_pupils is None or not (target.draw_pupils or self.config.measure_gaze):

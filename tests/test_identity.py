@@ -68,11 +68,16 @@ def test_coverage_split_scores_the_frames_apart():
     turned[FEATURES.index("yaw")] = 0.5  # beyond the target's range
     a, b, c = (np.eye(128)[i] * 0.4 for i in range(3))  # descriptors 0.4 from the origin, 0.566 apart
     driven = [(still, a, 1.0), (still, a, 2.0), (still, None, None), (turned, b, 5.0)]  # the driver's neutral: still
-    split = _coverage_split(driven, target, [np.zeros(128)])
+    split = _coverage_split(driven, target, [np.zeros(128)], "absolute")
     assert split["outside_share"] == 0.25 and split["by_feature"]["yaw"] == 0.25 and split["by_feature"]["mouth"] == 0.0
     assert split["inside"] == {"frames": 3, "identity_to_target": pytest.approx(0.4), "expression_error_px": 1.5}
     assert split["outside"] == {"frames": 1, "identity_to_target": pytest.approx(0.4), "expression_error_px": 5.0}
-    assert _coverage_split([], target, [c]) is None
+    assert _coverage_split([], target, [c], "relative") is None
+    leaning = np.zeros(len(FEATURES))
+    leaning[FEATURES.index("roll")] = 20.0  # the head leaning far: what relative mode levels away
+    leant = [(still, a, 1.0), (still, a, 1.0), (leaning, b, 1.0)]
+    assert _coverage_split(leant, target, [np.zeros(128)], "absolute")["outside_share"] == pytest.approx(1 / 3)
+    assert _coverage_split(leant, target, [np.zeros(128)], "relative")["outside_share"] == 0.0
 
 
 def test_steadiness_counts_change_inside_the_face_only(analyzer):

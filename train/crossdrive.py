@@ -167,18 +167,18 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
             "sharpness": sharpness(float(np.mean([d for d, _ in details])), target_detail[0]) if details else None,
             "checkerboard": float(np.mean([c for _, c in details])) if details else None,
             "shape_limited": float(np.mean(limited)) if limited else None,
-            "coverage": _coverage_split(driven, target_ranges, target),
+            "coverage": _coverage_split(driven, target_ranges, target, mode),
         }
     return report
 
 
 def _coverage_split(driven: list[tuple[np.ndarray, np.ndarray | None, float | None]], target_ranges: np.ndarray,
-                    target: list[np.ndarray]) -> dict | None:
-    """The driver's frames outside the target's coverage (share, per feature) and identity and
-    expression error over the frames inside and outside it."""
+                    target: list[np.ndarray], mode: str) -> dict | None:
+    """The driver's frames outside the target's coverage in retargeting ``mode`` (share, per
+    feature) and identity and expression error over the frames inside and outside it."""
     if not driven:
         return None
-    flags = outside(np.array([d for d, _, _ in driven]), target_ranges)
+    flags = outside(np.array([d for d, _, _ in driven]), target_ranges, mode)
     out_any = flags.any(axis=1)
 
     def scores(where: np.ndarray) -> dict:
