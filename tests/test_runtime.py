@@ -433,6 +433,17 @@ def test_window_sink_shows_frames_and_maps_keys(x_display):
         geometry = subprocess.run(["xdotool", "getwindowgeometry", window[0]], capture_output=True, text=True).stdout
         width, height = (int(v) for v in geometry.split("Geometry:")[1].split("x"))
         assert width >= 320 and height >= 240  # the frame, plus the toolkit's bars
+        sink.show_coverage("outside the target's video: mouth (10% of frames outside)")
+        sink.send(frame)
+        assert not sink._shown[40:60].any()  # the coverage line is off until v
+        subprocess.run(["xdotool", "key", "--window", window[0], "v"], stderr=subprocess.DEVNULL)
+        for _ in range(20):
+            sink.send(frame)
+            assert sink.poll() is None  # the window's own view: no command for the loop
+            if sink.coverage_shown:
+                break
+        sink.send(frame)
+        assert sink.coverage_shown and sink._shown[40:60].any()  # drawn under the fps line
         commands = []
         for key in ("c", "s", "q"):
             subprocess.run(["xdotool", "key", "--window", window[0], key], stderr=subprocess.DEVNULL)
