@@ -167,6 +167,11 @@ CASES: dict[str, Case] = {
     "reenact output onto a folder": Case("reenact --model {model} --source {face_mp4} -o {folder}", 1,
                                          "is a folder; give a file name"),
     "reenact --width 0": Case("reenact --model {model} --source {face_mp4} -o {out}.mp4 --width 0", 2, "--width"),
+    # record
+    "record text file as source": Case("record {out}.mp4 --source {text_mp4}", 1, "notes.mp4: not a readable video"),
+    "record source is a folder": Case("record {out}.mp4 --source {folder}", 1, "not a video file"),
+    "record into a missing folder": Case("record {tmp}/none/o.mp4 --source {face_mp4}", 1, "does not exist"),
+    "record --seconds 0": Case("record {out}.mp4 --source {face_mp4} --seconds 0", 2, "--seconds"),
     # live, bench
     "live --fps 0": Case("live --model {model} --source {face_mp4} --record {out}.mp4 --fps 0", 2, "--fps"),
     "live --camera -1": Case("live --model {model} --camera -1 --record {out}.mp4", 2, "--camera"),
