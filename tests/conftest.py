@@ -156,3 +156,28 @@ def copy_reference(model: Path, folder: Path) -> None:
     name = json.loads(model.with_suffix(".json").read_text()).get("reference")
     if name:
         shutil.copytree(model.with_name(name), folder / name, dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def x_server():
+    """A real X server (Xvfb) for preview windows, one for the whole session: a process whose
+    display goes away while OpenCV holds a connection to it is ended by Xlib. CI installs it."""
+    import shutil
+    import subprocess
+    import time
+
+    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
+        pytest.skip("Xvfb and xdotool are not installed (apt-get install xvfb xdotool)")
+    server = subprocess.Popen(["Xvfb", ":77", "-screen", "0", "800x600x24"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    yield ":77"
+    server.terminate()
+    server.wait()
+
+
+@pytest.fixture()
+def x_display(x_server, monkeypatch):
+    """``DISPLAY`` set to the session's X server for one test."""
+    monkeypatch.setenv("DISPLAY", x_server)
+    return x_server

@@ -70,24 +70,10 @@ def test_bad_input_is_one_line(tmp_path, capsys, argv, message):
     assert not np.any([p.suffix == ".mp4" for p in tmp_path.iterdir()])
 
 
-def test_the_record_preview_opens_on_a_display(tmp_path, capsys, monkeypatch):
-    import shutil
-    import subprocess
-    import time
-
-    if not shutil.which("Xvfb"):
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    server = subprocess.Popen(["Xvfb", ":78", "-screen", "0", "800x600x24"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(1.0)
-        monkeypatch.setenv("DISPLAY", ":78")
-        out = tmp_path / "me.mp4"
-        assert main(["record", str(out), "--source", str(VIDEOS / "lp_d19.mp4"), "--preview", "--seconds", "1"]) == 0
-        assert capsys.readouterr().out.splitlines()[0].endswith("30 frames, 1.0 s, the face in 30; stopped: seconds")
-    finally:
-        server.terminate()
-        server.wait()
+def test_the_record_preview_opens_on_a_display(x_display, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "me.mp4"
+    assert main(["record", str(out), "--source", str(VIDEOS / "lp_d19.mp4"), "--preview", "--seconds", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("30 frames, 1.0 s, the face in 30; stopped: seconds")
     monkeypatch.delenv("DISPLAY")
     assert main(["record", str(tmp_path / "no.mp4"), "--source", str(VIDEOS / "lp_d19.mp4"), "--preview"]) == 1
     assert "--preview: no display" in capsys.readouterr().err

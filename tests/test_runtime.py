@@ -403,23 +403,6 @@ def test_camera_that_stops_delivering_ends_the_loop_and_keeps_the_recording(gene
         assert sum(1 for _ in recorded) == result.frames
 
 
-@pytest.fixture()
-def x_display(monkeypatch):
-    """A real X server (Xvfb) for the preview window; CI installs it (see .ci/run)."""
-    import shutil
-    import subprocess
-
-    if not (shutil.which("Xvfb") and shutil.which("xdotool")):
-        pytest.skip("Xvfb and xdotool are not installed (apt-get install xvfb xdotool)")
-    server = subprocess.Popen(["Xvfb", ":77", "-screen", "0", "800x600x24"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    monkeypatch.setenv("DISPLAY", ":77")
-    yield ":77"
-    server.terminate()
-    server.wait()
-
-
 def test_window_sink_shows_frames_and_maps_keys(x_display):
     import subprocess
 
