@@ -35,6 +35,8 @@ DRIVERS = {
     "yaw": (-0.265, 0.275), "pitch": (-0.076, 0.073), "roll": (-5.78, 8.42), "mouth": (-0.01, 0.433),
     "smile": (-0.124, 0.144), "eyes": (-0.108, 0.163), "gaze_x": (-0.148, 0.084), "gaze_y": (-0.017, 0.028),
 }
+SPAN = np.array([DRIVERS[name][1] - DRIVERS[name][0] for name in FEATURES])  # the drivers' span per feature
+IS_ABSOLUTE = np.array([name in ABSOLUTE for name in FEATURES])
 SHORT = 0.25  # a target whose range stops short of the drivers' by this share of their span misses that end
 TARGET_PERCENTILES = (2.0, 98.0)  # a target's range: a few odd frames do not make it
 MARGIN = 0.1  # a driver's frame leaves the target's range when beyond it by this share of the drivers' span
@@ -90,9 +92,9 @@ def from_neutral(values: np.ndarray) -> np.ndarray:
     """One person's frames' ``features`` (``(N, len(FEATURES))``) with each feature but the
     ``ABSOLUTE`` ones taken from the person's median."""
     out = np.array(values, np.float64)
-    for i, name in enumerate(FEATURES):
+    for i in np.flatnonzero(~IS_ABSOLUTE):
         finite = np.isfinite(out[:, i])
-        if name not in ABSOLUTE and finite.any():
+        if finite.any():
             out[:, i] -= np.median(out[finite, i])
     return out
 
@@ -145,9 +147,8 @@ def counted(mode: str) -> np.ndarray:
 def beyond(deviations: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Where ``deviations`` (from the driver's neutral) leave the target's ``ranges`` by more than
     ``MARGIN`` of the drivers' span (NaN on either side: not outside)."""
-    span = np.array([hi - lo for lo, hi in (DRIVERS[name] for name in FEATURES)])
     with np.errstate(invalid="ignore"):
-        return (deviations < target[:, 0] - MARGIN * span) | (deviations > target[:, 1] + MARGIN * span)
+        return (deviations < target[:, 0] - MARGIN * SPAN) | (deviations > target[:, 1] + MARGIN * SPAN)
 
 
 class CoverageWatch:
@@ -180,8 +181,7 @@ class CoverageWatch:
             with warnings.catch_warnings():  # a feature no frame has yet (gaze without pupils) stays NaN
                 warnings.simplefilter("ignore", RuntimeWarning)
                 neutral = np.nanmedian(self._recent, axis=0)
-            self._neutral = np.where(np.isfinite(neutral), neutral, 0.0)
-        self._neutral[[FEATURES.index(name) for name in ABSOLUTE]] = 0.0
+            self._neutral = np.where(np.isfinite(neutral) & ~IS_ABSOLUTE, neutral, 0.0)
         flags = self.last = beyond(values - self._neutral, self.target) & self._counted
         self.frames += 1
         self.outside += flags

@@ -312,9 +312,10 @@ def run_live(
             row[0] = clock() - waiting
             out = puppeteer.process(frame, captured_at, row)
             sent = clock()
-            if (watch := getattr(puppeteer, "coverage", None)) is not None and watch.frames:
+            watch = getattr(puppeteer, "coverage", None)
+            if watch is not None and watch.frames and (showing := [s for s in sinks if s.shows_coverage]):
                 status = watch.status()
-                for sink in sinks:
+                for sink in showing:
                     sink.show_coverage(status)
             keep_going = send_all(sinks, out, puppeteer)
             done = clock()

@@ -33,6 +33,7 @@ class Sink:
 
     name = "sink"
     paces = False  # True when ``send`` blocks to keep the output's frame rate
+    shows_coverage = False  # True when ``show_coverage`` displays what it is given
 
     def send(self, frame: np.ndarray) -> None:
         """Deliver one frame."""
@@ -191,6 +192,7 @@ class WindowSink(Sink):
     where the driver leaves the target video's coverage."""
 
     name = "window"
+    shows_coverage = True
     KEYS = {ord("q"): "quit", 27: "quit", ord("c"): "neutral", ord("s"): "sketch"}
     COVERAGE_KEY = ord("v")
 

@@ -144,6 +144,8 @@ def test_slow_generator_drops_stale_frames_and_latency_stays_bounded(generator, 
 class CoverageShown(NullSink):
     """A null sink that keeps what a preview would show of the coverage."""
 
+    shows_coverage = True
+
     def __init__(self, config: SinkConfig) -> None:
         super().__init__(config)
         self.statuses: list[str] = []

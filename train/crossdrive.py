@@ -49,7 +49,7 @@ from face2face.runtime.pipeline import STAGES, Puppeteer, PuppetConfig
 from face2face.runtime.retarget import MODES, RetargetConfig
 from face2face.shapes import DEFAULT_LIMIT
 from face2face.train.evaluate import fine_detail, sharpness
-from face2face.train.prepare import read_landmarks
+from face2face.train.prepare import dataset_features, read_landmarks
 from face2face.video import VideoSource
 
 
@@ -103,9 +103,7 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
     identity = FaceIdentity()
     generator = Generator(model, config.provider, config.precision, layout="frame")  # live's default
     target, target_detail = _target_reference(Path(data), identity, config.target_photos)
-    target_ranges = ranges(np.array([features(p, q) for split in ("train", "test")
-                                     for _, points, pupils in [read_landmarks(Path(data) / split)]
-                                     for p, q in zip(points, pupils)]))
+    target_ranges = ranges(dataset_features(Path(data)))
     with VideoSource(driver) as source:
         frames = [f for _, f in zip(range(config.frames), source)]
         fps = source.fps
@@ -135,17 +133,18 @@ def cross_drive(model: str | Path, data: str | Path, driver: str, config: CrossD
                 details.append(fine_detail(out, face_outline(puppet.points)))
             steady_driver.add(*_driver_crop(frame, puppet.driver_points, size, puppet.retargeter.config.context))
             faces = analyzer.analyze(out)
+            descriptor = identity.descriptor(out, faces[0].landmarks) if faces else None
+            error = (float(np.linalg.norm(faces[0].landmarks - puppet.points, axis=1).mean())
+                     if faces and puppet.points is not None else None)
             if puppet.points is not None:
                 driver = features(puppet.driver_points, find_pupils(frame, puppet.driver_points))
-                scored = (identity.descriptor(out, faces[0].landmarks),
-                          float(np.linalg.norm(faces[0].landmarks - puppet.points, axis=1).mean())) if faces else None
-                driven.append((driver, *(scored or (None, None))))
+                driven.append((driver, descriptor, error))
             if not faces:
                 continue
             found += 1
-            outputs.append(identity.descriptor(out, faces[0].landmarks))
-            if puppet.points is not None:
-                fidelity.append(float(np.linalg.norm(faces[0].landmarks - puppet.points, axis=1).mean()))
+            outputs.append(descriptor)
+            if error is not None:
+                fidelity.append(error)
             if puppet.pupils is not None:
                 errors = np.linalg.norm(find_pupils(out, puppet.points) - puppet.pupils, axis=1)
                 gaze.extend(float(e) for e in errors if np.isfinite(e))

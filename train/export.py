@@ -26,7 +26,7 @@ import tensorflow as tf
 import tf2onnx
 
 from face2face.console import plural
-from face2face.coverage import features, ranges
+from face2face.coverage import ranges
 from face2face.errors import Face2FaceError
 from face2face.files import file_sha256
 from face2face.geometry import align
@@ -42,7 +42,7 @@ from face2face.train.holdout import split_holdout
 from face2face.train.level import OUTPUT_LAYER, FaceLevel
 from face2face.train.options import BEST, CHECKPOINTS, read_run_config
 from face2face.train.trainer import restore
-from face2face.train.prepare import read_landmarks, read_manifest
+from face2face.train.prepare import dataset_features, read_landmarks, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -288,8 +288,7 @@ def model_info(data: Path, size: int, ngf: int, steps: int, precision: str) -> M
     if not len(points):
         raise Face2FaceError(f"{data}/train/landmarks.json: no pairs")
     template = points.astype(np.float64).mean(axis=0)
-    every = [read_landmarks(data / split)[1:] for split in ("train", "test") if (data / split / "landmarks.json").is_file()]
-    covered = ranges(np.array([features(p, q) for points_of, pupils_of in every for p, q in zip(points_of, pupils_of)]))
+    covered = ranges(dataset_features(data))
     template_pupils = None
     gaze = np.stack([to_eye_coordinates(p, q) for p, q in zip(pupils, points)])  # (N, 2 eyes, uv)
     if np.isfinite(gaze).all(axis=2).any(axis=0).all():  # each eye seen open at least once

@@ -314,6 +314,14 @@ def read_manifest(root: str | Path) -> dict:
     return manifest
 
 
+def dataset_features(data: str | Path) -> np.ndarray:
+    """The coverage ``features`` (``face2face.coverage``) of every pair of a dataset, from the
+    landmarks and pupils of its splits: ``(N, len(FEATURES))``."""
+    rows = [coverage_features(p, q) for split in SPLITS if (Path(data) / split / "landmarks.json").is_file()
+            for _, points, pupils in [read_landmarks(Path(data) / split)] for p, q in zip(points, pupils)]
+    return np.array(rows).reshape(-1, len(FEATURES))
+
+
 def read_landmarks(split_dir: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(names, ``float32 (N, 68, 2)`` points, ``float32 (N, 2, 2)`` pupils with NaN where none)
     of a dataset split's ``landmarks.json``."""
