@@ -126,6 +126,7 @@ def opset(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line parser, every side's commands included."""
     from face2face.runtime import cli as runtime_cli
+    from face2face.studio import cli as studio_cli
     from face2face.train import cli as train_cli
 
     parser = argparse.ArgumentParser(
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train_cli.add_commands(commands)
     runtime_cli.add_commands(commands)
+    studio_cli.add_commands(commands)
     return parser
 
 

@@ -14,6 +14,8 @@ from typing import Iterator
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from face2face import progress
+
 log = logging.getLogger("face2face")
 
 # Set before the libraries are imported; a value the user set wins.
@@ -155,6 +157,7 @@ class Counter:
         if figures:
             self.bar.set_postfix({k: f"{v:.3f}" for k, v in figures.items()}, refresh=False)
         self.bar.update(done - self.bar.n)
+        progress.count(self.desc, done, total, figures)
 
     def __enter__(self) -> "Counter":
         self._starting.enter_context(ticker(f"{self.desc} (starting)"))

@@ -82,8 +82,12 @@ class VideoSource:
         self.close()
 
 
+CODECS = {".webm": "VP80"}  # by the file's suffix; else MPEG-4 in an mp4 (VP8 WebM plays in browsers)
+
+
 class VideoWriter:
-    """Writes ``HxWx3 uint8 BGR`` frames to an mp4; the file appears only on a clean close.
+    """Writes ``HxWx3 uint8 BGR`` frames to an mp4 (a WebM where the path ends in .webm); the file
+    appears only on a clean close.
 
     Frames go to a hidden temporary file beside the target, renamed into place by ``close()``;
     ``abort()`` (or an exception inside ``with``) deletes it, so a partial video never looks
@@ -93,13 +97,14 @@ class VideoWriter:
     def __init__(self, path: str | os.PathLike, width: int, height: int, fps: float) -> None:
         self.path = writable_file(path)
         self.size = (width, height)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".part.mp4", dir=self.path.parent)
+        suffix = ".webm" if self.path.suffix.lower() == ".webm" else ".mp4"
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".part{suffix}", dir=self.path.parent)
         os.close(fd)
         self._tmp = Path(tmp)
-        self.writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, self.size)
+        self.writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*CODECS.get(suffix, "mp4v")), fps, self.size)
         if not self.writer.isOpened():
             self._tmp.unlink(missing_ok=True)
-            raise Face2FaceError(f"{self.path}: cannot write an mp4 video here")
+            raise Face2FaceError(f"{self.path}: cannot write an {suffix[1:]} video here")
         self._open = True
 
     def write(self, frame: np.ndarray) -> None:

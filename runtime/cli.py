@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
+import threading
 from contextlib import ExitStack
 from typing import Callable
 
+from face2face.progress import report as report_progress
 from face2face.console import Counter, plural, ticker
 from face2face.errors import Face2FaceError
 from face2face.files import writable_file, write_atomic
@@ -43,6 +46,9 @@ def add_commands(commands) -> None:
     p.add_argument("--fps", type=positive_float, default=30.0, help="output frame rate")
     p.add_argument("--frames", type=positive_int, default=None, metavar="N",
                    help="stop after N frames (default: at the end of --source, on q or Ctrl-C)")
+    p.add_argument("--models-from-stdin", action="store_true",
+                   help="switch to each model path read from standard input (a line each) without stopping "
+                        "(how `face2face studio` switches models)")
     add_detector_option(p)
     p.set_defaults(handler=_live)
 
@@ -150,6 +156,13 @@ def _config(args, width: int, height: int):
     )
 
 
+def _switch_models(reloader) -> None:
+    """Hand each model path read from standard input to ``reloader`` (until it closes)."""
+    for line in sys.stdin:
+        if line.strip():
+            reloader.switch(line.strip())
+
+
 def _live(args) -> int:
     from face2face.runtime.compose import output_size
     from face2face.modelfile import read_sidecar
@@ -183,6 +196,8 @@ def _live(args) -> int:
         pace = source.fps if args.source else None
         capture = stack.enter_context(LatestFrameCapture(source, pace_fps=pace, loop=args.loop))
         reloader = stack.enter_context(ModelReloader(puppeteer, version))
+        if args.models_from_stdin:
+            threading.Thread(target=_switch_models, args=(reloader,), name="models-from-stdin", daemon=True).start()
         for sink in sinks:
             if getattr(sink, "device", None):
                 log.info("virtual camera: %s (%dx%d @ %g fps)", sink.device, args.width, args.height, args.fps)
@@ -193,6 +208,8 @@ def _live(args) -> int:
         def each_second(fps: float, ms: float) -> None:
             memory.append(resident_mb())
             log.debug("%.1f fps, %.0f ms", fps, ms)
+            report_progress("live", fps=round(fps, 2), latency_ms=round(ms, 1), frames=times.count,
+                            steps=puppeteer.generator.info.steps, model=str(puppeteer.generator.model))
 
         result = run_live(capture, puppeteer, sinks, times, max_frames=args.frames, on_second=each_second,
                           reloader=reloader)

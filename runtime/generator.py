@@ -269,11 +269,11 @@ class Generator:
         for a model that reads the sketch alone."""
         return None if self.bank is None else self.bank.build(points, out=self._reference)
 
-    def reopen(self) -> "Generator":
-        """A new generator on the model file's present contents with this one's request (provider,
-        precision, threads): the engine is chosen again as at start (an int8 copy made from other
-        bytes is passed over), warmed up with one inference, and not announced."""
-        return Generator(self.model, *self._request, warmup=1, announce=False, layout=self.layout)
+    def reopen(self, model: str | Path | None = None) -> "Generator":
+        """A new generator on the model file's present contents (or on another ``model``) with this
+        one's request (provider, precision, threads): the engine is chosen again as at start (an
+        int8 copy made from other bytes is passed over), warmed up with one inference, and not announced."""
+        return Generator(model or self.model, *self._request, warmup=1, announce=False, layout=self.layout)
 
     @property
     def shown(self) -> str:

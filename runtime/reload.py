@@ -141,6 +141,7 @@ class ModelReloader:
         self._loading: float | None = None  # when building a version began, until its first frame
         self._load_s = self._interval = self._worst = 0.0
         self._swapped = False
+        self._switch: Path | None = None  # another model to run (``switch``), taken up by the watcher
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="model-reload", daemon=True)
 
@@ -164,7 +165,23 @@ class ModelReloader:
         while not self._stop.wait(self.interval):
             self._retired = None  # the model a swap replaced is released here, not on the loop
             if self._ready is None:
+                if self._switch is not None:
+                    self._take_switch()
                 self.check()
+
+    def switch(self, model: str | os.PathLike) -> None:
+        """Run another model from now on, its files watched as this one's were; it is built off the
+        loop and swapped in as a new version is (and one that cannot run leaves this one running)."""
+        self._switch = Path(model)
+
+    def _take_switch(self) -> None:
+        self.model, self._switch = self._switch, None
+        self._running = ModelVersion(None, None, None)  # no version of the new path runs yet
+        self._seen, self._seen_at = ModelVersion.of(self.model), time.monotonic()
+        if self._seen.model is None:
+            log.warning("%s: no such model; still running the model of step %d", self.model, self._steps)
+        else:
+            log.info("switching to %s", self.model)
 
     def check(self) -> None:
         """One look at the model's files (the watcher's thread, every ``interval``): a version that
@@ -203,7 +220,7 @@ class ModelReloader:
         self._loading = started = time.perf_counter()
         running, target, problem = self.puppeteer, None, ""
         try:
-            target = load_target(running.generator.reopen(), running.config, running.target)
+            target = load_target(running.generator.reopen(self.model), running.config, running.target)
         except Face2FaceError as exc:
             problem = str(exc) or "no reason given"
         except Exception as exc:  # whatever a damaged file does to a loader, the running model stays

@@ -13,6 +13,7 @@ Layout written under the output folder::
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import shutil
@@ -146,6 +147,27 @@ def prepare(
             break
     manifest = _finish(out, staging, stats, points, pupils, squares, config, time.perf_counter() - started)
     return manifest
+
+
+def sample_faces(video: str, samples: int = 8, config: PrepareConfig = PrepareConfig(),
+                 analyzer: FaceAnalyzer | None = None) -> SourceStats:
+    """A quick look before preparing: what ``prepare`` would keep of ``samples`` frames spread over
+    ``video`` (``kept``: their frame indexes; ``dropped``: why the others would go)."""
+    with _open(video) as source:
+        every = max(1, (source.frame_count or samples) // samples)
+        analyzer = analyzer or FaceAnalyzer(DetectorConfig(name=config.detector))
+        stats = SourceStats(path=str(video), fps=source.fps)
+        for index, frame in itertools.islice(_sampled(source, every, stats), samples):
+            stats.last_square = None  # frames far apart: no crop carried over
+            if _pair(analyzer, frame, config, stats) is not None:
+                stats.kept.append(str(index))
+    return stats
+
+
+def describe_sample(stats: SourceStats) -> str:
+    """e.g. "a usable face in 7 of 8 frames sampled (dropped: no_face 1)"."""
+    return (f"a usable face in {len(stats.kept)} of {plural(stats.frames_read, 'frame')} sampled"
+            + (f" (dropped: {_describe(stats.dropped)})" if len(stats.kept) < stats.frames_read else ""))
 
 
 def _open(video: str) -> VideoSource:

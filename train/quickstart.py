@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from face2face.progress import report as report_progress
 from face2face.console import Counter, plural, ticker
 from face2face.errors import Face2FaceError
 from face2face.files import write_atomic
@@ -191,20 +192,24 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     done = Done(dataset=(data / MANIFEST).exists(), steps=trained, exported=exported,
                 evaluated=exported and evaluation.exists())
     log.info(plan.describe(done))
+    report_progress("plan", text=plan.describe(done), steps=plan.steps)
     fresh = not work.exists()
     work.mkdir(parents=True, exist_ok=True)
     memory = StageMemory(work)
 
     if done.dataset:
         log.info(f"1/4 dataset: {data} is complete, kept")
+        _stage("dataset", "kept")
     else:
         log.info(f"1/4 dataset: preparing {data}")
+        _stage("dataset", "start")
         with Counter("prepare", "frame") as progress:
             manifest = prepare([video], data, PrepareConfig(every=config.every, size=config.size,
                                                             detector=config.detector, pupils=config.pupils),
                                progress=progress)
         log.info(f"    {describe_dataset(manifest)}")
         memory.note("prepare", peak_gb())
+        _stage("dataset", "done")
     for line in describe_coverage(read_manifest(data).get("coverage") or {"features": {}, "missing": []}):
         log.info(f"    {line}")  # a target that misses some still trains: the user may want that
     if (pairs := sum(read_manifest(data)["pairs"].values())) < MIN_PAIRS:
@@ -213,6 +218,7 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
                              f"{MIN_PAIRS}: record 10 s or more with the face in view")
 
     log.info(f"2/4 training: {'resuming' if checkpoint else 'starting'} {run}")
+    _stage("train", "start")
     defaults = DEFAULTS[plan.device]  # quickstart's own choices are not "changed" options
     use_training_threads()
     with Counter("train", "step") as progress:
@@ -228,30 +234,40 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     if result.interrupted:
         raise KeyboardInterrupt
     memory.note("train", peak_gb())
+    _stage("train", "done")
 
     if _exported_steps(model) == _handed_over(run):
         log.info(f"3/4 export: {model} is up to date, kept")
+        _stage("export", "kept")
     else:
         log.info(f"3/4 export: {model}")
+        _stage("export", "start")
         with ticker("export"):
             said = memory.stage("export", "export", str(run), "-o", str(model))
+        _stage("export", "done")
         log.info(f"    {said.partition(': ')[2].rpartition('; sidecar')[0]}")
         evaluation.unlink(missing_ok=True)
     if not openvino_missing() and not int8_is_current(model):
         log.info(f"3/4 export: int8 copy of {model} for OpenVINO, checked against fp32 on held-out sketches")
+        _stage("int8", "start")
         with ticker("int8 copy"):
             said = memory.stage("int8", "quantize", str(model), str(data))
+        _stage("int8", "done")
         for line in said.splitlines()[1:]:
             log.info(f"    {line}")
         evaluation.unlink(missing_ok=True)
 
     if evaluation.exists():
         log.info(f"4/4 evaluation: {evaluation} is up to date, kept")
+        _stage("evaluate", "kept")
     else:
         log.info(f"4/4 evaluation on the held-out frames: {evaluation}")
+        _stage("evaluate", "start")
         with ticker("evaluate"):
             memory.stage("evaluate", "evaluate", str(model), str(data), "--detector", config.detector,
                          "--json", str(evaluation), "--grid", str(grid))
+        keep_evaluation(work, evaluation)
+        _stage("evaluate", "done")
     memory.write()
     log.info(f"peak memory per stage: {memory.describe()}")
     return json.loads(evaluation.read_text())
@@ -322,6 +338,24 @@ class EarlyModels:
         first, self.exported, self.started = self.exported is None, _exported_steps(self.model), now  # the next as far on
         log.info(f"    step {step}: {self.model} now holds the weights of step {self.exported}"
                  + (f"; drive it while training goes on: {live_command(self.model)}" if first else ""))
+        report_progress("model", steps=self.exported, path=str(self.model), first=first)
+
+
+EVALUATIONS = "evaluations"  # WORKDIR/evaluations/step-N.json: every final model's evaluation, kept
+
+
+def keep_evaluation(work: Path, evaluation: Path) -> None:
+    """Keep a copy of the final model's evaluation under its training steps, so that later models
+    of the same target can be set beside it."""
+    steps = _exported_steps(work / "model.onnx")
+    if steps is not None:
+        (work / EVALUATIONS).mkdir(exist_ok=True)
+        write_atomic(work / EVALUATIONS / f"step-{steps}.json", evaluation.read_bytes())
+
+
+def _stage(name: str, state: str) -> None:
+    """A stage's start, end, or its being kept from an earlier run, for a watching program."""
+    report_progress("stage", stage=name, state=state)
 
 
 def checkpoint_interval(steps: int) -> int:

@@ -1,0 +1,1 @@
+"""`face2face studio`: the whole path (target, learn, check, drive, live) in one local browser page."""

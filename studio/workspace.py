@@ -1,0 +1,184 @@
+"""The studio's folder: one quickstart work folder per target (``ROOT/NAME/``, the target's video
+copied in as ``target.EXT``), and what the page shows of each, read from the files the commands
+write. The studio reads and writes only inside ``ROOT``."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from face2face.errors import Face2FaceError
+from face2face.studio.jobs import Job
+
+TARGET = "target"  # ROOT/NAME/target.EXT: the target's video
+STUDIO = ".studio"  # ROOT/.studio/ and ROOT/NAME/.studio/: the studio's own files (jobs, uploads, drives)
+STAGES = ("dataset", "train", "export", "int8", "evaluate")  # quickstart's, as its progress records name them
+STAGE_BARS = {"dataset": "prepare", "train": "train"}  # the progress bar that counts a stage
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+
+
+@dataclass
+class Stage:
+    """One quickstart stage as the page shows it."""
+
+    name: str
+    state: str = "waiting"  # waiting | running | done | kept
+    done: int | None = None  # its count (frames, steps), where it counts
+    total: int | None = None
+
+
+@dataclass
+class Learning:
+    """A target's quickstart, read from its files."""
+
+    job: str  # JobState.state
+    error: str
+    plan: str
+    stages: list[Stage]
+    curve: list[tuple[int, str, float]] = field(default_factory=list)  # (step, loss name, value)
+    grid: Path | None = None  # the latest (sketch | output | photo) sample grid
+    first_model: int | None = None  # steps of the first model exported to drive while training went on
+    log: str = ""
+
+
+class Workspace:
+    """The targets under ``root``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def targets(self) -> list[str]:
+        """Names of the targets, newest first."""
+        folders = [p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".") and video_of(p)]
+        return [p.name for p in sorted(folders, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+    def folder(self, name: str) -> Path:
+        """A target's work folder (a one-line error for a name that is not one)."""
+        if not name or name not in self.targets():
+            raise Face2FaceError(f"no target {name!r} in {self.root}: add its video first")
+        return self.root / name
+
+    def inside(self, path: str | Path) -> Path:
+        """``path`` resolved, if it lies inside the studio's folder; else a one-line error."""
+        resolved = Path(path).resolve()
+        if not resolved.is_relative_to(self.root):
+            raise Face2FaceError(f"{path}: outside the studio's folder {self.root}")
+        return resolved
+
+    def add(self, upload: str | Path) -> str:
+        """Copy a target video into a new work folder (named for the file) and return its name; a
+        file that is not a readable video gets the CLI's one-line error and leaves nothing behind."""
+        source = Path(upload)
+        check_video(source)
+        stem = re.sub(r"[^\w.-]+", "_", source.stem).strip("._") or "target"
+        name, n = stem, 1
+        while (self.root / name).exists():
+            n += 1
+            name = f"{stem}-{n}"
+        folder = self.root / name
+        folder.mkdir()
+        shutil.copyfile(source, folder / f"{TARGET}{source.suffix.lower()}")
+        return name
+
+    def job(self, name: str, kind: str) -> Job:
+        """A target's job (``quickstart``, ``drive``), or the studio's own (``live``: name "")."""
+        return Job((self.folder(name) if name else self.root) / STUDIO, kind)
+
+    def models(self) -> list[Path]:
+        """Every target's model that has been exported (its sidecar beside it)."""
+        from face2face.modelfile import sidecar_path
+
+        return [self.root / name / "model.onnx" for name in self.targets()
+                if sidecar_path(self.root / name / "model.onnx").is_file()]
+
+
+def video_of(folder: Path) -> Path | None:
+    """A work folder's target video, if it has one."""
+    return next((p for p in sorted(folder.glob(f"{TARGET}.*")) if p.suffix.lower() in VIDEO_SUFFIXES), None)
+
+
+def check_video(path: Path) -> None:
+    """A one-line error for a file that is not a video with frames (as ``prepare`` says it)."""
+    from face2face.video import VideoSource
+
+    try:
+        with VideoSource(str(path)) as video:
+            if video.read() is None:
+                raise Face2FaceError(f"{path.name}: not a readable video (no frame could be decoded)")
+    except Face2FaceError:
+        raise
+    except Exception as exc:  # OpenCV raises cv2.error on some garbage files
+        raise Face2FaceError(f"{path.name}: not a readable video ({exc})") from None
+
+
+def learning(folder: Path, job: Job) -> Learning:
+    """Where the target's quickstart stands: its stages, the training curve, the latest sample grid,
+    the first model to drive, and what it printed last."""
+    state, records = job.state(), job.records()
+    stages = {name: Stage(name) for name in STAGES}
+    plan, curve, first = "", [], None
+    for record in records:
+        kind = record["kind"]
+        if kind == "plan":
+            plan = record["text"]
+        elif kind == "stage":
+            stages[record["stage"]].state = {"start": "running"}.get(record["state"], record["state"])
+        elif kind == "count":
+            for stage, bar in STAGE_BARS.items():
+                if record["bar"] == bar:
+                    stages[stage].done, stages[stage].total = record["done"], record["total"]
+            if record["bar"] == "train":
+                curve += [(record["done"], name, value) for name, value in record["figures"].items()]
+        elif kind == "model" and first is None:
+            first = record["steps"]
+    if not state.running:  # a stage cut short is not running any more
+        for stage in stages.values():
+            stage.state = "waiting" if stage.state == "running" else stage.state
+    samples = sorted((folder / "run" / "samples").glob("step_*.png"))
+    return Learning(state.state, state.error, plan, list(stages.values()), curve, samples[-1] if samples else None,
+                    first, job.log_tail())
+
+
+def evaluations(folder: Path) -> list[tuple[str, dict]]:
+    """The target's evaluations: the current model's first, then the earlier models' (kept by
+    quickstart under their training steps), newest first."""
+    from face2face.train.quickstart import EVALUATIONS
+
+    current = folder / "evaluation.json"
+    found = []
+    if current.is_file():
+        found.append(("this model", json.loads(current.read_text())))
+    kept = sorted((folder / EVALUATIONS).glob("step-*.json"), key=lambda p: int(p.stem.split("-")[1]), reverse=True)
+    for path in kept:
+        report = json.loads(path.read_text())
+        if not found or report != found[0][1]:
+            found.append((f"step {path.stem.split('-')[1]}", report))
+    return found
+
+
+def figure_rows(reports: list[tuple[str, dict]]) -> tuple[list[str], list[list[str]]]:
+    """``evaluate``'s table (a line a figure: its value and one-line meaning) with a column per report."""
+    from face2face.train.evaluate import format_table
+
+    columns: list[dict[str, str]] = []
+    for _, report in reports:
+        lines = format_table(report).splitlines()[1:]  # under the title line: "  NAME       VALUE (MEANING)"
+        columns.append({line[:13].strip(): line[13:].strip() for line in lines})
+    names = list(dict.fromkeys(name for column in columns for name in column))
+    return ["figure", *[label for label, _ in reports]], [[n, *[c.get(n, "") for c in columns]] for n in names]
+
+
+def describe_plan(video: Path, config) -> str:
+    """Quickstart's plan for a fresh run of ``video`` under ``config`` (a ``QuickstartConfig``) and
+    what a quick look at its frames finds, two lines."""
+    from face2face.runtime.openvino_engine import native_bf16
+    from face2face.train.prepare import PrepareConfig, describe_sample, sample_faces
+    from face2face.train.quickstart import make_plan
+
+    plan = make_plan(str(video), config, False, native_bf16())
+    sample = sample_faces(str(video), config=PrepareConfig(size=config.size, detector=config.detector))
+    return f"{plan.describe()}\n{describe_sample(sample)}"
