@@ -14,6 +14,7 @@ from face2face.console import console
 from face2face.errors import Face2FaceError
 from face2face.files import writable_file, write_atomic
 from face2face.memory import report_peak
+from face2face.progress import report as report_progress
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,16 +24,18 @@ def main(argv: list[str] | None = None) -> int:
     flags, _ = _output_parser().parse_known_args(argv)
     with console(flags.verbose, flags.quiet):
         args = build_parser().parse_args(argv)
+        status = 1  # where the command raises something else
         try:
-            return int(args.handler(args) or 0)
+            status = int(args.handler(args) or 0)
         except Face2FaceError as exc:
             print(f"face2face: error: {exc}", file=sys.stderr)
-            return 1
         except KeyboardInterrupt:
             print("face2face: interrupted", file=sys.stderr)
-            return 130
+            status = 130
         finally:
             report_peak()  # to a parent that ran this command apart (face2face.memory)
+            report_progress("exit", status=status)  # to a program watching it (face2face.progress)
+        return status
 
 
 class HelpFormatter(argparse.HelpFormatter):

@@ -1,7 +1,8 @@
 """The studio's long work: `face2face` commands run in processes of their own, exactly as typed in a
 terminal, each leaving its files in a folder so that a page opened later (or a restarted studio)
 finds it where it is: ``NAME.log`` (what it printed), ``NAME.progress`` (``face2face.progress``
-records), ``NAME.pid`` (while it may run) and ``NAME.exit`` (its exit status, once it ended)."""
+records, its exit status last), ``NAME.pid`` (while it may run) and ``NAME.exit`` (its exit status
+as the studio that started it saw it, also where it was killed)."""
 
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ class Job:
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "face2face", *arguments], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env, start_new_session=True)
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env, start_new_session=True,
+                preexec_fn=_ctrl_c_default)
         self._file("pid").write_text(f"{self._process.pid} {_started(self._process.pid)}\n")
         threading.Thread(target=self._wait, args=(self._process,), name=f"wait-{self.name}", daemon=True).start()
 
@@ -87,8 +89,8 @@ class Job:
             return JobState("running")
         try:
             status = int(self._file("exit").read_text())
-        except (OSError, ValueError):
-            status = None
+        except (OSError, ValueError):  # not started by this studio: the command's own last word
+            status = next((r["status"] for r in reversed(self.records()) if r["kind"] == "exit"), None)
         if status is None and not self.log_path.exists():
             return JobState("never")
         if status == 0:
@@ -153,6 +155,12 @@ class Job:
             return ""
         errors = [line[len(ERROR_PREFIX):] for line in text.splitlines() if line.startswith(ERROR_PREFIX)]
         return errors[-1] if errors else ""
+
+
+def _ctrl_c_default() -> None:
+    """In the child before it runs: Ctrl-C (``pause``) acts, even where the studio itself was
+    started with it ignored (a shell's background job); a child inherits an ignored signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _started(pid: int) -> str:

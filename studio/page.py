@@ -79,9 +79,7 @@ def build(workspace: Workspace) -> gr.Blocks:
                 driven_file = gr.File(label="download", interactive=False, elem_id="drive-file")
             with gr.Tab("5 Live") as live_tab:
                 findings = gr.HTML(elem_id="live-doctor")
-                models = [str(m) for m in workspace.models()]
-                live_model = gr.Dropdown(models, value=models[0] if models else None, label="model (switch any time)",
-                                         elem_id="live-model")
+                live_model = gr.Dropdown([], value=None, label="model (switch any time)", elem_id="live-model")
                 with gr.Row():
                     camera = gr.Number(0, label="webcam index", precision=0, minimum=0, elem_id="live-camera")
                     source = gr.Dropdown([], value=None, label="or a video file in the work folder (played in a loop)",
@@ -138,6 +136,10 @@ def build(workspace: Workspace) -> gr.Blocks:
 
         upload.upload(add_target, upload, [target, message]).then(lambda: None, None, upload)
         target.change(show_plan, [target, *options], plan)
+
+        def labelled(paths: list[Path]) -> list[tuple[str, str]]:
+            """Dropdown choices: each path shown relative to the work folder."""
+            return [(str(p.relative_to(workspace.root)), str(p)) for p in paths]
 
         def targets_now():
             names = workspace.targets()
@@ -233,7 +235,7 @@ def build(workspace: Workspace) -> gr.Blocks:
 
         drive.click(reenact, [target, driver, layout, retarget], [drive_status, driven, driven_file])
 
-        def live_checks():
+        def live_checks(chosen):
             from face2face import doctor
 
             lines = []
@@ -241,13 +243,13 @@ def build(workspace: Workspace) -> gr.Blocks:
                 finding = getattr(doctor, check_name)()
                 fix = f"<br><span class='problem'>fix: {html.escape(finding.fix)}</span>" if finding.fix else ""
                 lines.append(f"<li><b>{finding.name}</b>: {html.escape(finding.status)}{fix}</li>")
-            videos = [str(p) for p in sorted(workspace.root.glob("*/target.*"))]
-            videos += [str(p) for p in sorted(workspace.root.glob(f"*/{STUDIO}/drives/driver-*"))]
-            models = [str(m) for m in workspace.models()]
-            return (f"<ul>{''.join(lines)}</ul>", gr.update(choices=[""] + videos),
-                    gr.update(choices=models, value=models[0] if models else None))
+            models = workspace.models()
+            videos = [*sorted(workspace.root.glob("*/target.*")), *sorted(workspace.root.glob(f"*/{STUDIO}/drives/driver-*"))]
+            return (f"<ul>{''.join(lines)}</ul>", gr.update(choices=[("", "")] + labelled(videos)),
+                    gr.update(choices=labelled(models), value=chosen if chosen in map(str, models) else
+                              str(models[0]) if models else None))
 
-        live_tab.select(live_checks, None, [findings, source, live_model])
+        live_tab.select(live_checks, live_model, [findings, source, live_model])
         live = workspace.job("", "live")
 
         def start_live(model, camera, source, virtual, preview, layout, retarget, shape, cutoff, beta):
@@ -285,8 +287,8 @@ def build(workspace: Workspace) -> gr.Blocks:
                        f"{html.escape(Path(seconds[-1]['model']).parent.name)} (step {seconds[-1]['steps']})"
                        if seconds else "starting")
             said = problem(state.error) if state.error else ""
-            return (f"<p id='live-state' data-state='{state.state}'>live: "
-                    f"{figures if state.running else state.state}</p>{said}")
+            shown = state.state if state.running or state.error else "stopped"  # Ctrl-C ends live with status 0
+            return (f"<p id='live-state' data-state='{shown}'>live: {figures if state.running else shown}</p>{said}")
 
         timer.tick(live_refresh, None, live_status)
     return page

@@ -74,6 +74,7 @@ class Workspace:
         file that is not a readable video gets the CLI's one-line error and leaves nothing behind."""
         source = Path(upload)
         check_video(source)
+        check_faces(source)
         stem = re.sub(r"[^\w.-]+", "_", source.stem).strip("._") or "target"
         name, n = stem, 1
         while (self.root / name).exists():
@@ -108,11 +109,21 @@ def check_video(path: Path) -> None:
     try:
         with VideoSource(str(path)) as video:
             if video.read() is None:
-                raise Face2FaceError(f"{path.name}: not a readable video (no frame could be decoded)")
-    except Face2FaceError:
-        raise
+                raise Face2FaceError(f"{path}: not a readable video (no frame could be decoded)")
+    except Face2FaceError as exc:  # named as the user named it: the upload's own folder means nothing to them
+        raise Face2FaceError(str(exc).replace(str(path), path.name)) from None
     except Exception as exc:  # OpenCV raises cv2.error on some garbage files
         raise Face2FaceError(f"{path.name}: not a readable video ({exc})") from None
+
+
+def check_faces(path: Path) -> None:
+    """A one-line error, as ``prepare``'s, for a video in which a quick look finds no usable face."""
+    from face2face.train.prepare import describe_dropped, sample_faces
+
+    sample = sample_faces(str(path))
+    if not sample.kept:
+        raise Face2FaceError(f"{path.name}: no usable face in {sample.frames_read} frames sampled (dropped: "
+                             f"{describe_dropped(sample.dropped)}); is the target's face visible and large enough?")
 
 
 def learning(folder: Path, job: Job) -> Learning:

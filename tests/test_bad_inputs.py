@@ -172,6 +172,9 @@ CASES: dict[str, Case] = {
     "record source is a folder": Case("record {out}.mp4 --source {folder}", 1, "not a video file"),
     "record into a missing folder": Case("record {tmp}/none/o.mp4 --source {face_mp4}", 1, "does not exist"),
     "record --seconds 0": Case("record {out}.mp4 --source {face_mp4} --seconds 0", 2, "--seconds"),
+    # studio
+    "studio folder is a file": Case("studio {text_mp4}", 1, "exists and is not a folder"),
+    "studio --port 0": Case("studio {out} --port 0", 2, "--port"),
     # live, bench
     "live --fps 0": Case("live --model {model} --source {face_mp4} --record {out}.mp4 --fps 0", 2, "--fps"),
     "live --camera -1": Case("live --model {model} --camera -1 --record {out}.mp4", 2, "--camera"),

@@ -141,7 +141,7 @@ def prepare(
                 out.rmdir()  # only if nothing else was in it
             raise Face2FaceError(
                 f"{video}: no usable face in {s.frames_read} frames read "
-                f"(dropped: {_describe(s.dropped)}); is the target's face visible and large enough?"
+                f"(dropped: {describe_dropped(s.dropped)}); is the target's face visible and large enough?"
             )
         if config.max_pairs and len(points) >= config.max_pairs:
             break
@@ -167,7 +167,7 @@ def sample_faces(video: str, samples: int = 8, config: PrepareConfig = PrepareCo
 def describe_sample(stats: SourceStats) -> str:
     """e.g. "a usable face in 7 of 8 frames sampled (dropped: no_face 1)"."""
     return (f"a usable face in {len(stats.kept)} of {plural(stats.frames_read, 'frame')} sampled"
-            + (f" (dropped: {_describe(stats.dropped)})" if len(stats.kept) < stats.frames_read else ""))
+            + (f" (dropped: {describe_dropped(stats.dropped)})" if len(stats.kept) < stats.frames_read else ""))
 
 
 def _open(video: str) -> VideoSource:
@@ -313,7 +313,7 @@ def describe_dataset(manifest: dict) -> str:
     """One line: the pairs of each split, the frames they came from, and what was dropped."""
     return (f"{manifest['pairs']['train']} train + {manifest['pairs']['test']} test pairs from "
             f"{plural(manifest['frames_read'], 'frame')} ({manifest['frames_per_second']} frames/s); "
-            f"dropped: {_describe(manifest['dropped'])}")
+            f"dropped: {describe_dropped(manifest['dropped'])}")
 
 
 def read_manifest(root: str | Path) -> dict:
@@ -362,5 +362,6 @@ def read_landmarks(split_dir: str | Path) -> tuple[list[str], np.ndarray, np.nda
     return names, points, pupils
 
 
-def _describe(dropped: dict[str, int]) -> str:
+def describe_dropped(dropped: dict[str, int]) -> str:
+    """e.g. "no_face 3, face_too_small 1" ("none" where nothing was dropped)."""
     return ", ".join(f"{k} {v}" for k, v in dropped.items() if v) or "none"
