@@ -50,7 +50,7 @@ def _studio(args: argparse.Namespace) -> int:
 
     if args.host != LOCAL:
         log.warning("listening on %s: whoever can reach this machine can use the studio and its work folder", args.host)
-    page = build(Workspace(root))
+    page = build(Workspace(args.folder))
     try:
         page.queue().launch(server_name=args.host, server_port=args.port, allowed_paths=[str(root)], quiet=True,
                             prevent_thread_lock=True, inbrowser=args.open, css=CSS, footer_links=[])

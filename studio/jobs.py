@@ -38,8 +38,8 @@ class Job:
     Ctrl-C (a training saves its checkpoint; a live loop stops), ``send`` writes a line to its
     standard input (only where this process started it)."""
 
-    def __init__(self, folder: Path, name: str) -> None:
-        self.folder, self.name = Path(folder), name
+    def __init__(self, folder: Path, name: str, cwd: Path | None = None) -> None:
+        self.folder, self.name, self.cwd = Path(folder), name, cwd  # cwd: where the command runs
         self._process: subprocess.Popen | None = None
 
     def _file(self, suffix: str) -> Path:
@@ -65,7 +65,7 @@ class Job:
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "face2face", *arguments], stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env, start_new_session=True,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, env=env, cwd=self.cwd, start_new_session=True,
                 preexec_fn=_ctrl_c_default)
         self._file("pid").write_text(f"{self._process.pid} {_started(self._process.pid)}\n")
         threading.Thread(target=self._wait, args=(self._process,), name=f"wait-{self.name}", daemon=True).start()

@@ -33,7 +33,7 @@ def build(workspace: Workspace) -> gr.Blocks:
     from face2face.train.quickstart import FIRST_MODEL_SECONDS, QuickstartConfig
 
     with gr.Blocks(title="face2face studio") as page:
-        gr.Markdown(f"# face2face studio\nWork folder: `{workspace.root}`")
+        gr.Markdown(f"# face2face studio\nWork folder: `{workspace.shown}`")
         message = gr.HTML(elem_id="message")
         with gr.Row():
             target = gr.Dropdown([], value=None, label="Target", elem_id="target-pick", scale=2)
@@ -66,16 +66,16 @@ def build(workspace: Workspace) -> gr.Blocks:
                 table = gr.Dataframe(label="evaluation on the held-out frames (earlier models beside)",
                                      interactive=False, wrap=True, elem_id="check-table")
                 check_grid = gr.Image(label="held-out frames: sketch | reference | output | photo", type="filepath",
-                                      interactive=False, elem_id="check-grid")
+                                      interactive=False, height=480, elem_id="check-grid")
             with gr.Tab("4 Drive"):
                 driver = gr.Video(label="driver video: upload one, or record a few seconds with your webcam",
-                                  sources=["upload", "webcam"], elem_id="drive-video")
+                                  sources=["upload", "webcam"], include_audio=True, height=360, elem_id="drive-video")
                 with gr.Row():
                     layout = gr.Radio(list(LAYOUTS), value="frame", label="layout", elem_id="drive-layout")
                     retarget = gr.Radio(list(MODES), value="relative", label="retargeting")
                 drive = gr.Button("Reenact", variant="primary", elem_id="drive-start")
                 drive_status = gr.HTML(elem_id="drive-status")
-                driven = gr.Video(label="reenactment", interactive=False, elem_id="drive-output")
+                driven = gr.Video(label="reenactment", interactive=False, height=360, elem_id="drive-output")
                 driven_file = gr.File(label="download", interactive=False, elem_id="drive-file")
             with gr.Tab("5 Live") as live_tab:
                 findings = gr.HTML(elem_id="live-doctor")
@@ -139,7 +139,7 @@ def build(workspace: Workspace) -> gr.Blocks:
 
         def labelled(paths: list[Path]) -> list[tuple[str, str]]:
             """Dropdown choices: each path shown relative to the work folder."""
-            return [(str(p.relative_to(workspace.root)), str(p)) for p in paths]
+            return [(workspace.relative(p), str(p)) for p in paths]
 
         def targets_now():
             names = workspace.targets()
@@ -152,7 +152,7 @@ def build(workspace: Workspace) -> gr.Blocks:
                 return problem("add a target video first")
             c = config(*values)
             folder = workspace.folder(name)
-            argv = ["quickstart", str(video_of(folder)), "-o", str(folder), "--every", str(c.every),
+            argv = ["quickstart", workspace.relative(video_of(folder)), "-o", name, "--every", str(c.every),
                     "--size", str(c.size), "--detector", c.detector, "--first-model", str(c.first_model_seconds / 60)]
             argv += (["--steps", str(c.steps)] if c.steps else []) + (["--ngf", str(c.ngf)] if c.ngf else [])
             try:
@@ -176,7 +176,8 @@ def build(workspace: Workspace) -> gr.Blocks:
             head = {"running": "running", "finished": "finished", "stopped": "paused: press Start / resume to go on",
                     "never": "not started", "failed": "stopped by an error"}[now.job]
             first = (f"<p id='first-model'>a first model to drive is ready (step {now.first_model}): "
-                     f"{html.escape(str(folder / 'model.onnx'))}</p>" if now.first_model is not None else "")
+                     f"{html.escape(workspace.relative(folder / 'model.onnx'))}</p>" if now.first_model is not None
+                     else "")
             body = (f"<p id='learn-state' data-state='{now.job}'>quickstart: {head}</p>"
                     + (problem(now.error) if now.error else "") + first + rows)
             import pandas as pd
@@ -218,8 +219,8 @@ def build(workspace: Workspace) -> gr.Blocks:
             out = drives / f"{kept.stem.replace('driver', 'reenacted')}-{layout}.webm"
             job = workspace.job(name, "drive")
             try:
-                job.start("reenact", "--model", str(model), "--source", str(kept), "-o", str(out),
-                          "--layout", layout, "--retarget", retarget)
+                job.start("reenact", "--model", workspace.relative(model), "--source", workspace.relative(kept),
+                          "-o", workspace.relative(out), "--layout", layout, "--retarget", retarget)
             except Face2FaceError as exc:
                 yield problem(str(exc)), gr.skip(), gr.skip()
                 return
@@ -231,7 +232,8 @@ def build(workspace: Workspace) -> gr.Blocks:
             if state.state != "finished":
                 yield problem(state.error or f"reenact {state.state}"), gr.skip(), gr.skip()
                 return
-            yield f"<p id='drive-state' data-state='finished'>done: {html.escape(str(out))}</p>", str(out), str(out)
+            done = f"<p id='drive-state' data-state='finished'>done: {html.escape(workspace.relative(out))}</p>"
+            yield done, str(out), str(out)
 
         drive.click(reenact, [target, driver, layout, retarget], [drive_status, driven, driven_file])
 
@@ -255,10 +257,10 @@ def build(workspace: Workspace) -> gr.Blocks:
         def start_live(model, camera, source, virtual, preview, layout, retarget, shape, cutoff, beta):
             if not model:
                 return problem("no model yet: train one in Learn first")
-            argv = ["live", "--model", str(workspace.inside(model)), "--layout", layout, "--retarget", retarget,
+            argv = ["live", "--model", workspace.relative(model), "--layout", layout, "--retarget", retarget,
                     "--shape-limit", str(shape), "--smooth-min-cutoff", str(cutoff), "--smooth-beta", str(beta),
                     "--models-from-stdin"]
-            argv += ["--source", str(workspace.inside(source)), "--loop"] if source else ["--camera", str(int(camera))]
+            argv += ["--source", workspace.relative(source), "--loop"] if source else ["--camera", str(int(camera))]
             argv += (["--virtual-cam"] if virtual else []) + (["--preview"] if preview else [])
             try:
                 live.start(*argv, stdin=True)
@@ -271,7 +273,7 @@ def build(workspace: Workspace) -> gr.Blocks:
         live_stop.click(lambda: live.pause() and None, None, None)
 
         def switch(model):
-            if model and live.state().running and not live.send(str(workspace.inside(model))):
+            if model and live.state().running and not live.send(workspace.relative(model)):
                 return problem("this live run was started by an earlier studio: stop it and start again to switch")
             return gr.skip()
 

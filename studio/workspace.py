@@ -48,6 +48,7 @@ class Workspace:
     """The targets under ``root``."""
 
     def __init__(self, root: str | Path) -> None:
+        self.shown = str(root)  # as the user named it
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
 
@@ -69,6 +70,11 @@ class Workspace:
             raise Face2FaceError(f"{path}: outside the studio's folder {self.root}")
         return resolved
 
+    def relative(self, path: str | Path) -> str:
+        """``path`` (inside the folder: else a one-line error) relative to it: the commands the
+        studio runs work in the folder, so what they print names its files as the page does."""
+        return str(self.inside(path).relative_to(self.root))
+
     def add(self, upload: str | Path) -> str:
         """Copy a target video into a new work folder (named for the file) and return its name; a
         file that is not a readable video gets the CLI's one-line error and leaves nothing behind."""
@@ -87,7 +93,7 @@ class Workspace:
 
     def job(self, name: str, kind: str) -> Job:
         """A target's job (``quickstart``, ``drive``), or the studio's own (``live``: name "")."""
-        return Job((self.folder(name) if name else self.root) / STUDIO, kind)
+        return Job((self.folder(name) if name else self.root) / STUDIO, kind, cwd=self.root)
 
     def models(self) -> list[Path]:
         """Every target's model that has been exported (its sidecar beside it)."""
