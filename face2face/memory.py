@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from face2face import progress
+
 PEAK_FILE = "FACE2FACE_PEAK_FILE"  # environment: where a command run apart writes its peak (GB)
 
 
@@ -46,7 +48,8 @@ def run_apart(argv: list[str]) -> tuple[int, str, str, float | None]:
     status, its stdout, its stderr, its peak resident memory in GB, None where it reported none)."""
     with tempfile.TemporaryDirectory() as folder:
         file = Path(folder) / "peak"
-        result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, PEAK_FILE: str(file)})
+        env = {k: v for k, v in os.environ.items() if k != progress.ENV}  # the parent reports the stage's progress
+        result = subprocess.run(argv, capture_output=True, text=True, env={**env, PEAK_FILE: str(file)})
         try:
             peak = float(file.read_text())
         except (OSError, ValueError):

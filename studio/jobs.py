@@ -141,7 +141,7 @@ class Job:
     def log_tail(self, lines: int = 12) -> str:
         """The last lines it printed (progress bars' redraws reduced to their latest)."""
         try:
-            text = self.log_path.read_text(errors="replace")
+            text = self.log_path.read_bytes().decode(errors="replace")  # read_text would make each \r a line
         except OSError:
             return ""
         shown = [line.rsplit("\r", 1)[-1].rstrip() for line in text.split("\n")]

@@ -125,14 +125,17 @@ def build(workspace: Workspace) -> gr.Blocks:
 
         def add_target(path):
             if not path:
-                return gr.skip(), ""
+                yield gr.skip(), ""
+                return
+            yield gr.skip(), f"<p>checking {html.escape(Path(path).name)}: a face in 8 of its frames?</p>"
             try:
                 name = workspace.add(path)
             except Face2FaceError as exc:
-                return gr.skip(), problem(str(exc))
+                yield gr.skip(), problem(str(exc))
+                return
             finally:
                 Path(path).unlink(missing_ok=True)  # the upload's copy (in the studio's folder)
-            return gr.update(choices=workspace.targets(), value=name), f"<p id='added'>added {html.escape(name)}</p>"
+            yield gr.update(choices=workspace.targets(), value=name), f"<p id='added'>added {html.escape(name)}</p>"
 
         upload.upload(add_target, upload, [target, message]).then(lambda: None, None, upload)
         target.change(show_plan, [target, *options], plan)
@@ -171,7 +174,8 @@ def build(workspace: Workspace) -> gr.Blocks:
             now = learning(folder, workspace.job(name, "quickstart"))
             rows = "".join(
                 f"<div class='stage' id='stage-{s.name}' data-state='{s.state}'><b>{s.name}</b> {s.state} "
-                + (f"<progress value='{s.done}' max='{s.total}'></progress> {s.done}/{s.total}" if s.total else "")
+                + (f"<progress value='{s.done}' max='{s.total}'></progress> {s.done}/{s.total}" if s.total else
+                   "<progress></progress>" if s.state == "running" else "")
                 + "</div>" for s in now.stages)
             head = {"running": "running", "finished": "finished", "stopped": "paused: press Start / resume to go on",
                     "never": "not started", "failed": "stopped by an error"}[now.job]

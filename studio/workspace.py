@@ -40,7 +40,7 @@ class Learning:
     stages: list[Stage]
     curve: list[tuple[int, str, float]] = field(default_factory=list)  # (step, loss name, value)
     grid: Path | None = None  # the latest (sketch | output | photo) sample grid
-    first_model: int | None = None  # steps of the first model exported to drive while training went on
+    first_model: int | None = None  # steps of the first model to drive: this run's first export, else the one there
     log: str = ""
 
 
@@ -135,6 +135,8 @@ def check_faces(path: Path) -> None:
 def learning(folder: Path, job: Job) -> Learning:
     """Where the target's quickstart stands: its stages, the training curve, the latest sample grid,
     the first model to drive, and what it printed last."""
+    from face2face.train.quickstart import exported_steps
+
     state, records = job.state(), job.records()
     stages = {name: Stage(name) for name in STAGES}
     plan, curve, first = "", [], None
@@ -155,6 +157,8 @@ def learning(folder: Path, job: Job) -> Learning:
     if not state.running:  # a stage cut short is not running any more
         for stage in stages.values():
             stage.state = "waiting" if stage.state == "running" else stage.state
+    if first is None:  # exported by an earlier run (before a pause): still there to drive
+        first = exported_steps(folder / "model.onnx")
     samples = sorted((folder / "run" / "samples").glob("step_*.png"))
     return Learning(state.state, state.error, plan, list(stages.values()), curve, samples[-1] if samples else None,
                     first, job.log_tail())

@@ -147,6 +147,32 @@ def test_evaluations_list_the_current_model_then_earlier_ones(tmp_path):
     assert [r["face_l1"] for _, r in found] == [0.04, 0.045, 0.05]
 
 
+def test_learning_reads_stages_counts_curve_and_the_first_model_from_the_records(tmp_path, monkeypatch):
+    from face2face.studio.workspace import learning
+
+    job = Job(tmp_path / ".studio", "quickstart")
+    job.folder.mkdir()
+    monkeypatch.setenv(progress.ENV, str(job.progress_path))
+    progress.report("plan", text="plan: 40 training steps", steps=40)
+    progress.report("stage", stage="dataset", state="kept")
+    progress.report("stage", stage="train", state="start")
+    progress.count("train", 1, 40, {"G_L1": 0.3, "G_GAN": 1.0})
+    progress.report("model", steps=12, path="t/model.onnx", first=True)
+    progress.report("model", steps=24, path="t/model.onnx", first=False)
+    progress.count("train", 40, 40, {"G_L1": 0.1, "G_GAN": 0.8})
+    progress.report("stage", stage="train", state="done")
+    progress.report("stage", stage="export", state="start")
+    job.log_path.write_text("train: 100%|###| 40/40\rtrain: 100%|###| 40/40 done\n3/4 export: t/model.onnx\n")
+    now = learning(tmp_path, job)
+    assert now.plan == "plan: 40 training steps" and now.first_model == 12
+    assert [(s.name, s.state, s.done, s.total) for s in now.stages] == [
+        ("dataset", "kept", None, None), ("train", "done", 40, 40), ("export", "waiting", None, None),
+        ("int8", "waiting", None, None), ("evaluate", "waiting", None, None)]  # no process runs: none is running
+    assert now.curve == [(1, "G_L1", 0.3), (1, "G_GAN", 1.0), (40, "G_L1", 0.1), (40, "G_GAN", 0.8)]
+    assert now.log == "train: 100%|###| 40/40 done\n3/4 export: t/model.onnx"  # a bar's redraws: its latest
+    assert now.job == "stopped"  # it printed, no process runs and it left no exit status: stopped
+
+
 # --- the page in a real browser ------------------------------------------------------------------
 
 CHROMIUM = os.environ.get("FACE2FACE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -241,7 +267,7 @@ def test_the_whole_path_in_the_page(chromium, x_display, tmp_path):
     assert "216 frames -> dataset, 3600 training steps" in page.inner_text("#plan") or "10800" in page.inner_text("#plan")
     assert "a usable face in 8 of 8 frames sampled" in page.inner_text("#plan")
     page.get_by_text("Options (quickstart's").click()
-    for option, value in (("steps", "40"), ("ngf", "8"), ("every", "3"), ("first", "0")):
+    for option, value in (("steps", "40"), ("ngf", "8"), ("every", "3"), ("first", "60")):
         page.fill(f"#opt-{option} input", value)
     page.locator("#opt-size input").click()
     page.get_by_role("option", name="64", exact=True).click()
@@ -266,8 +292,8 @@ def test_the_whole_path_in_the_page(chromium, x_display, tmp_path):
     page.goto(studio.url)
     tab("2 Learn")
     page.wait_for_selector("#learn-state[data-state=running], #learn-state[data-state=finished]", timeout=30_000)
-    page.wait_for_selector("#first-model", timeout=180_000)
     page.wait_for_selector("#learn-state[data-state=finished]", timeout=300_000)
+    page.wait_for_selector("#first-model")  # the model handed over (no early one: --first-model 60 min)
     page.wait_for_selector("#learn-grid img")
     log = (root / "lp_d18" / ".studio" / "quickstart.log").read_text()
     assert "2/4 training: resuming" in log and "peak memory per stage" in log

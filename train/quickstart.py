@@ -188,7 +188,7 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     checkpoint = tf.train.latest_checkpoint(str(run / CHECKPOINTS))
     trained = _step_of(checkpoint)
     int8_due = not openvino_missing() and not int8_is_current(model)
-    exported = trained >= plan.steps and _exported_steps(model) == _handed_over(run) and not int8_due
+    exported = trained >= plan.steps and exported_steps(model) == _handed_over(run) and not int8_due
     done = Done(dataset=(data / MANIFEST).exists(), steps=trained, exported=exported,
                 evaluated=exported and evaluation.exists())
     log.info(plan.describe(done))
@@ -236,7 +236,7 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     memory.note("train", peak_gb())
     _stage("train", "done")
 
-    if _exported_steps(model) == _handed_over(run):
+    if exported_steps(model) == _handed_over(run):
         log.info(f"3/4 export: {model} is up to date, kept")
         _stage("export", "kept")
     else:
@@ -328,14 +328,14 @@ class EarlyModels:
     def __init__(self, run: Path, model: Path, first_after: float, memory: StageMemory) -> None:
         self.run, self.model, self.first_after, self.memory = run, model, first_after, memory
         self.started = time.monotonic()
-        self.exported = _exported_steps(model)
+        self.exported = exported_steps(model)
 
     def __call__(self, step: int, best: int | None) -> None:
         now = time.monotonic()
         if best is None or best == self.exported or now - self.started < self.first_after:
             return
         self.memory.stage("export", "export", str(self.run), "-o", str(self.model))  # apart: see StageMemory
-        first, self.exported, self.started = self.exported is None, _exported_steps(self.model), now  # the next as far on
+        first, self.exported, self.started = self.exported is None, exported_steps(self.model), now  # the next as far on
         log.info(f"    step {step}: {self.model} now holds the weights of step {self.exported}"
                  + (f"; drive it while training goes on: {live_command(self.model)}" if first else ""))
         report_progress("model", steps=self.exported, path=str(self.model), first=first)
@@ -347,7 +347,7 @@ EVALUATIONS = "evaluations"  # WORKDIR/evaluations/step-N.json: every final mode
 def keep_evaluation(work: Path, evaluation: Path) -> None:
     """Keep a copy of the final model's evaluation under its training steps, so that later models
     of the same target can be set beside it."""
-    steps = _exported_steps(work / "model.onnx")
+    steps = exported_steps(work / "model.onnx")
     if steps is not None:
         (work / EVALUATIONS).mkdir(exist_ok=True)
         write_atomic(work / EVALUATIONS / f"step-{steps}.json", evaluation.read_bytes())
@@ -375,7 +375,8 @@ def _handed_over(run: Path) -> int:
     return _step_of(tf.train.latest_checkpoint(str(run / BEST)) or tf.train.latest_checkpoint(str(run / CHECKPOINTS)))
 
 
-def _exported_steps(model: Path) -> int | None:
+def exported_steps(model: Path) -> int | None:
+    """The training steps behind a model file (None where there is none, or no sidecar)."""
     from face2face.modelfile import read_sidecar
 
     try:
