@@ -63,12 +63,14 @@ def from_studio(video: str, root: Path, steps: int, chromium: str) -> tuple[floa
                     time.sleep(0.1)
             started = time.monotonic()
             page.set_input_files("#target-upload input[type=file]", video)
-            page.wait_for_selector("#added", timeout=60_000)
+            page.wait_for_function("document.querySelector('#plan').innerText.includes('usable face')",
+                                   timeout=60_000)
             page.get_by_text("Options (quickstart's").click()
             page.fill("#opt-steps input", str(steps))
             page.fill("#opt-first input", "1000")
             page.get_by_role("tab", name="2 Learn").click()
             page.click("#learn-start")
+            page.wait_for_selector("#learn-state[data-state=running]", timeout=60_000)
             page.wait_for_selector("#learn-state[data-state=finished]", timeout=3_600_000)
             seconds = time.monotonic() - started
             browser.close()

@@ -53,7 +53,7 @@ def _studio(args: argparse.Namespace) -> int:
     page = build(Workspace(args.folder))
     try:
         page.queue().launch(server_name=args.host, server_port=args.port, allowed_paths=[str(root)], quiet=True,
-                            prevent_thread_lock=True, inbrowser=args.open, css=CSS, footer_links=[])
+                            prevent_thread_lock=True, inbrowser=args.open, show_error=True, css=CSS, footer_links=[])
     except OSError as exc:
         raise Face2FaceError(f"{args.host}:{args.port}: cannot listen ({exc}); choose another --port") from None
     log.info("face2face studio: http://%s:%d (work folder %s); Ctrl-C stops the page, not the work it started",

@@ -12,6 +12,8 @@ from pathlib import Path
 import gradio as gr
 
 from face2face.errors import Face2FaceError
+from face2face.modelfile import sidecar_path
+from face2face.runtime.reload import file_state
 from face2face.studio.workspace import STUDIO, Workspace, describe_plan, evaluations, figure_rows, learning, video_of
 
 REFRESH_S = 1.0  # how often the page reads the running jobs' files
@@ -41,10 +43,13 @@ def build(workspace: Workspace) -> gr.Blocks:
                              file_types=["video"], type="filepath", elem_id="target-upload", scale=3)
         with gr.Tabs():
             with gr.Tab("1 Target"):
-                plan = gr.Markdown(elem_id="plan")
-                with gr.Accordion("Options (quickstart's; empty = chosen for this machine)", open=False):
-                    steps = gr.Number(None, label="training steps", precision=0, minimum=1, elem_id="opt-steps")
-                    ngf = gr.Number(None, label="generator width (ngf)", precision=0, minimum=1, elem_id="opt-ngf")
+                plan = gr.Markdown("Add a target video to begin: the plan appears here before anything runs.",
+                                   elem_id="plan")
+                with gr.Accordion("Options (quickstart's)", open=False):
+                    steps = gr.Number(0, label="training steps (0 = chosen for this machine)", precision=0, minimum=0,
+                                      elem_id="opt-steps")
+                    ngf = gr.Number(0, label="generator width, ngf (0 = chosen for this machine)", precision=0,
+                                    minimum=0, elem_id="opt-ngf")
                     size = gr.Dropdown([64, 128, 256, 512], value=256, label="crop size, px", elem_id="opt-size")
                     every = gr.Number(1, label="keep every N-th frame", precision=0, minimum=1, elem_id="opt-every")
                     first = gr.Number(FIRST_MODEL_SECONDS / 60, label="minutes of training before a first model to "
@@ -98,7 +103,7 @@ def build(workspace: Workspace) -> gr.Blocks:
                     live_start = gr.Button("Start live", variant="primary", elem_id="live-start")
                     live_stop = gr.Button("Stop", elem_id="live-stop")
                 live_status = gr.HTML(elem_id="live-status")
-        shown_grid = gr.State(None)
+        seen = gr.State({})  # what the Learn tab shows, so that a look that finds nothing new sends nothing
         timer = gr.Timer(REFRESH_S)
 
         options = [steps, ngf, size, every, first, detector]
@@ -148,7 +153,8 @@ def build(workspace: Workspace) -> gr.Blocks:
             names = workspace.targets()
             return gr.update(choices=names, value=names[0] if names else None)
 
-        page.load(targets_now, None, target).then(show_plan, [target, *options], plan)
+        page.load(targets_now, None, target)  # the plan follows from the target's change
+        gr.on([o.change for o in options], show_plan, [target, *options], plan)
 
         def start_learning(name, *values):
             if not name:
@@ -167,11 +173,15 @@ def build(workspace: Workspace) -> gr.Blocks:
         start.click(start_learning, [target, *options], status)
         pause.click(lambda name: None if not name else workspace.job(name, "quickstart").pause(), target, None)
 
-        def refresh(name, shown):
+        def refresh(name, seen):
             if not name:
-                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), shown
-            folder = workspace.folder(name)
-            now = learning(folder, workspace.job(name, "quickstart"))
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
+            folder, job = workspace.folder(name), workspace.job(name, "quickstart")
+            mark = [name, job.state().state, *map(file_state, (job.progress_path, job.log_path,
+                                                               sidecar_path(folder / "model.onnx")))]
+            if mark == seen.get("mark"):  # nothing new since the last look: the page keeps what it shows
+                return gr.skip(), gr.skip(), gr.skip(), gr.skip(), seen
+            now = learning(folder, job)
             rows = "".join(
                 f"<div class='stage' id='stage-{s.name}' data-state='{s.state}'><b>{s.name}</b> {s.state} "
                 + (f"<progress value='{s.done}' max='{s.total}'></progress> {s.done}/{s.total}" if s.total else
@@ -186,11 +196,13 @@ def build(workspace: Workspace) -> gr.Blocks:
                     + (problem(now.error) if now.error else "") + first + rows)
             import pandas as pd
 
-            frame = pd.DataFrame(now.curve, columns=["step", "loss", "value"]) if now.curve else gr.skip()
-            image = str(now.grid) if now.grid and str(now.grid) != shown else gr.skip()
-            return body, frame, image, now.log, str(now.grid) if now.grid else shown
+            frame = (pd.DataFrame(now.curve, columns=["step", "loss", "value"])
+                     if now.curve and len(now.curve) != seen.get("curve") else gr.skip())
+            grid_path = str(now.grid) if now.grid else None
+            image = grid_path if grid_path and grid_path != seen.get("grid") else gr.skip()
+            return body, frame, image, now.log, {"mark": mark, "curve": len(now.curve), "grid": grid_path}
 
-        timer.tick(refresh, [target, shown_grid], [status, curve, grid, log, shown_grid])
+        timer.tick(refresh, [target, seen], [status, curve, grid, log, seen])
 
         def check(name):
             if not name:

@@ -4,6 +4,7 @@ write. The studio reads and writes only inside ``ROOT``."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -197,9 +198,15 @@ def describe_plan(video: Path, config) -> str:
     """Quickstart's plan for a fresh run of ``video`` under ``config`` (a ``QuickstartConfig``) and
     what a quick look at its frames finds, two lines."""
     from face2face.runtime.openvino_engine import native_bf16
-    from face2face.train.prepare import PrepareConfig, describe_sample, sample_faces
     from face2face.train.quickstart import make_plan
 
     plan = make_plan(str(video), config, False, native_bf16())
-    sample = sample_faces(str(video), config=PrepareConfig(size=config.size, detector=config.detector))
-    return f"{plan.describe()}\n{describe_sample(sample)}"
+    return f"{plan.describe()}\n{_sample(str(video), video.stat().st_mtime_ns, config.size, config.detector)}"
+
+
+@functools.lru_cache(maxsize=32)
+def _sample(video: str, modified: int, size: int, detector: str) -> str:
+    """What a quick look at the video's frames finds, once per video, size and detector."""
+    from face2face.train.prepare import PrepareConfig, describe_sample, sample_faces
+
+    return describe_sample(sample_faces(video, config=PrepareConfig(size=size, detector=detector)))

@@ -200,11 +200,28 @@ class Studio:
                 assert self.process.poll() is None, self.process.stdout.read()
                 time.sleep(0.1)
         self.seconds_to_page = time.monotonic() - started
+        self.output: str | None = None
 
     def stop(self) -> str:
-        self.process.send_signal(signal.SIGINT)
-        out, _ = self.process.communicate(timeout=30)
-        return out
+        """Ctrl-C, as a user stops it; what it printed (idempotent)."""
+        if self.output is None:
+            self.process.send_signal(signal.SIGINT)
+            self.output = self.process.communicate(timeout=30)[0]
+        return self.output
+
+
+@pytest.fixture()
+def studios():
+    """Starts studios (``studios(root, display)``) and stops each at the end, also after a failure."""
+    started: list[Studio] = []
+
+    def start(root: Path, display: str) -> Studio:
+        started.append(Studio(root, display))
+        return started[-1]
+
+    yield start
+    for studio in started:
+        studio.stop()
 
 
 def fake_webcam(video: Path, out: Path, frames: int) -> Path:
@@ -232,11 +249,11 @@ def chromium(tmp_path):
         browser.close()
 
 
-def test_the_whole_path_in_the_page(chromium, x_display, tmp_path):
+def test_the_whole_path_in_the_page(chromium, studios, x_display, tmp_path):
     root = tmp_path / "studio"
     shots = Path(os.environ.get(SCREENSHOTS) or tmp_path / "shots")
     shots.mkdir(parents=True, exist_ok=True)
-    studio = Studio(root, x_display)
+    studio = studios(root, x_display)
     print(f"page up {studio.seconds_to_page:.1f} s after the command")
     context = chromium.new_context(viewport={"width": 1280, "height": 1000}, permissions=["camera"])
     page = context.new_page()
@@ -287,7 +304,7 @@ def test_the_whole_path_in_the_page(chromium, x_display, tmp_path):
     # the page and the studio closed while it learns: nothing is lost, and a new studio shows where it is
     page.close()
     studio.stop()
-    studio = Studio(root, x_display)
+    studio = studios(root, x_display)
     page = context.new_page()
     page.goto(studio.url)
     tab("2 Learn")
@@ -363,7 +380,6 @@ def test_the_whole_path_in_the_page(chromium, x_display, tmp_path):
     live_log = (root / ".studio" / "live.log").read_text()
     assert "switching to copy/model.onnx" in live_log and "model reloaded 1 time" in live_log
     assert "stopped: interrupt" in live_log
-    studio.stop()
 
 
 def frame_count_read(video: Path) -> int:
