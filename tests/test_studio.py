@@ -288,6 +288,7 @@ def test_the_whole_path_in_the_page(chromium, studios, x_display, tmp_path):
         page.fill(f"#opt-{option} input", value)
     page.locator("#opt-size input").click()
     page.get_by_role("option", name="64", exact=True).click()
+    page.wait_for_function("document.querySelector('#plan').innerText.includes('40 training steps at ngf 8')")
     shot("target")
 
     # learn: start, pause in training, resume
