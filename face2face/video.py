@@ -82,7 +82,7 @@ class VideoSource:
         self.close()
 
 
-CODECS = {".webm": "VP80"}  # by the file's suffix; else MPEG-4 in an mp4 (VP8 WebM plays in browsers)
+CODECS = {".mp4": "mp4v", ".webm": "VP80"}  # by the file's suffix, else mp4 (VP8 WebM plays in browsers)
 
 
 class VideoWriter:
@@ -97,11 +97,11 @@ class VideoWriter:
     def __init__(self, path: str | os.PathLike, width: int, height: int, fps: float) -> None:
         self.path = writable_file(path)
         self.size = (width, height)
-        suffix = ".webm" if self.path.suffix.lower() == ".webm" else ".mp4"
+        suffix = self.path.suffix.lower() if self.path.suffix.lower() in CODECS else ".mp4"
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=f".part{suffix}", dir=self.path.parent)
         os.close(fd)
         self._tmp = Path(tmp)
-        self.writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*CODECS.get(suffix, "mp4v")), fps, self.size)
+        self.writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*CODECS[suffix]), fps, self.size)
         if not self.writer.isOpened():
             self._tmp.unlink(missing_ok=True)
             raise Face2FaceError(f"{self.path}: cannot write an {suffix[1:]} video here")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from pathlib import Path
 
 from face2face.errors import Face2FaceError
 
@@ -35,29 +34,33 @@ def add_commands(commands) -> None:
 def _studio(args: argparse.Namespace) -> int:
     from face2face.files import writable_folder
 
+    from face2face.studio.workspace import STUDIO, Workspace
+
     writable_folder(args.folder)
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        raise Face2FaceError("the studio needs its extra: pip install 'face2face[ui]'") from None
-    root = Path(args.folder).resolve()
-    uploads = root / ".studio" / "uploads"
+    workspace = Workspace(args.folder)
+    uploads = workspace.root / STUDIO / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
-    os.environ["GRADIO_TEMP_DIR"] = str(uploads)  # uploads and shown files stay inside the work folder
+    # set before Gradio loads: uploads and shown files stay inside the work folder, nothing is reported
+    os.environ["GRADIO_TEMP_DIR"] = str(uploads)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from face2face.studio.page import CSS, build
-    from face2face.studio.workspace import Workspace
+    try:
+        from face2face.studio.page import CSS, build
+    except ImportError as exc:
+        if exc.name != "gradio":
+            raise
+        raise Face2FaceError("the studio needs its extra: pip install 'face2face[ui]'") from None
 
     if args.host != LOCAL:
         log.warning("listening on %s: whoever can reach this machine can use the studio and its work folder", args.host)
-    page = build(Workspace(args.folder))
+    page = build(workspace)
     try:
-        page.queue().launch(server_name=args.host, server_port=args.port, allowed_paths=[str(root)], quiet=True,
-                            prevent_thread_lock=True, inbrowser=args.open, show_error=True, css=CSS, footer_links=[])
+        page.queue().launch(server_name=args.host, server_port=args.port, allowed_paths=[str(workspace.root)],
+                            quiet=True, prevent_thread_lock=True, inbrowser=args.open, show_error=True, css=CSS,
+                            footer_links=[])
     except OSError as exc:
         raise Face2FaceError(f"{args.host}:{args.port}: cannot listen ({exc}); choose another --port") from None
     log.info("face2face studio: http://%s:%d (work folder %s); Ctrl-C stops the page, not the work it started",
-             args.host, args.port, root)
+             args.host, args.port, workspace.root)
     try:
         page.block_thread()
     finally:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,13 +126,13 @@ class Job:
         return True
 
     def wait(self, timeout: float | None = None) -> JobState:
-        """Wait for a job this process started to end (tests, and the studio's own shutdown)."""
+        """Wait for a job this process started to end, and return how it ended."""
         if self._process is not None:
             self._process.wait(timeout)
             for _ in range(100):  # the waiting thread writes the exit file
                 if not self._file("pid").exists():
                     break
-                threading.Event().wait(0.02)
+                time.sleep(0.02)
         return self.state()
 
     def records(self) -> list[dict]:

@@ -14,7 +14,7 @@ import gradio as gr
 from face2face.errors import Face2FaceError
 from face2face.modelfile import sidecar_path
 from face2face.runtime.reload import file_state
-from face2face.studio.workspace import STUDIO, Workspace, describe_plan, evaluations, figure_rows, learning, video_of
+from face2face.studio.workspace import Workspace, describe_plan, evaluations, figure_rows, learning, video_of
 
 REFRESH_S = 1.0  # how often the page reads the running jobs' files
 LIVE_CHECKS = ("check_cameras", "check_virtual_camera", "check_display")  # doctor's, shown on the Live tab
@@ -61,7 +61,8 @@ def build(workspace: Workspace) -> gr.Blocks:
                     pause = gr.Button("Pause", elem_id="learn-pause")
                 status = gr.HTML(elem_id="learn-status")
                 with gr.Row():
-                    curve = gr.LinePlot(x="step", y="value", color="loss", label="training losses", elem_id="learn-curve")
+                    curve = gr.LinePlot(x="step", y="value", color="loss", label="training losses",
+                                        elem_id="learn-curve")
                     grid = gr.Image(label="latest sample: sketch | reference | output | photo", type="filepath",
                                     elem_id="learn-grid", interactive=False)
                 log = gr.Textbox(label="quickstart's output", lines=8, max_lines=8, interactive=False,
@@ -228,7 +229,7 @@ def build(workspace: Workspace) -> gr.Blocks:
                 yield problem(f"{name} has no model yet: start Learn (a first model appears after a few "
                               "minutes)"), gr.skip(), gr.skip()
                 return
-            drives = folder / STUDIO / "drives"
+            drives = workspace.drives(name)
             drives.mkdir(parents=True, exist_ok=True)
             kept = drives / f"driver-{time.strftime('%Y%m%d-%H%M%S')}{Path(video).suffix}"
             shutil.copyfile(workspace.inside(video), kept)
@@ -262,7 +263,9 @@ def build(workspace: Workspace) -> gr.Blocks:
                 fix = f"<br><span class='problem'>fix: {html.escape(finding.fix)}</span>" if finding.fix else ""
                 lines.append(f"<li><b>{finding.name}</b>: {html.escape(finding.status)}{fix}</li>")
             models = workspace.models()
-            videos = [*sorted(workspace.root.glob("*/target.*")), *sorted(workspace.root.glob(f"*/{STUDIO}/drives/driver-*"))]
+            names = workspace.targets()
+            videos = [video_of(workspace.folder(n)) for n in names]
+            videos += [d for n in names for d in sorted(workspace.drives(n).glob("driver-*"))]
             return (f"<ul>{''.join(lines)}</ul>", gr.update(choices=[("", "")] + labelled(videos)),
                     gr.update(choices=labelled(models), value=chosen if chosen in map(str, models) else
                               str(models[0]) if models else None))

@@ -80,8 +80,7 @@ class Workspace:
         """Copy a target video into a new work folder (named for the file) and return its name; a
         file that is not a readable video gets the CLI's one-line error and leaves nothing behind."""
         source = Path(upload)
-        check_video(source)
-        check_faces(source)
+        check_target(source)
         stem = re.sub(r"[^\w.-]+", "_", source.stem).strip("._") or "target"
         name, n = stem, 1
         while (self.root / name).exists():
@@ -91,6 +90,10 @@ class Workspace:
         folder.mkdir()
         shutil.copyfile(source, folder / f"{TARGET}{source.suffix.lower()}")
         return name
+
+    def drives(self, name: str) -> Path:
+        """A target's folder of drivers and their reenactments (the Drive tab's)."""
+        return self.folder(name) / STUDIO / "drives"
 
     def job(self, name: str, kind: str) -> Job:
         """A target's job (``quickstart``, ``drive``), or the studio's own (``live``: name "")."""
@@ -109,25 +112,18 @@ def video_of(folder: Path) -> Path | None:
     return next((p for p in sorted(folder.glob(f"{TARGET}.*")) if p.suffix.lower() in VIDEO_SUFFIXES), None)
 
 
-def check_video(path: Path) -> None:
-    """A one-line error for a file that is not a video with frames (as ``prepare`` says it)."""
-    from face2face.video import VideoSource
-
-    try:
-        with VideoSource(str(path)) as video:
-            if video.read() is None:
-                raise Face2FaceError(f"{path}: not a readable video (no frame could be decoded)")
-    except Face2FaceError as exc:  # named as the user named it: the upload's own folder means nothing to them
-        raise Face2FaceError(str(exc).replace(str(path), path.name)) from None
-    except Exception as exc:  # OpenCV raises cv2.error on some garbage files
-        raise Face2FaceError(f"{path.name}: not a readable video ({exc})") from None
-
-
-def check_faces(path: Path) -> None:
-    """A one-line error, as ``prepare``'s, for a video in which a quick look finds no usable face."""
+def check_target(path: Path) -> None:
+    """A one-line error, as ``prepare``'s, for a file that is not a video with frames or in which a
+    quick look finds no usable face; the file named as the user named it (the upload's own folder
+    means nothing to them)."""
     from face2face.train.prepare import describe_dropped, sample_faces
 
-    sample = sample_faces(str(path))
+    try:
+        sample = sample_faces(str(path))
+    except Face2FaceError as exc:
+        raise Face2FaceError(str(exc).replace(str(path), path.name)) from None
+    if not sample.frames_read:
+        raise Face2FaceError(f"{path.name}: not a readable video (no frame could be decoded)")
     if not sample.kept:
         raise Face2FaceError(f"{path.name}: no usable face in {sample.frames_read} frames sampled (dropped: "
                              f"{describe_dropped(sample.dropped)}); is the target's face visible and large enough?")

@@ -12,8 +12,10 @@ import logging
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from face2face.progress import report as report_progress
 from face2face.console import Counter, plural, ticker
@@ -191,25 +193,24 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
     exported = trained >= plan.steps and exported_steps(model) == _handed_over(run) and not int8_due
     done = Done(dataset=(data / MANIFEST).exists(), steps=trained, exported=exported,
                 evaluated=exported and evaluation.exists())
-    log.info(plan.describe(done))
-    report_progress("plan", text=plan.describe(done), steps=plan.steps)
+    said = plan.describe(done)
+    log.info(said)
+    report_progress("plan", text=said, steps=plan.steps)
     fresh = not work.exists()
     work.mkdir(parents=True, exist_ok=True)
     memory = StageMemory(work)
 
     if done.dataset:
         log.info(f"1/4 dataset: {data} is complete, kept")
-        _stage("dataset", "kept")
+        _kept("dataset")
     else:
         log.info(f"1/4 dataset: preparing {data}")
-        _stage("dataset", "start")
-        with Counter("prepare", "frame") as progress:
+        with _stage("dataset"), Counter("prepare", "frame") as progress:
             manifest = prepare([video], data, PrepareConfig(every=config.every, size=config.size,
                                                             detector=config.detector, pupils=config.pupils),
                                progress=progress)
         log.info(f"    {describe_dataset(manifest)}")
         memory.note("prepare", peak_gb())
-        _stage("dataset", "done")
     for line in describe_coverage(read_manifest(data).get("coverage") or {"features": {}, "missing": []}):
         log.info(f"    {line}")  # a target that misses some still trains: the user may want that
     if (pairs := sum(read_manifest(data)["pairs"].values())) < MIN_PAIRS:
@@ -218,10 +219,9 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
                              f"{MIN_PAIRS}: record 10 s or more with the face in view")
 
     log.info(f"2/4 training: {'resuming' if checkpoint else 'starting'} {run}")
-    _stage("train", "start")
     defaults = DEFAULTS[plan.device]  # quickstart's own choices are not "changed" options
     use_training_threads()
-    with Counter("train", "step") as progress:
+    with _stage("train"), Counter("train", "step") as progress:
         every = checkpoint_interval(plan.steps)
         resumed = bool(checkpoint)
         early = EarlyModels(run, model, config.first_model_seconds, memory)
@@ -231,43 +231,36 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
         result = train(data, run, chosen,
                        progress=progress, defaults=TrainConfig(**defaults, resume=resumed, checkpoint_every=every),
                        on_checkpoint=early)
-    if result.interrupted:
-        raise KeyboardInterrupt
+        if result.interrupted:
+            raise KeyboardInterrupt
     memory.note("train", peak_gb())
-    _stage("train", "done")
 
     if exported_steps(model) == _handed_over(run):
         log.info(f"3/4 export: {model} is up to date, kept")
-        _stage("export", "kept")
+        _kept("export")
     else:
         log.info(f"3/4 export: {model}")
-        _stage("export", "start")
-        with ticker("export"):
+        with _stage("export"), ticker("export"):
             said = memory.stage("export", "export", str(run), "-o", str(model))
-        _stage("export", "done")
         log.info(f"    {said.partition(': ')[2].rpartition('; sidecar')[0]}")
         evaluation.unlink(missing_ok=True)
     if not openvino_missing() and not int8_is_current(model):
         log.info(f"3/4 export: int8 copy of {model} for OpenVINO, checked against fp32 on held-out sketches")
-        _stage("int8", "start")
-        with ticker("int8 copy"):
+        with _stage("int8"), ticker("int8 copy"):
             said = memory.stage("int8", "quantize", str(model), str(data))
-        _stage("int8", "done")
         for line in said.splitlines()[1:]:
             log.info(f"    {line}")
         evaluation.unlink(missing_ok=True)
 
     if evaluation.exists():
         log.info(f"4/4 evaluation: {evaluation} is up to date, kept")
-        _stage("evaluate", "kept")
+        _kept("evaluate")
     else:
         log.info(f"4/4 evaluation on the held-out frames: {evaluation}")
-        _stage("evaluate", "start")
-        with ticker("evaluate"):
+        with _stage("evaluate"), ticker("evaluate"):
             memory.stage("evaluate", "evaluate", str(model), str(data), "--detector", config.detector,
                          "--json", str(evaluation), "--grid", str(grid))
-        keep_evaluation(work, evaluation)
-        _stage("evaluate", "done")
+            keep_evaluation(work, evaluation)
     memory.write()
     log.info(f"peak memory per stage: {memory.describe()}")
     return json.loads(evaluation.read_text())
@@ -353,9 +346,17 @@ def keep_evaluation(work: Path, evaluation: Path) -> None:
         write_atomic(work / EVALUATIONS / f"step-{steps}.json", evaluation.read_bytes())
 
 
-def _stage(name: str, state: str) -> None:
-    """A stage's start, end, or its being kept from an earlier run, for a watching program."""
-    report_progress("stage", stage=name, state=state)
+@contextmanager
+def _stage(name: str) -> Iterator[None]:
+    """A stage's start and (when it ends without an error) its end, for a watching program."""
+    report_progress("stage", stage=name, state="start")
+    yield
+    report_progress("stage", stage=name, state="done")
+
+
+def _kept(name: str) -> None:
+    """A stage found complete from an earlier run, for a watching program."""
+    report_progress("stage", stage=name, state="kept")
 
 
 def checkpoint_interval(steps: int) -> int:
