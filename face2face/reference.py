@@ -82,9 +82,9 @@ class PiecewiseAffine:
         # grid node c sits at full-resolution position STEP * (c - 1) + (STEP - 1) / 2
         along = MAP_STEP * (np.arange(coarse, dtype=np.float32) - 1) + (MAP_STEP - 1) / 2
         self._xs, self._ys = np.meshgrid(along, along)
-        # ... so full-resolution pixel x reads the grid at (x - (STEP - 1) / 2) / STEP + 1
-        pixel = (np.arange(size, dtype=np.float32) - (MAP_STEP - 1) / 2) / MAP_STEP + 1
-        self._read_x, self._read_y = np.meshgrid(pixel, pixel)
+        # ... so full-resolution pixel x reads the grid at (x - (STEP - 1) / 2) / STEP + 1, which is
+        # where cv2.resize's bilinear STEP-fold enlargement puts pixel x + STEP
+        self._enlarged = np.empty((MAP_STEP * coarse, MAP_STEP * coarse, 2), np.float32)
         self._ids = np.empty((coarse, coarse), np.int32)
         self._coeff = np.empty((coarse, coarse, 6), np.float32)
         self._map = np.empty((coarse, coarse, 2), np.float32)
@@ -103,8 +103,8 @@ class PiecewiseAffine:
         dst = with_border(points, self.size).astype(np.float64)
         self._ids.fill(len(self.triangles))  # the identity row for any pixel no triangle covers
         coarse = np.round(((dst - (MAP_STEP - 1) / 2) / MAP_STEP + 1) * 16).astype(np.int32)
-        for t, tri in enumerate(self.triangles):
-            cv2.fillConvexPoly(self._ids, coarse[tri], int(t), cv2.LINE_8, 4)
+        for t, corners in enumerate(coarse[self.triangles]):  # one call per triangle: its id
+            cv2.fillConvexPoly(self._ids, corners, t, cv2.LINE_8, 4)
         d = dst[self.triangles]  # (T, 3, 2)
         matrix = np.concatenate([d, np.ones((len(d), 3, 1))], axis=2)  # rows (x, y, 1)
         ok = np.abs(np.linalg.det(matrix)) > 1e-6
@@ -128,7 +128,8 @@ class PiecewiseAffine:
             out[...] = c[..., axis] * self._xs
             out += c[..., 2 + axis] * self._ys
             out += c[..., 4 + axis]
-        cv2.remap(self._map, self._read_x, self._read_y, cv2.INTER_LINEAR, dst=self._full)
+        cv2.resize(self._map, self._enlarged.shape[1::-1], dst=self._enlarged, interpolation=cv2.INTER_LINEAR)
+        np.copyto(self._full, self._enlarged[MAP_STEP:MAP_STEP + self.size, MAP_STEP:MAP_STEP + self.size])
         return self._full[..., 0], self._full[..., 1]
 
     def warp(self, image: np.ndarray, source: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

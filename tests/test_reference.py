@@ -46,6 +46,24 @@ def test_a_planted_shift_comes_back(tiny_dataset):
     assert np.abs(photo.astype(int) - shifted.astype(int))[inside].mean() > 3.0  # the shift is visible
 
 
+def test_the_maps_are_exact_inside_the_face(tiny_dataset):
+    """Landmarks scaled by 1.1 about the face's centre: inside the face every pixel reads the
+    photo at the exact inverse of that scaling (the coarse maps' enlargement loses nothing)."""
+    photo, points = _real_crop(tiny_dataset / "train")
+    size = photo.shape[0]
+    centre = points.mean(axis=0)
+    moved = (points - centre) * 1.1 + centre
+    warper = PiecewiseAffine(triangulation(points, size), size)
+    warper.set_destination(moved)
+    map_x, map_y = warper.maps(warper.triangles_of(points))
+    ys, xs = np.mgrid[:size, :size].astype(np.float64)
+    # around the nose, where every triangle has landmarks for corners (none of the crop's fixed border)
+    inside = outline_mask(face_outline(moved), (size, size), inset=2) & (np.hypot(xs - centre[0], ys - centre[1]) < size / 6)
+    assert inside.sum() > 300
+    assert np.abs(map_x - ((xs - centre[0]) / 1.1 + centre[0]))[inside].max() < 0.01
+    assert np.abs(map_y - ((ys - centre[1]) / 1.1 + centre[1]))[inside].max() < 0.01
+
+
 def _bank(data: Path, count: int = 6) -> ReferenceBank:
     names, points, _ = read_landmarks(data / "train")
     picks = np.linspace(0, len(names) - 1, count).round().astype(int)
@@ -239,7 +257,7 @@ def test_the_mask_copies_the_reference_where_it_is_on():
         np.testing.assert_allclose(out, want, atol=1e-5)
     np.testing.assert_allclose(np.asarray(pix2pix.as_transposed(generator)(x, training=False)),
                                np.asarray(generator(x, training=False)), atol=1e-5)
-    with pytest.raises(ValueError, match="needs the reference"):
+    with pytest.raises(ValueError, match="need the reference"):
         pix2pix.build_generator(64, 8, blend=True)
 
 
@@ -266,3 +284,48 @@ def test_a_blending_model_trains_exports_and_keeps_its_level(tiny_dataset, tmp_p
     onnx_generator = Generator(tmp_path / "m.onnx", provider="cpu", announce=False)
     sketch = cv2.imread(str(tiny_dataset / "test" / "input" / f"{names[0]}.png"))
     assert onnx_generator(sketch, onnx_generator.reference(points[0])).shape == (64, 64, 3)
+
+
+def test_a_residual_generator_starts_as_its_reference():
+    """``--residual``: the face is ``clip(reference + correction)``, the correction zero before training,
+    and a resize-convolution generator exports to the same function."""
+    from face2face.train import pix2pix
+
+    generator = pix2pix.build_generator(64, 8, upsample="resize", channels=6, residual=True)
+    assert pix2pix.adds_reference(generator) and not pix2pix.adds_reference(pix2pix.build_generator(64, 8, channels=6))
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 6)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(generator(x, training=False)), x[..., 3:6])
+    last = generator.get_layer("up_out")
+    last.bias.assign(np.float32([0.5, 0.0, -0.5]))
+    out = np.asarray(generator(x, training=False))
+    np.testing.assert_allclose(out, np.clip(x[..., 3:6] + np.float32([0.5, 0.0, -0.5]), -1, 1), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(pix2pix.as_transposed(generator)(x, training=False)), out, atol=1e-5)
+    with pytest.raises(ValueError, match="need the reference"):
+        pix2pix.build_generator(64, 8, residual=True)
+
+
+def test_a_residual_model_trains_exports_and_keeps_its_level(tiny_dataset, tmp_path):
+    from face2face.runtime.generator import Generator
+    from face2face.train.export import export, load_generator
+    from face2face.train.holdout import split_holdout
+    from face2face.train.level import OUTPUT_LAYER, FaceLevel
+    from face2face.train.pairs import check_split
+    from face2face.train.trainer import TrainConfig, train
+
+    train(tiny_dataset, tmp_path / "run", TrainConfig(steps=6, ngf=8, ndf=8, residual=True, checkpoint_every=3))
+    report = export(tmp_path / "run", tmp_path / "m.onnx")
+    assert report.max_error <= 1e-4  # the ONNX graph adds and clips as TensorFlow does
+    generator, _, _, _ = load_generator(tmp_path / "run")
+    level = FaceLevel(split_holdout(check_split(tiny_dataset, "train", reference=True), 0.05)[0])
+    assert np.abs(level.fit(generator)).max() < 0.05  # exported at its level: nothing to add
+    bias = generator.get_layer(OUTPUT_LAYER).bias
+    fitted = bias.numpy()
+    bias.assign(fitted - np.float32([0.1, 0.05, 0.0]))  # a face 12.75 / 6.4 / 0 levels too dark
+    lightened = level.fit(generator)
+    np.testing.assert_allclose(lightened, [12.75, 6.375, 0.0], atol=0.5)
+    np.testing.assert_allclose(bias.numpy(), fitted, atol=2e-3)
+    names, points, _ = read_landmarks(tiny_dataset / "test")
+    onnx_generator = Generator(tmp_path / "m.onnx", provider="cpu", announce=False)
+    sketch = cv2.imread(str(tiny_dataset / "test" / "input" / f"{names[0]}.png"))
+    face = onnx_generator(sketch, onnx_generator.reference(points[0]))
+    assert face.shape == (64, 64, 3)

@@ -83,6 +83,9 @@ def add_commands(commands) -> None:
     p.add_argument("--blend", action="store_true",
                    help="with --reference bank: the generator also draws a soft mask, and the face copies the "
                         "reference where the mask is on and draws it where off (few-shot vid2vid's blend)")
+    p.add_argument("--residual", action="store_true",
+                   help="with --reference bank: the face is the reference plus a correction the generator "
+                        "draws, so the reference's detail reaches the face at full resolution")
     p.add_argument("--settle-fraction", type=fraction, default=0.1, metavar="F",
                    help="final share of steps trained with frozen batch-norm statistics, as exported (0 = off)")
     p.add_argument("--holdout", type=fraction, default=0.05, metavar="F",
@@ -212,7 +215,7 @@ def _train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate, lr_decay=args.lr_decay, lambda_l1=args.l1_weight,
         feature_matching=args.feature_matching, detail_weight=args.detail_weight, parts_weight=args.parts_weight,
         ema=args.ema,
-        warp=args.warp, reference=args.reference, blend=args.blend, settle_fraction=args.settle_fraction, holdout=args.holdout,
+        warp=args.warp, reference=args.reference, blend=args.blend, residual=args.residual, settle_fraction=args.settle_fraction, holdout=args.holdout,
         strategy=args.strategy, precision=args.precision, seed=args.seed, resume=args.resume,
     )
     check_train_config(config)  # before TensorFlow loads

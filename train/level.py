@@ -11,7 +11,8 @@ channel, the weighted median over the faces' pixels of the change of the tanh's 
 make each pixel exact, weighted by the tanh's slope there. The graph stays the same. A generator
 that copies its reference through a mask (``pix2pix.CopyBlend``: ``m r + (1 - m) tanh(x)``) has
 only its drawn part shifted: the exact shift is that of ``tanh(x) = (photo - m r) / (1 - m)``,
-weighted also by ``1 - m``, the drawn part's share of the pixel.
+weighted also by ``1 - m``, the drawn part's share of the pixel. One that corrects its reference
+(``pix2pix.AddReference``: ``clip(r + x)``) is shifted by the median of ``photo - r - x``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from dataclasses import replace
 import keras
 import numpy as np
 
-from face2face.train.pairs import Split
+from face2face.train import pix2pix
 from face2face.train.holdout import face_pairs
+from face2face.train.pairs import Split
 
 OUTPUT_LAYER = "up_out"  # the generator's last convolution, before the tanh (``pix2pix.build_generator``)
 PAIRS = 32  # train pairs, evenly spread, the level is fitted on
@@ -58,16 +60,21 @@ class FaceLevel:
         last = last[self._masks]  # (pixels, 3 or 4)
         inputs, photos = last[:, :3], self._photos[self._masks]
         drawn = np.ones((len(last), 1))  # the drawn part's share of each pixel
-        if last.shape[1] == 4:  # copies its reference through a mask
-            drawn = 1.0 - 1.0 / (1.0 + np.exp(-last[:, 3:4]))
-            photos = (photos - (1.0 - drawn) * self._sketches[..., 3:6][self._masks]) / np.maximum(drawn, 1e-6)
-        targets = np.arctanh(np.clip(photos, -EDGE, EDGE))
+        squash, slope = np.tanh, lambda x: 1.0 - np.tanh(x) ** 2
+        if pix2pix.adds_reference(generator):  # clip(r + x): the shift of x = photo - r, every pixel alike
+            targets = photos - self._sketches[..., 3:6][self._masks]
+            squash, slope = (lambda x: x), np.ones_like
+        else:
+            if last.shape[1] == 4:  # copies its reference through a mask
+                drawn = 1.0 - 1.0 / (1.0 + np.exp(-last[:, 3:4]))
+                photos = (photos - (1.0 - drawn) * self._sketches[..., 3:6][self._masks]) / np.maximum(drawn, 1e-6)
+            targets = np.arctanh(np.clip(photos, -EDGE, EDGE))
         shift = np.zeros(3)
         for channel in range(3):
             needed = targets[:, channel] - inputs[:, channel]  # the shift that makes each pixel exact
             order = np.argsort(needed)
             needed, at, share = needed[order], inputs[order, channel], drawn[order, 0]
             for _ in range(ROUNDS):
-                shift[channel] = weighted_median(needed, share * (1.0 - np.tanh(at + shift[channel]) ** 2))
+                shift[channel] = weighted_median(needed, share * slope(at + shift[channel]))
         layer.bias.assign_add(np.concatenate([shift, np.zeros(last.shape[1] - 3)]).astype(np.float32))
-        return 127.5 * np.mean(drawn * (np.tanh(inputs + shift) - np.tanh(inputs)), axis=0)
+        return 127.5 * np.mean(drawn * (squash(inputs + shift) - squash(inputs)), axis=0)

@@ -42,6 +42,7 @@ class TrainConfig:
     reference: Literal["bank", "none"] = "bank"  # the generator also reads the target's own pixels
     # warped onto the sketch (``face2face.reference``), or the sketch alone (the paper's, and models made before)
     blend: bool = False  # with a reference: the face copies it through a soft mask the generator draws (``pix2pix.CopyBlend``)
+    residual: bool = False  # with a reference: the face is the reference plus a correction the generator draws
     settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)
     holdout: float = 0.05  # last share of the train split held back to choose the weights handed over (0 = off)
     checkpoint_every: int = 1000  # steps between checkpoints
@@ -79,6 +80,10 @@ def check_train_config(config: TrainConfig) -> None:
         raise Face2FaceError(f"--ema must be in [0, 1), got {config.ema}")
     if config.blend and config.reference != "bank":
         raise Face2FaceError("--blend copies the reference: it needs --reference bank")
+    if config.residual and config.reference != "bank":
+        raise Face2FaceError("--residual corrects the reference: it needs --reference bank")
+    if config.residual and config.blend:
+        raise Face2FaceError("give --blend or --residual, not both")
     if config.ema and not config.holdout:
         raise Face2FaceError("--ema needs held-back pairs (--holdout above 0): the average is handed over as the "
                              "weights they score best")

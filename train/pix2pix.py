@@ -132,15 +132,33 @@ class CopyBlend(layers.Layer):
         return mask * reference + (1.0 - mask) * ops.tanh(last[..., :3])
 
 
+class AddReference(layers.Layer):
+    """The face as the reference plus what the generator draws, ``clip(reference + last, -1, 1)``: a
+    correction of the target's own warped pixels (at the start of training, the reference itself), so
+    detail the reference has right reaches the output at full resolution instead of being redrawn."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, last, inputs):
+        reference = ops.cast(inputs[..., 3:6], "float32")
+        return ops.clip(reference + ops.cast(last, "float32"), -1.0, 1.0)
+
+
 def build_generator(size: int = 256, ngf: int = 64, name: str = "generator",
-                    upsample: str = "transpose", channels: int = 3, blend: bool = False) -> keras.Model:
+                    upsample: str = "transpose", channels: int = 3, blend: bool = False,
+                    residual: bool = False) -> keras.Model:
     """U-Net generator: ``[B, size, size, channels]`` input in [-1, 1] (the sketch, then the
     reference where ``channels`` is 6: ``face2face.reference``) -> photo in [-1, 1]; ``upsample``
     is one of ``UPSAMPLING`` (the paper's transposed convolutions, or ``ResizeConv``). ``blend``
     (with a reference): the last layer also draws a mask, and the face copies the reference
-    where it is on (``CopyBlend``)."""
-    if blend and channels != 6:
-        raise ValueError("blend needs the reference in the input (channels 6)")
+    where it is on (``CopyBlend``); ``residual``: the face is the reference plus the last layer
+    (``AddReference``)."""
+    if (blend or residual) and channels != 6:
+        raise ValueError("blend and residual need the reference in the input (channels 6)")
+    if blend and residual:
+        raise ValueError("blend or residual, not both")
     if upsample not in UPSAMPLING:
         raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
     up = layers.Conv2DTranspose if upsample == "transpose" else (lambda width, *_, **kw: ResizeConv(width, **kw))
@@ -167,9 +185,13 @@ def build_generator(size: int = 256, ngf: int = 64, name: str = "generator",
             x = Dropout(0.5, name=f"up{j}_dropout")(x)
         x = layers.Concatenate(name=f"skip{j}")([x, skip])
     x = layers.ReLU()(x)
-    x = up(4 if blend else 3, 4, 2, "same", kernel_initializer=_init(), name="up_out")(x)
+    # a residual generator starts as the reference itself: its correction starts at zero
+    last_init = "zeros" if residual else _init()
+    x = up(4 if blend else 3, 4, 2, "same", kernel_initializer=last_init, name="up_out")(x)
     if blend:
         outputs = CopyBlend(name="face")(x, inputs)
+    elif residual:
+        outputs = AddReference(name="face")(x, inputs)
     else:
         outputs = layers.Activation("tanh", dtype="float32", name="face")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -180,13 +202,19 @@ def blends(generator: keras.Model) -> bool:
     return generator.get_layer("up_out").filters == 4
 
 
+def adds_reference(generator: keras.Model) -> bool:
+    """Whether a generator corrects its reference (``build_generator(residual=True)``)."""
+    return isinstance(generator.get_layer("face"), AddReference)
+
+
 def as_transposed(generator: keras.Model) -> keras.Model:
     """The same function as a plain transposed-convolution generator (what is exported): each
     ``ResizeConv`` becomes a ``Conv2DTranspose`` with its tied kernel; other layers copied."""
     if not any(isinstance(layer, ResizeConv) for layer in generator.layers):
         return generator
     size, ngf = generator.input_shape[1], generator.get_layer("down0").filters
-    plain = build_generator(size, ngf, generator.name, channels=generator.input_shape[-1], blend=blends(generator))
+    plain = build_generator(size, ngf, generator.name, channels=generator.input_shape[-1],
+                            blend=blends(generator), residual=adds_reference(generator))
     for layer, source in zip(plain.layers, generator.layers, strict=True):  # built in the same order
         if isinstance(source, ResizeConv):
             kernel = tied_kernel(tf.convert_to_tensor(source.kernel3))
@@ -330,10 +358,14 @@ class Pix2Pix(keras.Model):
     def __init__(self, size: int = 256, ngf: int = 64, ndf: int = 64, lambda_l1: float = LAMBDA_L1,
                  global_batch_size: int = 1, lambda_fm: float = 0.0, parts_weight: float = 0.0,
                  upsample: str = "transpose", detail_weight: float = 0.0, ema: float = 0.0,
-                 channels: int = 3, blend: bool = False, **kwargs) -> None:
+                 channels: int = 3, blend: bool = False, residual: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.generator = build_generator(size, ngf, upsample=upsample, channels=channels, blend=blend)
-        self.discriminator = build_discriminator(size, ndf, channels=channels)
+        self.generator = build_generator(size, ngf, upsample=upsample, channels=channels, blend=blend,
+                                         residual=residual)
+        # a generator that corrects its reference is judged on the sketch alone: a discriminator that
+        # also saw the reference would tell a fake by its exact copy of it and push the face off it
+        self.judged = 3 if residual else channels
+        self.discriminator = build_discriminator(size, ndf, channels=self.judged)
         self.features = discriminator_features(self.discriminator)
         self.lambda_l1 = lambda_l1
         self.lambda_fm = lambda_fm
@@ -375,8 +407,9 @@ class Pix2Pix(keras.Model):
         sketch, photo = data
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             fake = self.generator(sketch, training=True)
-            *real_hidden, real_logits = self.features([sketch, photo], training=True)
-            *fake_hidden, fake_logits = self.features([sketch, fake], training=True)
+            condition = sketch[..., : self.judged]
+            *real_hidden, real_logits = self.features([condition, photo], training=True)
+            *fake_hidden, fake_logits = self.features([condition, fake], training=True)
             g_gan = self._mean(_bce(fake_logits, fake_logits, 1.0))
             g_l1 = self._mean(self._l1(sketch, photo, fake))
             d_real = self._mean(_bce(real_logits, real_logits, 1.0))

@@ -72,7 +72,8 @@ def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -
     """The GAN with both optimisers, built and compiled (call inside the strategy's scope)."""
     model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch,
                             config.feature_matching, config.parts_weight, config.upsample,
-                            config.detail_weight, config.ema, channels=input_channels(config), blend=config.blend)
+                            config.detail_weight, config.ema, channels=input_channels(config), blend=config.blend,
+                            residual=config.residual)
     rate = config.learning_rate
     if config.lr_decay:
         rate = pix2pix.LinearDecay(config.learning_rate, total_steps, config.lr_decay)
@@ -471,7 +472,8 @@ def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
     saved = read_run_config(run)
     for key, now, absent in (("size", size, None), ("ngf", config.ngf, None), ("ndf", config.ndf, None),
                              ("upsample", config.upsample, "transpose"), ("ema", config.ema, 0.0),
-                             ("reference", config.reference, "none"), ("blend", config.blend, False)):
+                             ("reference", config.reference, "none"), ("blend", config.blend, False),
+                             ("residual", config.residual, False)):
         # absent: the value in runs made before the option
         before = saved["resolved"]["size"] if key == "size" else saved["options"].get(key, absent)
         if before != now:
