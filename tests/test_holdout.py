@@ -118,7 +118,7 @@ def test_with_ema_the_run_hands_over_its_weight_average_scored_as_exported(tiny_
     model = build(config, 64, 1, 30)
     ckpt, _, _ = make_checkpoint(model)
     ckpt.restore(str(run / CHECKPOINTS / f"ckpt-{best}")).assert_existing_objects_matched()
-    handed = build_generator(64, 8, channels=6)
+    handed = build_generator(64, 8, channels=6, residual=True)
     tf.train.Checkpoint(generator=handed).restore(tf.train.latest_checkpoint(str(run / BEST))).expect_partial()
     level_fitted = handed.get_layer(OUTPUT_LAYER).bias
     for kept, average in zip(handed.trainable_variables, model.average.weights):

@@ -129,23 +129,25 @@ def _subset(src, dst, names):
 
 
 @pytest.mark.parametrize("options", [{"feature_matching": 0.0}, {"parts_weight": 4.0, "warp": True},
-                                     {"detail_weight": 100.0, "lambda_l1": 50.0}],
-                         ids=["paper", "feature-matching+parts+warp", "detail+l1-weight"])
+                                     {"detail_weight": 100.0, "lambda_l1": 50.0}, {"residual": True}],
+                         ids=["paper", "feature-matching+parts+warp", "detail+l1-weight", "residual"])
 def test_losses_fall_when_a_few_pairs_are_overfitted(tiny_dataset, tmp_path, options):
     names = check_split(tiny_dataset, "train").names[:4]
     data = tmp_path / "four"
     _subset(tiny_dataset, data, names)
     history = []
     train(data, tmp_path / "run", TrainConfig(steps=120, ngf=16, ndf=16, settle_fraction=0.0,
-                                              learning_rate=1e-3, sample_every=1000, **options),
+                                              learning_rate=1e-3, sample_every=1000, **{"residual": False, **options}),
           progress=lambda step, total, losses: history.append(losses))
     assert ("G_FM" in history[0]) == ("feature_matching" not in options)  # on by default
     assert ("G_detail" in history[0]) == ("detail_weight" in options)
     early = {k: np.mean([h[k] for h in history[:10]]) for k in history[0]}
     late = {k: np.mean([h[k] for h in history[-10:]]) for k in history[0]}
-    assert late["G_L1"] < 0.6 * early["G_L1"], (early, late)
+    # a residual generator starts from the reference, already close: its L1 has less to lose
+    fall = 0.85 if options.get("residual") else 0.6
+    assert late["G_L1"] < fall * early["G_L1"], (early, late)
     # The generator's objective falls; the adversarial terms trade places and need not fall.
-    assert late["G_GAN"] + 100 * late["G_L1"] < 0.7 * (early["G_GAN"] + 100 * early["G_L1"]), (early, late)
+    assert late["G_GAN"] + 100 * late["G_L1"] < (fall + 0.1) * (early["G_GAN"] + 100 * early["G_L1"]), (early, late)
     if "G_detail" in late:
         assert late["G_detail"] < 0.7 * early["G_detail"], (early, late)
     assert all(np.isfinite(v) for h in history for v in h.values())
@@ -179,12 +181,13 @@ def test_bf16_trains_and_exports_a_float32_model(tiny_dataset, tmp_path, caplog,
 
     def spy(*args, **kwargs):
         generator = original(*args, **kwargs)
-        compute.append(generator.get_layer("face").input.dtype)  # the last convolution's output
+        compute.append(generator.get_layer("up_out").output.dtype)  # the last convolution's output
         return generator
 
     monkeypatch.setattr(pix2pix, "build_generator", spy)
+    # a generator that draws the whole face, whose L1 has far to fall (a residual one starts near its answer)
     train(data, tmp_path / "run", TrainConfig(steps=120, ngf=8, ndf=8, settle_fraction=0.2, precision="bf16",
-                                              learning_rate=1e-3, sample_every=1000),
+                                              learning_rate=1e-3, sample_every=1000, residual=False),
           progress=lambda step, total, losses: history.append(losses))
     monkeypatch.undo()
     assert compute == ["bfloat16"] and keras.mixed_precision.global_policy().name == "float32"  # restored

@@ -83,9 +83,10 @@ def add_commands(commands) -> None:
     p.add_argument("--blend", action="store_true",
                    help="with --reference bank: the generator also draws a soft mask, and the face copies the "
                         "reference where the mask is on and draws it where off (few-shot vid2vid's blend)")
-    p.add_argument("--residual", action="store_true",
+    p.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
                    help="with --reference bank: the face is the reference plus a correction the generator "
-                        "draws, so the reference's detail reaches the face at full resolution")
+                        "draws, so the reference's detail reaches the face at full resolution (default: on "
+                        "with the bank, unless --blend; --no-residual: the generator redraws the whole face)")
     p.add_argument("--settle-fraction", type=fraction, default=0.1, metavar="F",
                    help="final share of steps trained with frozen batch-norm statistics, as exported (0 = off)")
     p.add_argument("--holdout", type=fraction, default=0.05, metavar="F",

@@ -4,7 +4,7 @@ check its options and folders before TensorFlow loads)."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -42,7 +42,9 @@ class TrainConfig:
     reference: Literal["bank", "none"] = "bank"  # the generator also reads the target's own pixels
     # warped onto the sketch (``face2face.reference``), or the sketch alone (the paper's, and models made before)
     blend: bool = False  # with a reference: the face copies it through a soft mask the generator draws (``pix2pix.CopyBlend``)
-    residual: bool = False  # with a reference: the face is the reference plus a correction the generator draws
+    # with a reference: the face is the reference plus a correction the generator draws (``pix2pix.AddReference``);
+    # None: on with the bank unless ``blend``, and a resumed run as it was trained (``resolve_residual``)
+    residual: bool | None = None
     settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)
     holdout: float = 0.05  # last share of the train split held back to choose the weights handed over (0 = off)
     checkpoint_every: int = 1000  # steps between checkpoints
@@ -87,6 +89,16 @@ def check_train_config(config: TrainConfig) -> None:
     if config.ema and not config.holdout:
         raise Face2FaceError("--ema needs held-back pairs (--holdout above 0): the average is handed over as the "
                              "weights they score best")
+
+
+def resolve_residual(config: TrainConfig, run_dir: str | Path | None = None) -> TrainConfig:
+    """``config`` with ``residual`` decided where it was left to the default (None); resuming the
+    run in ``run_dir``, as that run was trained."""
+    if config.residual is not None:
+        return config
+    if config.resume and run_dir is not None and (Path(run_dir) / CONFIG).is_file():  # as the run was trained (before the option: off)
+        return replace(config, residual=bool(read_run_config(run_dir)["options"].get("residual", False)))
+    return replace(config, residual=config.reference == "bank" and not config.blend)
 
 
 def read_run_config(run_dir: str | Path) -> dict:

@@ -40,7 +40,8 @@ from face2face.train.data import make_dataset
 from face2face.train.pairs import Split, check_split, read_inputs
 from face2face.train.holdout import HoldoutScorer, Scores, read_scores, split_holdout
 from face2face.train.level import OUTPUT_LAYER, FaceLevel
-from face2face.train.options import BEST, CHECKPOINTS, CONFIG, LAMBDA_L1, TrainConfig, check_train_config, read_run_config
+from face2face.train.options import (BEST, CHECKPOINTS, CONFIG, LAMBDA_L1, TrainConfig, check_train_config,
+                                     read_run_config, resolve_residual)
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def resolve_steps(config: TrainConfig, train_pairs: int) -> int:
 
 def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -> pix2pix.Pix2Pix:
     """The GAN with both optimisers, built and compiled (call inside the strategy's scope)."""
+    config = resolve_residual(config)
     model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch,
                             config.feature_matching, config.parts_weight, config.upsample,
                             config.detail_weight, config.ema, channels=input_channels(config), blend=config.blend,
@@ -135,6 +137,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
     """
     check_train_config(config)
     run = Path(run_dir)
+    config, defaults = resolve_residual(config, run), resolve_residual(defaults, run)
     reference = config.reference == "bank"
     if reference:
         ensure_references(data_dir)
