@@ -119,6 +119,9 @@ CASES: dict[str, Case] = {
     "train --ema without held-back pairs": Case("train {data} -o {out} --ema 0.999 --holdout 0", 1,
                                                 "--ema needs held-back pairs (--holdout above 0)"),
     # export: run folders
+    "train --residual without the bank": Case("train {data} -o {out} --reference none --residual", 1,
+                                              "--residual corrects the reference: it needs --reference bank"),
+    "train --residual with --blend": Case("train {data} -o {out} --blend --residual", 1, "give --blend or --residual, not both"),
     "export missing run": Case("export {tmp}/gone -o {out}.onnx", 1, "not a training run folder"),
     "export dataset as run": Case("export {data} -o {out}.onnx", 1, "no config.json; not a training run folder"),
     "export into a missing folder": Case("export {run} -o {tmp}/none/{out}.onnx", 1, "does not exist"),

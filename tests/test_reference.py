@@ -329,3 +329,21 @@ def test_a_residual_model_trains_exports_and_keeps_its_level(tiny_dataset, tmp_p
     sketch = cv2.imread(str(tiny_dataset / "test" / "input" / f"{names[0]}.png"))
     face = onnx_generator(sketch, onnx_generator.reference(points[0]))
     assert face.shape == (64, 64, 3)
+
+
+def test_a_run_made_before_the_residual_resumes_as_it_was(tiny_dataset, tmp_path):
+    """A run whose config.json predates ``residual`` drew the whole face: resumed with the default, it
+    goes on drawing it (its checkpoints hold that generator and its discriminator)."""
+    from face2face.train import pix2pix
+    from face2face.train.export import load_generator
+    from face2face.train.trainer import TrainConfig, train
+
+    run = tmp_path / "run"
+    config = TrainConfig(steps=3, ngf=8, ndf=8, residual=False, holdout=0.0, sample_every=1000)
+    train(tiny_dataset, run, config)
+    doc = json.loads((run / "config.json").read_text())
+    del doc["options"]["residual"]
+    (run / "config.json").write_text(json.dumps(doc))
+    result = train(tiny_dataset, run, TrainConfig(**{**config.__dict__, "residual": None, "steps": 5, "resume": True}))
+    assert result.step == 5
+    assert not pix2pix.adds_reference(load_generator(run)[0])
