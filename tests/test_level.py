@@ -65,4 +65,6 @@ def test_export_fits_the_face_level_into_the_model(tiny_run, tiny_dataset, tmp_p
     FaceLevel(trained_on).fit(generator)  # from anywhere, the fit comes to the exported level
     np.testing.assert_allclose(run_onnx(tmp_path / "m.onnx", sketches), generator(sketches, training=False),
                                atol=5e-3)
-    assert np.abs(exported).max() < np.abs(as_trained).max() - 2  # the faces' median now at the photos'
+    # the faces now within a grey level of the photos' (a residual model starts at its reference, the
+    # target's own photos, and may be there as trained; a face drawn whole was several levels off)
+    assert np.abs(exported).max() < max(1.0, np.abs(as_trained).max() - 2)
