@@ -88,7 +88,7 @@ class PiecewiseAffine:
         self._ids = np.empty((coarse, coarse), np.int32)
         self._coeff = np.empty((coarse, coarse, 6), np.float32)
         self._map = np.empty((coarse, coarse, 2), np.float32)
-        self._full = np.empty((size, size, 2), np.float32)
+        self._full = self._enlarged[MAP_STEP:MAP_STEP + size, MAP_STEP:MAP_STEP + size]  # a view: no copy
         self._identity = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
         self._table = np.zeros((len(triangles) + 1, 3, 2))  # per triangle [x, y, 1] -> source point
         self._table[-1] = self._identity  # for any pixel no triangle covers
@@ -129,7 +129,6 @@ class PiecewiseAffine:
             out += c[..., 2 + axis] * self._ys
             out += c[..., 4 + axis]
         cv2.resize(self._map, self._enlarged.shape[1::-1], dst=self._enlarged, interpolation=cv2.INTER_LINEAR)
-        np.copyto(self._full, self._enlarged[MAP_STEP:MAP_STEP + self.size, MAP_STEP:MAP_STEP + self.size])
         return self._full[..., 0], self._full[..., 1]
 
     def warp(self, image: np.ndarray, source: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
