@@ -37,13 +37,17 @@ NEW_STEPS = 999  # the replacement's sidecar says so
 
 @pytest.fixture(scope="module")
 def replacement(tiny_model, tmp_path_factory) -> Path:
-    """Another model of the same target: ``tiny_model`` with its last layer negated, so it draws
-    the same face inverted (tanh is odd): every sketch tells the two apart."""
+    """Another model of the same target: ``tiny_model`` with its last layer negated and its bias
+    raised by a quarter of the range, so it draws a face of the other sign, lighter (a correction
+    of the reference still near zero after a few steps would tell the two apart by its sign alone
+    by less than a level): every sketch tells the two apart."""
     proto = onnx.load(str(tiny_model))
     last = [node for node in proto.graph.node if node.op_type == "ConvTranspose"][-1]
+    weights, bias = last.input[1], last.input[2]
     for tensor in proto.graph.initializer:
-        if tensor.name in last.input[1:]:
-            tensor.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(tensor), tensor.name))
+        if tensor.name in (weights, bias):
+            value = -numpy_helper.to_array(tensor) + (0.5 if tensor.name == bias else 0.0)
+            tensor.CopyFrom(numpy_helper.from_array(value.astype(np.float32), tensor.name))
     model = tmp_path_factory.mktemp("replacement") / "new.onnx"
     onnx.save(proto, str(model))
     copy_reference(tiny_model, model.parent)
@@ -83,9 +87,12 @@ def export_like(model: Path, onnx_bytes: bytes, sidecar: bytes | None, sidecar_a
         write_atomic(sidecar_path(model), sidecar)
 
 
-def made_by(face: np.ndarray, sketch: np.ndarray, references: dict[str, Generator]) -> str:
-    """Which model drew ``face`` from ``sketch`` ("?" if neither)."""
-    errors = {name: float(np.abs(face.astype(int) - generator(sketch)).mean()) for name, generator in references.items()}
+def made_by(face: np.ndarray, sketch: np.ndarray, points: np.ndarray, references: dict[str, Generator]) -> str:
+    """Which model drew ``face`` from ``sketch`` of crop landmarks ``points`` ("?" if neither); both
+    models read the same bank, so the reference the puppeteer built for ``points`` is rebuilt here."""
+    reference = references["old"].reference(points)
+    errors = {name: float(np.abs(face.astype(int) - generator(sketch, reference)).mean())
+              for name, generator in references.items()}
     name = min(errors, key=errors.get)
     return name if errors[name] < 3.0 else "?"
 
@@ -98,8 +105,8 @@ def driver_frames(count: int) -> list[np.ndarray]:
 def faces_come_from(puppeteer: Puppeteer, frames: list[np.ndarray], references: dict[str, Generator]) -> set[str]:
     """Which models drew the output frames of ``frames``."""
     row = np.zeros(len(STAGES))
-    return {made_by(puppeteer.process(frame, time.perf_counter(), row), puppeteer.sketch, references)
-            for frame in frames}
+    return {made_by(puppeteer.process(frame, time.perf_counter(), row), puppeteer.sketch, puppeteer.shown_points,
+                    references) for frame in frames}
 
 
 @pytest.fixture()
@@ -119,12 +126,13 @@ class FrameLog(Sink):
     def __init__(self, puppeteer: Puppeteer, before: int = 10, after: int = 10) -> None:
         self.puppeteer, self.before, self.after = puppeteer, before, after
         self.first = puppeteer.generator
-        self.frames: list[tuple[float, np.ndarray, np.ndarray]] = []
+        self.frames: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
         self.replace = threading.Event()
         self.since_swap = 0
 
     def send(self, frame: np.ndarray) -> None:
-        self.frames.append((time.perf_counter(), frame.copy(), self.puppeteer.sketch.copy()))
+        self.frames.append((time.perf_counter(), frame.copy(), self.puppeteer.sketch.copy(),
+                            self.puppeteer.shown_points.copy()))
         self.since_swap += self.puppeteer.generator is not self.first
         if len(self.frames) == self.before:
             self.replace.set()
@@ -152,12 +160,12 @@ def test_a_model_exported_again_while_live_runs_takes_over_between_two_frames(ti
         result = run_live(capture, puppeteer, [sink], StageTimes(), max_frames=900, reloader=reloader)
     trainer.join()
     assert result.stopped_by == "quit"  # 10 frames into the new model, long before 900
-    drawn_by = "".join(made_by(face, sketch, references)[0] for _, face, sketch in sink.frames)  # o: old, n: new
+    drawn_by = "".join(made_by(face, sketch, points, references)[0] for _, face, sketch, points in sink.frames)  # o: old, n: new
     switch = drawn_by.find("n")
     assert switch >= sink.before and drawn_by == "o" * switch + "n" * (len(drawn_by) - switch), drawn_by
     [reload] = reloader.reloads
     assert reload.steps == NEW_STEPS and reload.gap_ms <= 2 * reload.interval_ms, reload  # the loop's own timestamps
-    sent = np.diff([t for t, _, _ in sink.frames])
+    sent = np.diff([t for t, *_ in sink.frames])
     assert sent[switch - 1] <= 2 * np.median(sent), sent[switch - 1]  # and the sink's, at the switch
     ours = [r for r in caplog.records if r.name.startswith("face2face")]
     assert sum(r.getMessage().startswith(f"model reloaded: step {NEW_STEPS} ") for r in ours) == 1
