@@ -179,6 +179,11 @@ class ReferenceBank:
         weights = np.ones(len(take)) if weights.sum() <= 1e-9 else weights
         return take, (weights / weights.sum()).astype(np.float32)
 
+    def warped(self, index: int, points: np.ndarray) -> np.ndarray:
+        """Crop ``index`` warped onto ``points`` (crop px), alone: ``uint8 (S, S, 3)`` BGR."""
+        self.warper.set_destination(points)
+        return self.warper.warp(self.images[index], self._sources[index])
+
     def build(self, points: np.ndarray, out: np.ndarray | None = None,
               allowed: np.ndarray | None = None) -> np.ndarray:
         """The reference for a sketch of ``points`` (crop px): ``uint8 (S, S, 3)`` BGR."""

@@ -4,6 +4,7 @@ crops, the rules that keep training from copying its answer, and train/live agre
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -142,6 +143,55 @@ def test_no_pair_copies_its_own_photo_or_its_neighbours(long_dataset):
     np.testing.assert_array_equal(written, bank.build(test_points[3]))
 
 
+def test_a_swapped_reference_shows_another_crop_s_parts_and_never_a_neighbour_s(long_dataset):
+    """``--swap-parts``: each train pair's swapped reference is its reference outside the mouth and
+    eyes and an allowed crop, warped onto its landmarks, inside them; the same crop every time."""
+    from face2face.train.pairs import SWAP_FOLDER
+    from face2face.train.references import BANK_FOLDER, allowed_for, ensure_swaps, frame_of, parts_mask, swap_crop
+
+    ensure_swaps(long_dataset)
+    bank = load_bank(long_dataset / BANK_FOLDER)
+    fps = [json.loads((long_dataset / "manifest.json").read_text())["sources"][0]["fps"]]
+    names, points, _ = read_landmarks(long_dataset / "train")
+    crops, changed = set(), 0
+    for i in range(0, len(names), 5):
+        crop = swap_crop(bank, names[i], fps)
+        assert crop == swap_crop(bank, names[i], fps) and allowed_for(bank, names[i], fps)[crop]
+        assert abs(frame_of(bank.names[crop])[1] - frame_of(names[i])[1]) >= EXCLUDE_SECONDS * fps[0]
+        crops.add(crop)
+        swapped = cv2.imread(str(long_dataset / "train" / SWAP_FOLDER / f"{names[i]}.png")).astype(int)
+        reference = cv2.imread(str(long_dataset / "train" / "reference" / f"{names[i]}.png")).astype(int)
+        mask = parts_mask(points[i], bank.size)
+        other = bank.warped(crop, points[i]).astype(int)
+        assert np.abs(swapped - (reference * (1 - mask) + other * mask)).max() <= 1  # the other crop's parts, feathered
+        assert np.abs(swapped - reference)[mask[..., 0] == 0].max() == 0  # around them: its own reference
+        assert 0.02 < (mask > 0.5).mean() < 0.25  # the mouth and the eyes, not the face
+        changed += np.abs(swapped - reference)[mask[..., 0] > 0.5].mean() > 2
+    assert len(crops) > 3 and changed > len(range(0, len(names), 5)) // 2  # drawn, not one crop for all
+
+
+def test_training_takes_the_swapped_reference_at_its_rate_and_nothing_else_changes(long_dataset):
+    from face2face.train.data import make_dataset
+    from face2face.train.pairs import check_split
+    from face2face.train.references import ensure_swaps
+
+    ensure_swaps(long_dataset)
+    split = check_split(long_dataset, "train", reference=True)
+    count = 60
+    plain = list(make_dataset(split, 1, True, seed=3).take(count))
+    swapped = list(make_dataset(split, 1, True, seed=3, swap=0.5).take(count))
+    took = []
+    for (a, photo_a), (b, photo_b) in zip(plain, swapped):
+        np.testing.assert_array_equal(photo_a, photo_b)  # the same pair, jittered the same way
+        np.testing.assert_array_equal(a[..., :3], b[..., :3])  # the same sketch
+        took.append(not np.array_equal(a[..., 3:], b[..., 3:]))
+    assert 0.3 * count < sum(took) < 0.7 * count  # about half of the references swapped
+    again = list(make_dataset(split, 1, True, seed=3, swap=0.5).take(count))
+    assert all(np.array_equal(x[0], y[0]) for x, y in zip(swapped, again))  # seeded
+    evaluated = next(iter(make_dataset(split, 1, False, swap=0.5)))[0]
+    np.testing.assert_array_equal(evaluated, next(iter(make_dataset(split, 1, False)))[0])  # training only
+
+
 def test_the_reference_helps(long_dataset):
     """Against the photo, inside the face: the warped nearest crops beat the bank's most typical
     crop warped the same way, on every second test pair."""
@@ -273,7 +323,7 @@ def test_a_blending_model_trains_exports_and_keeps_its_level(tiny_dataset, tmp_p
     report = export(tmp_path / "run", tmp_path / "m.onnx")
     assert report.max_error <= 1e-4  # the ONNX graph blends as TensorFlow does
     generator, _, _, _ = load_generator(tmp_path / "run")
-    level = FaceLevel(split_holdout(check_split(tiny_dataset, "train", reference=True), 0.05)[0])
+    level = FaceLevel(split_holdout(check_split(data, "train", reference=True), 0.05)[0])
     assert np.abs(level.fit(generator)).max() < 0.05  # exported at its level: nothing to add
     bias = generator.get_layer(OUTPUT_LAYER).bias
     fitted = bias.numpy()
@@ -312,11 +362,14 @@ def test_a_residual_model_trains_exports_and_keeps_its_level(tiny_dataset, tmp_p
     from face2face.train.pairs import check_split
     from face2face.train.trainer import TrainConfig, train
 
-    train(tiny_dataset, tmp_path / "run", TrainConfig(steps=6, ngf=8, ndf=8, residual=True, checkpoint_every=3))
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    train(data, tmp_path / "run", TrainConfig(steps=6, ngf=8, ndf=8, residual=True, swap_parts=0.5, checkpoint_every=3))
+    assert (data / "train" / "reference_swap" / "swaps.json").is_file()  # written before training read them
     report = export(tmp_path / "run", tmp_path / "m.onnx")
     assert report.max_error <= 1e-4  # the ONNX graph adds and clips as TensorFlow does
     generator, _, _, _ = load_generator(tmp_path / "run")
-    level = FaceLevel(split_holdout(check_split(tiny_dataset, "train", reference=True), 0.05)[0])
+    level = FaceLevel(split_holdout(check_split(data, "train", reference=True), 0.05)[0])
     assert np.abs(level.fit(generator)).max() < 0.05  # exported at its level: nothing to add
     bias = generator.get_layer(OUTPUT_LAYER).bias
     fitted = bias.numpy()

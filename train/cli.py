@@ -87,6 +87,10 @@ def add_commands(commands) -> None:
                    help="with --reference bank: the face is the reference plus a correction the generator "
                         "draws, so the reference's detail reaches the face at full resolution (default: on "
                         "with the bank, unless --blend; --no-residual: the generator redraws the whole face)")
+    p.add_argument("--swap-parts", type=fraction, default=0.0, metavar="P",
+                   help="with --reference bank: this share of training pairs get a reference whose mouth and eyes "
+                        "come from another photo of the target, so the generator learns to redraw what the "
+                        "sketch changes (an open mouth over a closed one); 0 = off")
     p.add_argument("--settle-fraction", type=fraction, default=0.1, metavar="F",
                    help="final share of steps trained with frozen batch-norm statistics, as exported (0 = off)")
     p.add_argument("--holdout", type=fraction, default=0.05, metavar="F",
@@ -158,7 +162,8 @@ def add_quickstart(commands) -> None:
                    help="sketches without pupils (the output's gaze then ignores the driver's)")
     p.add_argument("--first-model", type=non_negative_float, default=FIRST_MODEL_SECONDS / 60, metavar="MIN",
                    help="minutes of training before a first model is exported to drive while training goes on "
-                        "(then again as often, when the weights scored better)")
+                        "(then again as often, when the weights scored better, and never for more than half "
+                        "of training's time)")
     add_detector_option(p)
     p.set_defaults(handler=_quickstart)
 
@@ -216,7 +221,8 @@ def _train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate, lr_decay=args.lr_decay, lambda_l1=args.l1_weight,
         feature_matching=args.feature_matching, detail_weight=args.detail_weight, parts_weight=args.parts_weight,
         ema=args.ema,
-        warp=args.warp, reference=args.reference, blend=args.blend, residual=args.residual, settle_fraction=args.settle_fraction, holdout=args.holdout,
+        warp=args.warp, reference=args.reference, blend=args.blend, residual=args.residual,
+        swap_parts=args.swap_parts, settle_fraction=args.settle_fraction, holdout=args.holdout,
         strategy=args.strategy, precision=args.precision, seed=args.seed, resume=args.resume,
     )
     check_train_config(config)  # before TensorFlow loads

@@ -81,24 +81,30 @@ def warp(sketch: tf.Tensor, photo: tf.Tensor, seed: tf.Tensor, size: int) -> tup
 
 
 def _augment(sketch: tf.Tensor, photo: tf.Tensor, seed: tf.Tensor, size: int,
-             warped: bool) -> tuple[tf.Tensor, tf.Tensor]:
+             warped: bool, swap: float) -> tuple[tf.Tensor, tf.Tensor]:
+    if swap:  # the input carries the swapped reference last: it replaces the reference with probability ``swap``
+        swapped = tf.random.stateless_uniform((), tf.random.experimental.stateless_fold_in(seed, 2)) < swap
+        sketch = tf.concat([sketch[..., :3], tf.where(swapped, sketch[..., 6:], sketch[..., 3:6])], axis=-1)
     if warped:  # its own seed, so the jitter's draws stay those of an unwarped run
         sketch, photo = warp(sketch, photo, tf.random.experimental.stateless_fold_in(seed, 1), size)
     return jitter(sketch, photo, seed, size)
 
 
 def make_dataset(split: Split, batch_size: int, training: bool, seed: int = 0,
-                 repeat: bool = False, skip_batches: int = 0, warped: bool = False) -> tf.data.Dataset:
+                 repeat: bool = False, skip_batches: int = 0, warped: bool = False,
+                 swap: float = 0.0) -> tf.data.Dataset:
     """Batches of ``(sketch, photo)``; training adds jitter (``warped``: after ``warp``) and
-    shuffling, all seeded.
+    shuffling, all seeded; with ``swap`` (training, a split with references) each pair's reference
+    is its swapped one (``Split.swaps``) with that probability.
 
     ``skip_batches`` replays the seeded stream up to where a resumed run stopped.
     """
     size = split.size
-    inputs = (split.inputs(), *([split.references()] if split.reference else []))
+    swap = swap if training and split.reference else 0.0
+    inputs = (split.inputs(), *([split.references()] if split.reference else []), *([split.swaps()] if swap else []))
     ds = tf.data.Dataset.from_tensor_slices((inputs, split.targets()))
     ds = ds.map(lambda a, b: _load(a, b, size), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.cache()  # decoded pairs as uint8: size^2 * 9 bytes each (0.6 MB at 256; floats would take 4x)
+    ds = ds.cache()  # decoded pairs as uint8: size^2 * 9 bytes each (0.6 MB at 256; floats would take 4x; 12 with swaps)
     if training:
         ds = ds.shuffle(len(split.names), seed=seed, reshuffle_each_iteration=True)
     if repeat:
@@ -107,7 +113,7 @@ def make_dataset(split: Split, batch_size: int, training: bool, seed: int = 0,
         # A per-element seed from a seeded counter: the same run jitters the same way.
         counter = tf.data.Dataset.counter().map(lambda i: tf.stack([tf.cast(seed, tf.int64), i]))
         ds = tf.data.Dataset.zip((ds, counter))
-        ds = ds.map(lambda pair, s: _augment(*_to_unit(*pair), s, size, warped),
+        ds = ds.map(lambda pair, s: _augment(*_to_unit(*pair), s, size, warped, swap),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
         ds = ds.map(_to_unit, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

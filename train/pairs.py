@@ -17,6 +17,8 @@ import numpy as np
 from face2face.errors import Face2FaceError
 from face2face.train.prepare import MANIFEST, read_manifest
 
+SWAP_FOLDER = "reference_swap"  # in the train split, beside "reference" (``face2face.train.references``)
+
 
 @dataclass(frozen=True)
 class Split:
@@ -33,6 +35,10 @@ class Split:
 
     def references(self) -> list[str]:
         return [str(self.root / self.name / "reference" / f"{n}.png") for n in self.names]
+
+    def swaps(self) -> list[str]:
+        """Each pair's reference with another crop's mouth and eyes (``references.ensure_swaps``)."""
+        return [str(self.root / self.name / SWAP_FOLDER / f"{n}.png") for n in self.names]
 
     def targets(self) -> list[str]:
         return [str(self.root / self.name / "target" / f"{n}.png") for n in self.names]

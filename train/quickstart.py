@@ -50,6 +50,7 @@ KEPT = {"ndf": 64, "precision": "fp32", "lr_decay": 0.0, "upsample": "transpose"
 # is a conservative guess for a mid-range card, not a measurement. Other widths scale by their work.
 SECONDS_PER_STEP = {"cpu": 0.5, "cpu-bf16": 0.13, "gpu": 0.04}
 FIRST_MODEL_SECONDS = 300.0  # training time before quickstart exports a first model to drive (EarlyModels)
+EXPORT_SHARE = 0.5  # early models take at most this share of training's time (EarlyModels)
 MIN_PAIRS = 24  # usable frames below which quickstart refuses a target (int8 and the shape space need a spread)
 PREPARE_FPS = 30.0  # frames/s of `prepare` with the SSD detector on a 2-core CPU
 
@@ -316,20 +317,23 @@ class EarlyModels:
     """While training runs: the model to drive before it ends. Once ``first_after`` seconds of
     training have passed, the first checkpoint whose best weights (``face2face.train.holdout``)
     are new is exported to the model file (atomically: ``export``), and so again every
-    ``first_after`` seconds or more; the first prints the live line, and a running ``live``
-    switches to each new one."""
+    ``first_after`` seconds or more, and never so often that exporting (training waits for it)
+    takes more than ``EXPORT_SHARE`` of the time; the first prints the live line, and a running
+    ``live`` switches to each new one."""
 
     def __init__(self, run: Path, model: Path, first_after: float, memory: StageMemory) -> None:
         self.run, self.model, self.first_after, self.memory = run, model, first_after, memory
         self.started = time.monotonic()
+        self.wait = first_after
         self.exported = exported_steps(model)
 
     def __call__(self, step: int, best: int | None) -> None:
         now = time.monotonic()
-        if best is None or best == self.exported or now - self.started < self.first_after:
+        if best is None or best == self.exported or now - self.started < self.wait:
             return
         self.memory.stage("export", "export", str(self.run), "-o", str(self.model))  # apart: see StageMemory
-        first, self.exported, self.started = self.exported is None, exported_steps(self.model), now  # the next as far on
+        first, self.exported, self.started = self.exported is None, exported_steps(self.model), time.monotonic()
+        self.wait = max(self.first_after, (self.started - now) * (1.0 / EXPORT_SHARE - 1.0))
         log.info(f"    step {step}: {self.model} now holds the weights of step {self.exported}"
                  + (f"; drive it while training goes on: {live_command(self.model)}" if first else ""))
         report_progress("model", steps=self.exported, path=str(self.model), first=first)

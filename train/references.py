@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,12 +28,16 @@ from face2face.errors import Face2FaceError
 from face2face.files import write_atomic
 from face2face.reference import (BANK_SIZE, EXCLUDE_SECONDS, ReferenceBank, load_bank, normalised_shapes,
                                  save_bank)
+from face2face.train.pairs import SWAP_FOLDER
 from face2face.train.prepare import REFERENCES, REFERENCES_DONE, SPLITS, read_landmarks, read_manifest
 
 log = logging.getLogger(__name__)
 
 BANK_FOLDER = REFERENCES
 DONE = REFERENCES_DONE  # written last into the dataset folder: its presence marks complete references
+SWAPS_DONE = "swaps.json"  # written last into SWAP_FOLDER
+SWAP_PARTS = (slice(48, 68), slice(36, 42), slice(42, 48))  # the mouth, each eye (68-point indices)
+SWAP_GROW = 0.06  # the parts' hulls widened by this share of the side
 
 
 def frame_of(name: str) -> tuple[int, int]:
@@ -167,6 +172,7 @@ def _write_references(data: Path) -> ReferenceBank:
             continue
         names, points = split_pairs(data, split)
         folder = data / split / "reference"
+        shutil.rmtree(data / split / SWAP_FOLDER, ignore_errors=True)  # made from the references being replaced
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         for name, p in zip(names, points):
@@ -179,6 +185,60 @@ def _write_references(data: Path) -> ReferenceBank:
     log.info("references: a bank of %d train crops, a reference for each of %d pairs", len(bank),
              sum(counts.values()))
     return bank
+
+
+def parts_mask(points: np.ndarray, size: int) -> np.ndarray:
+    """``float32 (S, S, 1)`` in [0, 1]: the mouth and each eye (hulls of their landmarks) widened by
+    ``SWAP_GROW`` of the side, feathered."""
+    grow = max(3, int(round(SWAP_GROW * size)) | 1)
+    mask = np.zeros((size, size), np.uint8)
+    for part in SWAP_PARTS:
+        cv2.fillConvexPoly(mask, cv2.convexHull(np.round(points[part]).astype(np.int32)), 255)
+    mask = cv2.GaussianBlur(cv2.dilate(mask, np.ones((grow, grow), np.uint8)), (0, 0), grow / 3)
+    return mask.astype(np.float32)[..., None] / 255.0
+
+
+def swapped_reference(bank: ReferenceBank, reference: np.ndarray, points: np.ndarray, crop: int) -> np.ndarray:
+    """``reference`` (built for ``points``) with its mouth and eyes (``parts_mask``) taken from the
+    bank's crop ``crop`` warped onto the same points: a reference whose parts show another expression."""
+    other = bank.warped(crop, points)
+    mask = parts_mask(points, bank.size)
+    return np.clip(reference * (1.0 - mask) + other * mask + 0.5, 0, 255).astype(np.uint8)
+
+
+def swap_crop(bank: ReferenceBank, name: str, fps: list[float]) -> int:
+    """The bank crop whose parts train pair ``name``'s swapped reference shows: drawn at random,
+    seeded by the name, among the crops it may take (``allowed_for``)."""
+    allowed = np.flatnonzero(allowed_for(bank, name, fps))
+    return int(np.random.default_rng(zlib.crc32(name.encode())).choice(allowed))
+
+
+def ensure_swaps(data: str | Path) -> None:
+    """Write ``train/reference_swap/NAME.png`` for each train pair where missing (``--swap-parts``):
+    its reference with the mouth and eyes of a bank crop drawn at random (seeded by the pair's
+    name; never one within a second of it), so training sees references whose parts are wrong
+    and learns to draw them from the sketch."""
+    data = Path(data)
+    bank = ensure_references(data)
+    folder = data / "train" / SWAP_FOLDER
+    if (folder / SWAPS_DONE).is_file():
+        return
+    with _locked(data / ".references.lock"):
+        if (folder / SWAPS_DONE).is_file():
+            return
+        fps = _fps(read_manifest(data))
+        names, points = split_pairs(data, "train")
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for name, p in zip(names, points):
+            reference = cv2.imread(str(data / "train" / "reference" / f"{name}.png"), cv2.IMREAD_COLOR)
+            if reference is None:
+                raise Face2FaceError(f"{data}/train/reference/{name}.png: missing; remove {data / DONE} and train again")
+            image = swapped_reference(bank, reference, p, swap_crop(bank, name, fps))
+            if not cv2.imwrite(str(folder / f"{name}.png"), image):
+                raise Face2FaceError(f"{folder / name}.png: cannot write (disk full or no permission?)")
+        write_atomic(folder / SWAPS_DONE, json.dumps({"pairs": len(names)}).encode())
+        log.info("references: %d with the mouth and eyes of another crop (--swap-parts)", len(names))
 
 
 def reference_folder(model: str | Path) -> Path:

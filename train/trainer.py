@@ -35,7 +35,7 @@ from face2face.memory import peak_gb
 from face2face.runtime.openvino_engine import NO_BF16, native_bf16
 from face2face.train import pix2pix
 from face2face.train.distribute import PEER_ERRORS, is_chief, lost_peer_message, make_strategy, share_from_chief
-from face2face.train.references import ensure_references
+from face2face.train.references import ensure_references, ensure_swaps
 from face2face.train.data import make_dataset
 from face2face.train.pairs import Split, check_split, read_inputs
 from face2face.train.holdout import HoldoutScorer, Scores, read_scores, split_holdout
@@ -141,6 +141,8 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig = Train
     reference = config.reference == "bank"
     if reference:
         ensure_references(data_dir)
+    if config.swap_parts:
+        ensure_swaps(data_dir)
     train_split, held = split_holdout(check_split(data_dir, "train", reference=reference), config.holdout)
     try:
         test_split = check_split(data_dir, "test", reference=reference)
@@ -199,7 +201,7 @@ def _train(run: Path, data_dir: str | Path, train_split: Split, held: Split | No
                           threads=[tf.config.threading.get_intra_op_parallelism_threads(),
                                    tf.config.threading.get_inter_op_parallelism_threads()])  # 0: TensorFlow's
         ds = make_dataset(train_split, config.batch_size, True, config.seed, repeat=True, skip_batches=start,
-                          warped=config.warp)
+                          warped=config.warp, swap=config.swap_parts)
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         batches = iter(strategy.experimental_distribute_dataset(ds.with_options(options)))
