@@ -323,7 +323,7 @@ def test_a_blending_model_trains_exports_and_keeps_its_level(tiny_dataset, tmp_p
     report = export(tmp_path / "run", tmp_path / "m.onnx")
     assert report.max_error <= 1e-4  # the ONNX graph blends as TensorFlow does
     generator, _, _, _ = load_generator(tmp_path / "run")
-    level = FaceLevel(split_holdout(check_split(data, "train", reference=True), 0.05)[0])
+    level = FaceLevel(split_holdout(check_split(tiny_dataset, "train", reference=True), 0.05)[0])
     assert np.abs(level.fit(generator)).max() < 0.05  # exported at its level: nothing to add
     bias = generator.get_layer(OUTPUT_LAYER).bias
     fitted = bias.numpy()
