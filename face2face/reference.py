@@ -29,6 +29,8 @@ EXCLUDE_SECONDS = 1.0  # a training pair never takes a crop from within this muc
 BANK_FILE = "bank.json"
 MAP_STEP = 2  # the warp's maps are exact every this many pixels (``PiecewiseAffine``)
 _BORDER_STEPS = 4  # border points per side of the crop, corners included once
+STEADY_SECONDS = 0.15  # time constant of the blend's weights in a stream (``SteadyBlend``; docs/experiments.md)
+RESTART_SECONDS = 0.5  # a longer gap between frames restarts them
 
 
 def normalised_shapes(points: np.ndarray, template: np.ndarray) -> np.ndarray:
@@ -184,10 +186,13 @@ class ReferenceBank:
         self.warper.set_destination(points)
         return self.warper.warp(self.images[index], self._sources[index])
 
-    def build(self, points: np.ndarray, out: np.ndarray | None = None,
-              allowed: np.ndarray | None = None) -> np.ndarray:
-        """The reference for a sketch of ``points`` (crop px): ``uint8 (S, S, 3)`` BGR."""
+    def build(self, points: np.ndarray, out: np.ndarray | None = None, allowed: np.ndarray | None = None,
+              steady: SteadyBlend | None = None, t: float = 0.0) -> np.ndarray:
+        """The reference for a sketch of ``points`` (crop px): ``uint8 (S, S, 3)`` BGR; in a stream of
+        frames, ``steady`` smooths the blend's weights over time (``t``: the frame's time, s)."""
         take, weights = self.nearest(points, allowed)
+        if steady is not None:
+            take, weights = steady(take, weights, t)
         self.warper.set_destination(points)
         if out is None:
             out = np.empty((self.size, self.size, 3), np.uint8)
@@ -202,6 +207,30 @@ class ReferenceBank:
             blend = np.tensordot(weights, warped.astype(np.float32), axes=1)
             cv2.convertScaleAbs(blend, out)  # rounds and saturates to uint8
         return out
+
+
+class SteadyBlend:
+    """The blend's weights over a stream of frames (``live``, ``reenact``, the cross-driver
+    figures): each crop's weight follows what ``ReferenceBank.nearest`` gives for the frame with a
+    time constant of ``STEADY_SECONDS``, and the ``NEAREST`` heaviest are blended. The reference
+    then stops flickering between crops whose shapes are about as near (landmark noise swaps them
+    from frame to frame); the crops are still warped onto each frame's own landmarks. A gap of
+    over ``RESTART_SECONDS`` (the face lost) starts again from the frame's own weights."""
+
+    def __init__(self, crops: int) -> None:
+        self._weights = np.zeros(crops, np.float32)
+        self._t: float | None = None
+
+    def __call__(self, take: np.ndarray, weights: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, weights summing to 1) to blend at time ``t`` (s), for the frame's own ``take``, ``weights``."""
+        gap = None if self._t is None else t - self._t
+        keep = 0.0 if gap is None or not 0.0 <= gap <= RESTART_SECONDS else float(np.exp(-gap / STEADY_SECONDS))
+        self._weights *= keep
+        self._weights[take] += (1.0 - keep) * weights
+        self._t = t
+        heaviest = np.argsort(-self._weights, kind="stable")[: len(take)]
+        kept = self._weights[heaviest]
+        return heaviest, (kept / kept.sum()).astype(np.float32)
 
 
 def save_bank(bank: ReferenceBank, folder: str | Path) -> None:

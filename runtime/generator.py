@@ -22,7 +22,7 @@ import onnxruntime as ort
 
 from face2face.errors import Face2FaceError
 from face2face.modelfile import ModelInfo, check_describes, read_sidecar
-from face2face.reference import ReferenceBank, load_bank
+from face2face.reference import ReferenceBank, SteadyBlend, load_bank
 from face2face.runtime.openvino_engine import NO_BF16, OpenVinoEngine, cpu_capabilities, int8_verdict, openvino_missing
 
 log = logging.getLogger(__name__)
@@ -260,14 +260,19 @@ class Generator:
         if announce:  # the one start-up line, once the model is known to fit
             log.info(self.choice.message())
         self._reference = np.empty((self.info.size, self.info.size, 3), np.uint8)
+        self._steady = None if self.bank is None else SteadyBlend(len(self.bank))
         self.neutral_reference = None if self.bank is None else self.reference(self.info.template_array()).copy()
         for _ in range(warmup):
             self(np.zeros((self.info.size, self.info.size, 3), np.uint8))
 
-    def reference(self, points: np.ndarray) -> np.ndarray | None:
+    def reference(self, points: np.ndarray, t: float | None = None) -> np.ndarray | None:
         """The reference for a sketch of crop landmarks ``points`` (``face2face.reference``), or None
-        for a model that reads the sketch alone."""
-        return None if self.bank is None else self.bank.build(points, out=self._reference)
+        for a model that reads the sketch alone. With ``t``, the time (s) of a frame in a stream,
+        its blend is steadied over the stream's frames (``SteadyBlend``); without, it is the
+        frame's own, as in training."""
+        if self.bank is None:
+            return None
+        return self.bank.build(points, out=self._reference, steady=None if t is None else self._steady, t=t or 0.0)
 
     def reopen(self, model: str | Path | None = None) -> "Generator":
         """A new generator on the model file's present contents (or on another ``model``) with this

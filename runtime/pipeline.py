@@ -210,7 +210,7 @@ class Puppeteer:
                 self.pupils = self.gaze(self._smooth_gaze(gaze, t), self.points)
             draw_sketch(self.points, self.size, out=self.sketch, pupils=self.pupils if self.draw_pupils else None)
             t3 = clock()
-            reference = self.generator.reference(self.points)
+            reference = self.generator.reference(self.points, t)
             t3r = clock()
             face = self.last_face = self.generator(self.sketch, reference)
             self.shown_points = self.points

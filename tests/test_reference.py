@@ -94,6 +94,22 @@ def test_nearest_takes_the_crop_of_that_shape_and_blends_continuously(tiny_datas
     assert take[0] == 5
 
 
+def test_in_a_stream_the_blend_follows_each_frame_with_its_time_constant():
+    from face2face.reference import RESTART_SECONDS, STEADY_SECONDS, SteadyBlend
+
+    steady = SteadyBlend(6)
+    take, weights = steady(np.array([0, 1]), np.float32([0.75, 0.25]), 10.0)
+    assert list(take) == [0, 1] and np.allclose(weights, [0.75, 0.25])  # the first frame: its own blend
+    take, weights = steady(np.array([0, 1]), np.float32([0.75, 0.25]), 10.0 + STEADY_SECONDS / 5)
+    assert list(take) == [0, 1] and np.allclose(weights, [0.75, 0.25])  # a still face: unchanged
+    # the face jumps to other crops' shape: one time constant later, 1 - 1/e of the way there
+    take, weights = steady(np.array([4, 5]), np.float32([1.0, 0.0]), 10.0 + 6 * STEADY_SECONDS / 5)
+    share = 1 - np.exp(-1)
+    assert list(take) == [4, 0] and np.allclose(weights, np.float32([share, 0.75 / np.e]) / (share + 0.75 / np.e))
+    take, weights = steady(np.array([2, 3]), np.float32([0.6, 0.4]), 20.0)  # the face lost a while: restart
+    assert 20.0 - 10.0 > RESTART_SECONDS and list(take) == [2, 3] and np.allclose(weights, [0.6, 0.4])
+
+
 def test_bank_round_trip(tiny_dataset, tmp_path):
     bank = _bank(tiny_dataset)
     save_bank(bank, tmp_path / "bank")
@@ -190,6 +206,22 @@ def test_training_takes_the_swapped_reference_at_its_rate_and_nothing_else_chang
     assert all(np.array_equal(x[0], y[0]) for x, y in zip(swapped, again))  # seeded
     evaluated = next(iter(make_dataset(split, 1, False, swap=0.5)))[0]
     np.testing.assert_array_equal(evaluated, next(iter(make_dataset(split, 1, False)))[0])  # training only
+
+
+def test_a_stream_steadies_the_blend_and_training_s_reference_is_the_frame_s_own(long_dataset):
+    from face2face.reference import SteadyBlend
+    from face2face.train.references import BANK_FOLDER
+
+    bank = load_bank(long_dataset / BANK_FOLDER)
+    names, points, _ = read_landmarks(long_dataset / "test")
+    first_take = set(bank.nearest(points[0])[0])
+    other = next(i for i in range(len(names)) if not first_take & set(bank.nearest(points[i])[0]))
+    own = [bank.build(points[i]) for i in (0, other)]
+    steady = SteadyBlend(len(bank))
+    np.testing.assert_array_equal(bank.build(points[0], steady=steady, t=0.0), own[0])  # the first frame: its own
+    second = bank.build(points[other], steady=steady, t=1 / 30)
+    assert np.abs(second.astype(int) - own[1]).mean() > 2  # the next: still mostly the first frame's crops
+    np.testing.assert_array_equal(bank.build(points[other]), own[1])  # training's and evaluate's: the frame's own
 
 
 def test_the_reference_helps(long_dataset):
