@@ -69,6 +69,7 @@ def test_plan_counts_only_what_is_left():
     plan = make_plan(str(VIDEOS / "lp_d18.mp4"), QuickstartConfig(), gpu=False)
     assert (plan.ngf, plan.ndf, plan.precision, plan.steps, plan.frames) == (32, 32, "fp32", 3600, 216)
     assert (plan.lr_decay, plan.upsample, plan.learning_rate) == (0.5, "resize", 4e-4)
+    assert (plan.reference, plan.residual, plan.swap_parts) == ("bank", True, 0.6)
     fresh = plan.describe()
     assert fresh.startswith("plan: 216 frames -> dataset, 3600 training steps at ngf 32, ndf 32, fp32 on CPU")
     assert re.search(r"; expected about \d+ min$", fresh)
@@ -93,6 +94,7 @@ def test_plan_follows_the_hardware_and_keeps_what_a_run_was_trained_with():
                      trained={"ngf": 32, "ndf": 64, "precision": "fp32", "lr_decay": 0.0})
     fresh = make_plan(video, QuickstartConfig(), gpu=False, bf16=False)
     assert (kept.ndf, kept.precision, kept.lr_decay, kept.upsample, kept.learning_rate) == (64, "fp32", 0.0, "transpose", 2e-4)
+    assert (kept.reference, kept.residual, kept.swap_parts) == ("none", False, 0.0)  # runs before references
     assert kept.seconds_per_step > fresh.seconds_per_step
     # and its length, on which the rate's decay was planned: a bf16 run begun at 3,600 steps ends there
     begun = {"ngf": 32, "ndf": 32, "precision": "bf16", "lr_decay": 0.5, "upsample": "resize", "steps": 3600}

@@ -34,16 +34,17 @@ log = logging.getLogger(__name__)
 # in fp32, at twice the paper's rate (4e-4: a closer face in the short run), 10,800 where the CPU
 # has bf16 natively (AMX, AVX-512 BF16: the same learning, about 3x the steps/s; a better face than
 # 3,600 steps there), at the paper's rate. A bigger model on a GPU (not measured).
-_CPU = {"ngf": 32, "ndf": 32, "lr_decay": 0.5, "upsample": "resize", "reference": "bank", "residual": True}
+_CPU = {"ngf": 32, "ndf": 32, "lr_decay": 0.5, "upsample": "resize", "reference": "bank", "residual": True,
+        "swap_parts": 0.6}
 DEFAULTS = {
     "cpu": {**_CPU, "steps": 3600, "precision": "fp32", "learning_rate": 4e-4},
     "cpu-bf16": {**_CPU, "steps": 10800, "precision": "bf16", "learning_rate": 2e-4},
     "gpu": {"ngf": 64, "ndf": 64, "steps": 40000, "precision": "fp32", "lr_decay": 0.0, "upsample": "transpose",
-            "learning_rate": 2e-4, "reference": "bank", "residual": True},
+            "learning_rate": 2e-4, "reference": "bank", "residual": True, "swap_parts": 0.6},
 }
 # What a run keeps when quickstart resumes it, and the value in runs made before the option existed.
 KEPT = {"ndf": 64, "precision": "fp32", "lr_decay": 0.0, "upsample": "transpose", "learning_rate": 2e-4,
-        "reference": "none", "residual": False}
+        "reference": "none", "residual": False, "swap_parts": 0.0}
 # Seconds per training step of each kind's defaults at 256 px, batch 1, on 2-core CPUs: an AMD EPYC
 # with AVX2 only (scripts/train_speed.py); in bf16, whole runs with their held-back scores on an AMD
 # EPYC with AVX-512 BF16 (0.136) and the step alone on an Intel Xeon with AMX (0.12). The GPU figure
@@ -94,6 +95,7 @@ class Plan:
     learning_rate: float
     reference: str = "bank"  # TrainConfig.reference
     residual: bool = True  # TrainConfig.residual
+    swap_parts: float = 0.0  # TrainConfig.swap_parts
 
     def seconds(self, done: Done = Done()) -> float:
         """The expected time of what is not done yet."""
@@ -154,7 +156,7 @@ def make_plan(video: str, config: QuickstartConfig, gpu: bool, bf16: bool = Fals
     work = step_gmac(ngf, chosen["ndf"]) / step_gmac(default["ngf"], default["ndf"])
     return Plan(device, ngf, chosen["ndf"], chosen["precision"], steps, frames, chosen["lr_decay"],
                 chosen["upsample"], SECONDS_PER_STEP[device] * work * (config.size / 256) ** 2,
-                chosen["learning_rate"], chosen["reference"], chosen["residual"])
+                chosen["learning_rate"], chosen["reference"], chosen["residual"], chosen["swap_parts"])
 
 
 def step_gmac(ngf: int, ndf: int) -> float:
@@ -229,7 +231,8 @@ def quickstart(video: str, workdir: str | Path, config: QuickstartConfig = Quick
         early = EarlyModels(run, model, config.first_model_seconds, memory)
         chosen = TrainConfig(steps=plan.steps, ngf=plan.ngf, ndf=plan.ndf, precision=plan.precision,
                              lr_decay=plan.lr_decay, upsample=plan.upsample, learning_rate=plan.learning_rate,
-                             reference=plan.reference, residual=plan.residual, resume=resumed, checkpoint_every=every)
+                             reference=plan.reference, residual=plan.residual, swap_parts=plan.swap_parts,
+                             resume=resumed, checkpoint_every=every)
         result = train(data, run, chosen,
                        progress=progress, defaults=TrainConfig(**defaults, resume=resumed, checkpoint_every=every),
                        on_checkpoint=early)
