@@ -147,6 +147,7 @@ class Puppeteer:
         self.adopt(load_target(generator, config))
         self.shown_points = self.neutral_points  # crop landmarks of the face shown
         self.last_face = self.neutral_face  # the generator's buffer holds it until its next run
+        self.reference = generator.neutral_reference  # what the face shown was drawn over (None: the sketch alone)
         self._last_seen = -np.inf
         self.faces_found = 0
 
@@ -213,6 +214,7 @@ class Puppeteer:
             reference = self.generator.reference(self.points, t)
             t3r = clock()
             face = self.last_face = self.generator(self.sketch, reference)
+            self.reference = reference
             self.shown_points = self.points
             self._last_seen = t
         else:  # never show the driver: hold the last output briefly, then the neutral target
@@ -221,6 +223,7 @@ class Puppeteer:
             recent = t - self._last_seen <= self.config.hold_seconds
             face = self.last_face if recent else self.neutral_face
             if not recent:
+                self.reference = self.generator.neutral_reference
                 np.copyto(self.sketch, self.neutral_sketch)
                 self.shown_points, self.head = self.neutral_points, (0.0, 0.0, 1.0)
             self.points = self.pupils = None

@@ -87,10 +87,8 @@ def export_like(model: Path, onnx_bytes: bytes, sidecar: bytes | None, sidecar_a
         write_atomic(sidecar_path(model), sidecar)
 
 
-def made_by(face: np.ndarray, sketch: np.ndarray, points: np.ndarray, references: dict[str, Generator]) -> str:
-    """Which model drew ``face`` from ``sketch`` of crop landmarks ``points`` ("?" if neither); both
-    models read the same bank, so the reference the puppeteer built for ``points`` is rebuilt here."""
-    reference = references["old"].reference(points)
+def made_by(face: np.ndarray, sketch: np.ndarray, reference: np.ndarray | None, references: dict[str, Generator]) -> str:
+    """Which model drew ``face`` from ``sketch`` over ``reference`` ("?" if neither)."""
     errors = {name: float(np.abs(face.astype(int) - generator(sketch, reference)).mean())
               for name, generator in references.items()}
     name = min(errors, key=errors.get)
@@ -105,7 +103,7 @@ def driver_frames(count: int) -> list[np.ndarray]:
 def faces_come_from(puppeteer: Puppeteer, frames: list[np.ndarray], references: dict[str, Generator]) -> set[str]:
     """Which models drew the output frames of ``frames``."""
     row = np.zeros(len(STAGES))
-    return {made_by(puppeteer.process(frame, time.perf_counter(), row), puppeteer.sketch, puppeteer.shown_points,
+    return {made_by(puppeteer.process(frame, time.perf_counter(), row), puppeteer.sketch, puppeteer.reference,
                     references) for frame in frames}
 
 
@@ -132,7 +130,7 @@ class FrameLog(Sink):
 
     def send(self, frame: np.ndarray) -> None:
         self.frames.append((time.perf_counter(), frame.copy(), self.puppeteer.sketch.copy(),
-                            self.puppeteer.shown_points.copy()))
+                            self.puppeteer.reference.copy()))
         self.since_swap += self.puppeteer.generator is not self.first
         if len(self.frames) == self.before:
             self.replace.set()
@@ -160,7 +158,7 @@ def test_a_model_exported_again_while_live_runs_takes_over_between_two_frames(ti
         result = run_live(capture, puppeteer, [sink], StageTimes(), max_frames=900, reloader=reloader)
     trainer.join()
     assert result.stopped_by == "quit"  # 10 frames into the new model, long before 900
-    drawn_by = "".join(made_by(face, sketch, points, references)[0] for _, face, sketch, points in sink.frames)  # o: old, n: new
+    drawn_by = "".join(made_by(face, sketch, reference, references)[0] for _, face, sketch, reference in sink.frames)  # o: old, n: new
     switch = drawn_by.find("n")
     assert switch >= sink.before and drawn_by == "o" * switch + "n" * (len(drawn_by) - switch), drawn_by
     [reload] = reloader.reloads
