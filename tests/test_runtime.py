@@ -113,13 +113,14 @@ class SlowGenerator:
 
     def __init__(self, generator: Generator, delay: float) -> None:
         self.generator, self.delay, self.info = generator, delay, generator.info
+        self.neutral_reference = generator.neutral_reference
 
     def __call__(self, sketch, reference=None):
         time.sleep(self.delay)
         return self.generator(sketch, reference)
 
-    def reference(self, points):
-        return self.generator.reference(points)
+    def reference(self, points, t=None):
+        return self.generator.reference(points, t)
 
 
 def test_slow_generator_drops_stale_frames_and_latency_stays_bounded(generator, analyzer):
