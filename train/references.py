@@ -219,10 +219,10 @@ def ensure_swaps(data: str | Path) -> None:
     name; never one within a second of it), so training sees references whose parts are wrong
     and learns to draw them from the sketch."""
     data = Path(data)
-    bank = ensure_references(data)
     folder = data / "train" / SWAP_FOLDER
-    if (folder / SWAPS_DONE).is_file():
+    if has_references(data) and (folder / SWAPS_DONE).is_file():  # rewritten references remove the swaps
         return
+    bank = ensure_references(data)
     with _locked(data / ".references.lock"):
         if (folder / SWAPS_DONE).is_file():
             return
