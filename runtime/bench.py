@@ -17,7 +17,7 @@ from face2face.faces import FaceAnalyzer
 from face2face.runtime.capture import LatestFrameCapture
 from face2face.runtime.generator import Generator
 from face2face.runtime.openvino_engine import cpu_capabilities, cpu_name, openvino_missing
-from face2face.runtime.pipeline import Puppeteer, PuppetConfig, StageTimes, run_live
+from face2face.runtime.pipeline import Job, Puppeteer, PuppetConfig, StageTimes, generated, run_live, submit_to
 from face2face.runtime.reload import ModelReloader, ModelVersion, Reload, reload_figures, reload_summary
 from face2face.runtime.sinks import NullSink, SinkConfig
 from face2face.sketch import PARTS
@@ -34,6 +34,7 @@ class BenchConfig:
     frames: int = 300  # measured frames
     warmup: int = 30  # frames processed before measuring
     camera_fps: float = 60.0  # the video is delivered at this rate, looping, like a 60 fps webcam
+    overlap: bool = False  # prepare the next frame while the generator runs (``run_live``)
 
 
 class SeedLoop:
@@ -51,7 +52,8 @@ class SeedLoop:
         self.detector_runs = 0
         self.faces_found = 0
 
-    def process(self, frame: np.ndarray, t: float, times: np.ndarray) -> np.ndarray:
+    def prepare(self, frame: np.ndarray, t: float, row: np.ndarray) -> Job:
+        """Detect, find the landmarks and draw the seed's sketch of a frame."""
         clock = time.perf_counter
         t0 = clock()
         small = cv2.resize(frame, None, fx=0.25, fy=0.25)
@@ -69,11 +71,19 @@ class SeedLoop:
                 cv2.polylines(black, [points[start:stop].astype(np.int32)], closed, (255, 255, 255), 3)
         crop = black[(h - side) // 2 : (h + side) // 2, (w - side) // 2 : (w + side) // 2]
         sketch = cv2.resize(crop, (self.size, self.size))
-        t2 = clock()
-        out = self.generator(sketch)
-        t3 = clock()
-        times[1:7] = (t1 - t0, 0.0, t2 - t1, 0.0, t3 - t2, 0.0)
-        return out
+        row[1:5] = (t1 - t0, 0.0, clock() - t1, 0.0)
+        return Job(frame, t, row, sketch=sketch)
+
+    def submit(self, job: Job) -> None:
+        """Start the generator on the sketch (the seed ran it on every frame, face or not)."""
+        submit_to(self.generator, job)
+
+    def result(self, job: Job) -> np.ndarray:
+        return generated(self.generator, job)
+
+    def show(self, job: Job, face: np.ndarray) -> np.ndarray:
+        """The generated face is the output."""
+        return face
 
 
 def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnalyzer,
@@ -89,13 +99,15 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
     puppeteer = SeedLoop(generator, analyzer) if seed else Puppeteer(generator, analyzer, puppet)
     reloader = None if seed or version is None else ModelReloader(puppeteer, version)
     sink = NullSink(SinkConfig(puppet.width, puppet.height, config.camera_fps))
-    with VideoSource(source) as video, LatestFrameCapture(video, pace_fps=config.camera_fps, loop=True) as capture, \
+    overlap = config.overlap and not seed
+    with VideoSource(source) as video, \
+            LatestFrameCapture(video, pace_fps=config.camera_fps, loop=True, hold=2 if overlap else 1) as capture, \
             reloader or nullcontext():
-        run_live(capture, puppeteer, [sink], times, max_frames=config.warmup, reloader=reloader)
+        run_live(capture, puppeteer, [sink], times, max_frames=config.warmup, reloader=reloader, overlap=overlap)
         dropped_before, captured_before, runs_before = capture.dropped, capture.captured, puppeteer.detector_runs
         memory = [resident_mb()]  # after warm-up, then once a second, then at the end
         result = run_live(capture, puppeteer, [sink], times, max_frames=config.frames,
-                          on_second=lambda fps, ms: memory.append(resident_mb()), reloader=reloader)
+                          on_second=lambda fps, ms: memory.append(resident_mb()), reloader=reloader, overlap=overlap)
         memory.append(resident_mb())
         width, height = video.width, video.height
         decoded = list(capture.decode_seconds)[-(result.captured - captured_before):]
@@ -121,6 +133,7 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
         "faces_found": puppeteer.faces_found,
         **reload_figures(reloader.reloads if reloader else []),
         "method": "seed baseline" if seed else "face2face",
+        "overlap": overlap,
         "layout": puppet.layout,
         "retarget": puppet.retarget.mode,
         "output_size": [puppet.width, puppet.height],
@@ -193,6 +206,9 @@ def format_table(report: dict) -> str:
     if loop := report.get("loop_ms"):
         lines.append(f"loop       a frame {loop['frame']['p50']:.2f} ms p50, of it {loop['between']['p50']:.2f} between the "
                      f"stages; the loop's thread on a core {loop['thread_cpu']['p50']:.2f} ms of it")
+        if report.get("overlap"):
+            lines.append(f"overlap    the generator runs beside the loop's other stages: idle {loop['generator_idle']['p50']:.2f} "
+                         f"ms a frame p50, the loop waits for it {report['stages_ms']['wait']['p50']:.2f} ms")
     if decode := report.get("decode_ms"):
         lines.append(f"decode     {decode['p50']:.2f} ms p50 a frame on the capture thread, {decode['frames']} frames: "
                      f"{100 * decode['core_share']:.0f}% of a core beside the loop")

@@ -23,22 +23,25 @@ class SourceStalled(Face2FaceError):
 
 
 class LatestFrameCapture:
-    """Reads a source on a background thread into three reused buffers (triple buffering).
+    """Reads a source on a background thread into reused buffers (triple buffering; one more for
+    each further frame the consumer holds).
 
     ``get()`` returns the newest frame not yet returned, with the time it was captured; frames
-    overwritten before anyone took them are counted in ``dropped``. A file source can be paced
+    overwritten before anyone took them are counted in ``dropped``. The consumer may hold the
+    last ``hold`` frames it got (the overlapped live loop holds two). A file source can be paced
     at ``pace_fps`` to behave like a camera, and looped for long benchmarks.
     """
 
     def __init__(self, source: VideoSource, pace_fps: float | None = None, loop: bool = False,
-                 start_timeout: float = 5.0) -> None:
+                 start_timeout: float = 5.0, hold: int = 1) -> None:
         self.source = source
         self.pace_fps = pace_fps
         self.loop = loop
+        self.hold = hold
         shape = (source.height, source.width, 3)
-        self._buffers = [np.empty(shape, np.uint8) for _ in range(3)]
+        self._buffers = [np.empty(shape, np.uint8) for _ in range(hold + 2)]
         self._latest: int | None = None  # buffer holding the newest unread frame
-        self._reading: int | None = None  # buffer the consumer holds
+        self._held: deque[int] = deque(maxlen=hold)  # buffers the consumer holds, oldest first
         self._stamp = 0.0
         self._cond = threading.Condition()
         self._ended = False
@@ -59,7 +62,7 @@ class LatestFrameCapture:
         next_due = time.perf_counter()
         while not self._stop.is_set():
             with self._cond:
-                target = next(i for i in range(3) if i != self._latest and i != self._reading)
+                target = next(i for i in range(len(self._buffers)) if i != self._latest and i not in self._held)
             started = time.perf_counter()
             frame = self.source.read(out=self._buffers[target])
             if frame is None and self.loop and self.captured:
@@ -91,23 +94,35 @@ class LatestFrameCapture:
     def get(self, timeout: float = 2.0) -> tuple[np.ndarray, float] | None:
         """The newest unread frame and its capture time (``perf_counter``); None at the end.
 
-        The frame stays valid until the next ``get``. Raises if the source stalls for
-        ``timeout`` seconds (a camera that stopped delivering frames).
+        The frame stays valid for the next ``hold - 1`` calls of ``get``. Raises if the source
+        stalls for ``timeout`` seconds (a camera that stopped delivering frames).
         """
         with self._cond:
-            self._reading = None
+            if len(self._held) == self._held.maxlen:
+                self._held.popleft()  # released while waiting: the capture may write it
             if not self._cond.wait_for(lambda: self._latest is not None or self._ended, timeout):
                 raise SourceStalled(f"{self.source.spec}: no new frame for {timeout:.0f} s; the camera stopped delivering frames")
-            if self._latest is None:
-                return None
-            self._reading, self._latest = self._latest, None
-            return self._buffers[self._reading], self._stamp
+            return None if self._latest is None else self._take()
+
+    def poll(self) -> tuple[np.ndarray, float] | None:
+        """The newest unread frame and its capture time if there is one now, else None at once (as
+        ``get``, without waiting: the end of the source is ``get``'s to tell)."""
+        with self._cond:
+            return None if self._latest is None else self._take()
+
+    def _take(self) -> tuple[np.ndarray, float]:
+        """Hand the newest frame to the consumer (under the lock), releasing the oldest it held."""
+        if len(self._held) == self._held.maxlen:
+            self._held.popleft()
+        self._held.append(self._latest)
+        frame, self._latest = self._buffers[self._latest], None
+        return frame, self._stamp
 
     def close(self) -> None:
         """Stop the thread (idempotent); the source is left to its owner."""
         self._stop.set()
         with self._cond:
-            self._reading = None
+            self._held.clear()
             self._cond.notify_all()
         self._thread.join(timeout=2.0)
 

@@ -46,6 +46,7 @@ def add_commands(commands) -> None:
     p.add_argument("--fps", type=positive_float, default=30.0, help="output frame rate")
     p.add_argument("--frames", type=positive_int, default=None, metavar="N",
                    help="stop after N frames (default: at the end of --source, on q or Ctrl-C)")
+    _overlap_option(p)
     p.add_argument("--models-from-stdin", action="store_true",
                    help="switch to each model path read from standard input (a line each) without stopping "
                         "(how `face2face studio` switches models)")
@@ -94,6 +95,7 @@ def add_commands(commands) -> None:
     p.add_argument("--height", type=frame_side, default=None,
                    help="output height in px (default: 720 with --layout frame, else 480)")
     p.add_argument("--json", metavar="OUT", help="also write the figures as JSON")
+    _overlap_option(p)
     p.add_argument("--baseline", action="store_true",
                    help="also run the seed's per-frame method (HOG every frame, onnxruntime fp32 on the CPU) "
                         "on the same model and clip")
@@ -128,6 +130,14 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--smooth-beta", type=non_negative_float, default=5.0, help="One Euro filter: lag when moving (higher = less lag)")
     p.add_argument("--redetect-every", type=positive_int, default=TrackerConfig.redetect_every, metavar="N",
                    help="run the full face detector at least every N frames")
+
+
+def _overlap_option(p: argparse.ArgumentParser) -> None:
+    from face2face.runtime.pipeline import OVERLAPS
+
+    p.add_argument("--overlap", choices=OVERLAPS, default="auto",
+                   help="prepare the next frame (track, sketch, reference) and compose the last one while the "
+                        "generator runs: auto = where the process has two cores or more")
 
 
 def _engine(args):
@@ -168,7 +178,7 @@ def _live(args) -> int:
     from face2face.modelfile import read_sidecar
     from face2face.runtime.bench import memory_figures, resident_mb
     from face2face.runtime.capture import LatestFrameCapture
-    from face2face.runtime.pipeline import Puppeteer, StageTimes, run_live
+    from face2face.runtime.pipeline import Puppeteer, StageTimes, overlap_wanted, run_live
     from face2face.runtime.reload import ModelReloader, ModelVersion, reload_summary
     from face2face.runtime.sinks import SinkConfig, create_sink
     from face2face.video import VideoSource
@@ -194,7 +204,8 @@ def _live(args) -> int:
         version = ModelVersion.of(args.model)  # before loading: a version written meanwhile is loaded next
         puppeteer = Puppeteer(*_engine(args), _config(args, args.width, args.height))
         pace = source.fps if args.source else None
-        capture = stack.enter_context(LatestFrameCapture(source, pace_fps=pace, loop=args.loop))
+        overlap = overlap_wanted(args.overlap)
+        capture = stack.enter_context(LatestFrameCapture(source, pace_fps=pace, loop=args.loop, hold=2 if overlap else 1))
         reloader = stack.enter_context(ModelReloader(puppeteer, version))
         if args.models_from_stdin:
             threading.Thread(target=_switch_models, args=(reloader,), name="models-from-stdin", daemon=True).start()
@@ -212,7 +223,7 @@ def _live(args) -> int:
                             steps=puppeteer.generator.info.steps, model=str(puppeteer.generator.model))
 
         result = run_live(capture, puppeteer, sinks, times, max_frames=args.frames, on_second=each_second,
-                          reloader=reloader)
+                          reloader=reloader, overlap=overlap)
     memory.append(resident_mb())
     reloads = reload_summary(reloader.reloads)
     growth = memory_figures(memory) if len(memory) > 2 else None
@@ -290,6 +301,7 @@ def _reenact(args) -> int:
 def _bench(args) -> int:
     from face2face.runtime.compose import output_size
     from face2face.runtime.bench import BenchConfig, format_table, run_bench
+    from face2face.runtime.pipeline import overlap_wanted
     from face2face.runtime.reload import ModelVersion
     from face2face.video import VideoSource
 
@@ -300,7 +312,8 @@ def _bench(args) -> int:
     version = ModelVersion.of(args.model)  # before loading: a version written meanwhile is loaded next
     generator, analyzer = _engine(args)
     config = _config(args, *output_size(args.layout, args.width, args.height))
-    bench = BenchConfig(frames=args.frames, warmup=args.warmup, camera_fps=args.camera_fps)
+    bench = BenchConfig(frames=args.frames, warmup=args.warmup, camera_fps=args.camera_fps,
+                        overlap=overlap_wanted(args.overlap))
     with ticker("bench"):
         report = run_bench(args.model, args.source, generator, analyzer, config, bench, version=version)
     if args.baseline:

@@ -12,6 +12,8 @@ import ctypes
 import io
 import logging
 import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -249,6 +251,9 @@ class Generator:
         self.model = Path(model)
         self.layout = layout
         self._request = provider, precision, threads
+        self._running: Future | None = None  # a run started by ``submit``
+        self.started = 0.0  # when ``submit`` last started a run (``perf_counter``)
+        self._worker: ThreadPoolExecutor | None = None  # the thread ``submit`` runs on, made at its first call
         engine, self.choice = engine or open_engine(model, provider, precision, threads, self.info.precision, self.shown)
         self._start(engine)
         self.bank: ReferenceBank | None = None  # the target's crops the references are built from
@@ -265,14 +270,16 @@ class Generator:
         for _ in range(warmup):
             self(np.zeros((self.info.size, self.info.size, 3), np.uint8))
 
-    def reference(self, points: np.ndarray, t: float | None = None) -> np.ndarray | None:
+    def reference(self, points: np.ndarray, t: float | None = None, out: np.ndarray | None = None) -> np.ndarray | None:
         """The reference for a sketch of crop landmarks ``points`` (``face2face.reference``), or None
-        for a model that reads the sketch alone. With ``t``, the time (s) of a frame in a stream,
+        for a model that reads the sketch alone; written into ``out`` (else a buffer of the
+        generator's, reused by the next call). With ``t``, the time (s) of a frame in a stream,
         its blend is steadied over the stream's frames (``SteadyBlend``); without, it is the
         frame's own, as in training."""
         if self.bank is None:
             return None
-        return self.bank.build(points, out=self._reference, steady=None if t is None else self._steady, t=t or 0.0)
+        return self.bank.build(points, out=self._reference if out is None else out,
+                               steady=None if t is None else self._steady, t=t or 0.0)
 
     def reopen(self, model: str | Path | None = None) -> "Generator":
         """A new generator on the model file's present contents (or on another ``model``) with this
@@ -321,16 +328,50 @@ class Generator:
         log.warning("fp16 generator gave non-finite outputs; switching to %s", path.name)
         engine, self.choice = open_engine(path, *self._request, file_precision="fp32")
         self.info.precision = "fp32"
+        loaded = self._input
         self._start(engine)
+        np.copyto(self._input, loaded)  # the input it failed on, for the fp32 model's run
 
     def __call__(self, sketch: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
+        self._load(sketch, reference)
+        return self._face_from(self.engine.run())
+
+    def submit(self, sketch: np.ndarray, reference: np.ndarray | None = None) -> None:
+        """Start generating the face for ``sketch`` (and its ``reference``) on the generator's own
+        thread, which the engine's run leaves to itself (it releases Python's lock): the caller
+        goes on with other work, and ``result()`` waits for the face. Both images are read before
+        this returns; the face of the previous run stays valid until ``result()``."""
+        if self._running is not None:
+            raise RuntimeError("submit() before result() of the previous run")
+        self._load(sketch, reference)
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="generator")
+        self.started = time.perf_counter()
+        self._running = self._worker.submit(self._timed_run)
+
+    def result(self) -> tuple[np.ndarray, float]:
+        """The face of the last ``submit`` (the buffer ``__call__`` returns, reused by the next run)
+        and the seconds its run took on the generator's thread."""
+        running, self._running = self._running, None
+        output, seconds = running.result()
+        return self._face_from(output), seconds
+
+    def _timed_run(self) -> tuple[np.ndarray, float]:
+        started = time.perf_counter()
+        output = self.engine.run()
+        return output, time.perf_counter() - started
+
+    def _load(self, sketch: np.ndarray, reference: np.ndarray | None) -> None:
+        """The sketch (and reference) as the engine's input: RGB in [-1, 1]."""
         if self.bank is None:
             cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB, dst=self._rgb)
         else:
             self._rgb[..., :3] = sketch[..., ::-1]  # BGR -> RGB
             self._rgb[..., 3:] = (self.neutral_reference if reference is None else reference)[..., ::-1]
         np.take(self._to_unit, self._rgb, out=self._input[0])
-        output = self.engine.run()
+
+    def _face_from(self, output: np.ndarray) -> np.ndarray:
+        """The engine's output as a face (uint8 BGR, the generator's buffer)."""
         if self._check_finite and not np.isfinite(output).all():
             self._fall_back_to_fp32()
             output = self.engine.run()

@@ -4,6 +4,7 @@ and the loops that drive it: live (capture thread, newest frame wins) and offlin
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Iterable
@@ -12,7 +13,7 @@ import numpy as np
 
 from face2face.coverage import CoverageWatch
 from face2face.faces import FaceAnalyzer, FaceTracker, TrackerConfig
-from face2face.geometry import face_square
+from face2face.geometry import Square, face_square
 from face2face.pupils import fill_gaze, find_pupils, to_eye_coordinates
 from face2face.shapes import ShapeSpace
 from face2face.sketch import draw_sketch
@@ -29,7 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STAGES = ("capture", "track", "gaze", "sketch", "reference", "generate", "compose", "sink")
+# A frame's stages: ``generate`` runs on the generator's own thread; ``wait`` is the loop's thread
+# waiting for it (the part of ``generate`` not overlapped by other work; 0 where nothing overlaps)
+STAGES = ("capture", "track", "gaze", "sketch", "reference", "generate", "wait", "compose", "sink")
+GENERATE, WAIT, COMPOSE = (STAGES.index(name) for name in ("generate", "wait", "compose"))
 # Eye widths per face size: gaze (in eye widths) is filtered at speeds in face sizes per second.
 EYE_WIDTHS_PER_FACE = 12.0
 
@@ -55,32 +59,41 @@ class StageTimes:
     def __init__(self, capacity: int = 100_000) -> None:
         self.stages = np.zeros((capacity, len(STAGES)))
         self.latency = np.zeros(capacity)
-        self.loop = np.zeros((capacity, 2))  # per frame: wall time from the previous frame's end, CPU time of the loop's thread
+        # per frame: wall time from the previous frame's end, CPU time of the loop's thread, and the
+        # loop thread's stages in that time (its own stages; overlapped, the next frame's taking and
+        # preparing with this one's waiting, composing and sending)
+        self.loop = np.zeros((capacity, 3))
+        self.overlapped = False  # whether the generator ran beside the loop's thread
         self.count = 0
 
-    def add(self, row: np.ndarray, latency: float, wall: float = 0.0, cpu: float = 0.0) -> None:
-        """Record one frame (dropped silently once full)."""
+    def add(self, row: np.ndarray, latency: float, wall: float = 0.0, cpu: float = 0.0, busy: float | None = None,
+            overlapped: bool = False) -> None:
+        """Record one frame (dropped silently once full); ``busy`` defaults to the sum of ``row``."""
         if self.count < len(self.latency):
             self.stages[self.count] = row
             self.latency[self.count] = latency
-            self.loop[self.count] = wall, cpu
+            self.loop[self.count] = wall, cpu, row.sum() if busy is None else busy
+            self.overlapped |= overlapped
             self.count += 1
 
     def summary(self, skip: int = 0) -> dict:
         """Percentiles in ms over the recorded frames after the first ``skip``; ``loop_ms``: each
-        frame's wall time, the part of it outside the stages (``between``) and the loop thread's
-        CPU time (below the wall time where it waited or other threads had the cores)."""
+        frame's wall time, the part of it outside the loop thread's stages (``between``), the loop
+        thread's CPU time (below the wall time where it waited or other threads had the cores),
+        and the generator's idle time (the frame's wall time less its run)."""
         stages, latency = self.stages[skip : self.count] * 1e3, self.latency[skip : self.count] * 1e3
         if not len(latency):
             return {"latency_ms": {}, "stages_ms": {}}
         pct = lambda a, q: round(float(np.percentile(a, q)), 2)  # noqa: E731
-        wall, cpu = self.loop[skip : self.count].T * 1e3
-        between = wall - stages.sum(axis=1)
+        wall, cpu, busy = self.loop[skip : self.count].T * 1e3
+        between = wall - busy
+        idle = wall - stages[:, GENERATE]
         return {
             "latency_ms": {"p50": pct(latency, 50), "p95": pct(latency, 95), "p99": pct(latency, 99)},
             "stages_ms": {name: {"p50": pct(stages[:, i], 50), "p95": pct(stages[:, i], 95)} for i, name in enumerate(STAGES)},
             "loop_ms": {name: {"p50": pct(v, 50), "p95": pct(v, 95)} for name, v in
-                        (("frame", wall), ("between", between), ("thread_cpu", cpu))},
+                        (("frame", wall), ("between", between), ("thread_cpu", cpu), ("generator_idle", idle))},
+            "overlapped": self.overlapped,
         }
 
 
@@ -125,8 +138,49 @@ def load_target(generator: Generator, config: PuppetConfig, previous: Target | N
                   generator(neutral_sketch).copy(), background, clip_id)
 
 
+@dataclass
+class Job:
+    """A driver frame on its way to the output: what its face is drawn from."""
+
+    frame: np.ndarray
+    t: float  # its time (s)
+    row: np.ndarray  # its stage durations (s), in ``STAGES`` order
+    square: Square | None = None  # the driver's face square (None: no face found)
+    head: tuple[float, float, float] = (0.0, 0.0, 1.0)  # the driver's head motion
+    points: np.ndarray | None = None  # the sketch's crop landmarks (None: no face found)
+    sketch: np.ndarray | None = None
+    reference: np.ndarray | None = None  # what the face is drawn over (None: a model of the sketch alone)
+
+
+def submit_to(generator: Generator, job: Job) -> None:
+    """Start ``generator`` on ``job``'s sketch and reference; the time it takes goes into ``wait``."""
+    started = time.perf_counter()
+    generator.submit(job.sketch, job.reference)
+    job.row[WAIT] = time.perf_counter() - started
+
+
+def generated(generator: Generator, job: Job) -> np.ndarray:
+    """The face ``generator`` was submitted for ``job``: the seconds it ran on its thread go into
+    the job's ``generate`` stage, those this thread waited for it and took the face into ``wait``."""
+    waited = time.perf_counter()
+    face, job.row[GENERATE] = generator.result()
+    job.row[WAIT] += time.perf_counter() - waited
+    return face
+
+
+def in_turn(row: np.ndarray) -> None:
+    """A frame's stages where the loop did nothing while the generator ran: its ``generate`` is
+    the loop's whole time with the generator (handing over, the run, taking the face), ``wait`` none."""
+    row[GENERATE], row[WAIT] = row[WAIT], 0.0
+
+
 class Puppeteer:
-    """Turns driver frames into output frames; one instance per driver stream."""
+    """Turns driver frames into output frames; one instance per driver stream.
+
+    A frame is ``prepare``d (tracked, sketched, its reference built), ``submit``ted to the
+    generator's thread, its face taken with ``result`` and composed with ``show``; ``process``
+    does the four in a row. The live loop prepares the next frame while the generator runs.
+    """
 
     def __init__(self, generator: Generator, analyzer: FaceAnalyzer, config: PuppetConfig = PuppetConfig()) -> None:
         self.config = config
@@ -143,9 +197,10 @@ class Puppeteer:
         self.gaze: GazeMapper | None = None
         self.coverage: CoverageWatch | None = None  # where the driver leaves what the target video covers
         self.composer: Composer | None = None
-        self.sketch: np.ndarray | None = None
+        self.sketch: np.ndarray | None = None  # the sketch of the face shown
         self.adopt(load_target(generator, config))
         self.shown_points = self.neutral_points  # crop landmarks of the face shown
+        self.shown_head = self.head  # the head motion the face shown was placed with
         self.last_face = self.neutral_face  # the generator's buffer holds it until its next run
         self.reference = generator.neutral_reference  # what the face shown was drawn over (None: the sketch alone)
         self._last_seen = -np.inf
@@ -182,13 +237,18 @@ class Puppeteer:
         else:
             self.composer.background = target.background
         if self.sketch is None or self.sketch.shape[0] != info.size:
-            self.sketch = target.neutral_sketch.copy()
+            # one buffer each for the frame shown, the frame generated and the frame prepared
+            self._sketches = [target.neutral_sketch.copy() for _ in range(3)]
+            self._references = [np.empty_like(target.neutral_sketch) for _ in range(3)]
+            self._slot = 0
+            self.sketch = self._sketches[0]
         self.neutral_sketch, self.neutral_face, self.neutral_points = (target.neutral_sketch, target.neutral_face,
                                                                       target.template)
         return previous
 
-    def process(self, frame: np.ndarray, t: float, times: np.ndarray) -> np.ndarray:
-        """The output frame for a driver frame at time ``t`` (s); stage durations go into ``times``."""
+    def prepare(self, frame: np.ndarray, t: float, row: np.ndarray) -> Job:
+        """Track the face in a driver frame at time ``t`` (s) and draw what the generator reads for
+        it; stage durations go into ``row``. ``submit`` starts its face, ``show`` composes it."""
         clock = time.perf_counter
         t0 = clock()
         points = self.driver_points = self.tracker.update(frame)
@@ -198,41 +258,67 @@ class Puppeteer:
             pupils = find_pupils(frame, points)
             gaze = to_eye_coordinates(pupils, points)
         t2 = clock()
-        square = None
+        job = Job(frame, t, row)
         if points is not None:
             self.faces_found += 1
-            square = face_square(points, self.retargeter.config.context)
-            smoothed = self.filter(points, t, square.side)
-            self.head = self.motion(face_square(smoothed, self.retargeter.config.context))
-            self.points = self.retargeter(smoothed)
+            job.square = face_square(points, self.retargeter.config.context)
+            smoothed = self.filter(points, t, job.square.side)
+            job.head = self.head = self.motion(face_square(smoothed, self.retargeter.config.context))
+            job.points = self.points = self.retargeter(smoothed)
             if self.coverage is not None:
                 self.coverage.add(points, pupils, self.retargeter.limited)
             if gaze is not None:
                 self.pupils = self.gaze(self._smooth_gaze(gaze, t), self.points)
-            draw_sketch(self.points, self.size, out=self.sketch, pupils=self.pupils if self.draw_pupils else None)
+            self._slot = (self._slot + 1) % len(self._sketches)
+            job.sketch = draw_sketch(self.points, self.size, out=self._sketches[self._slot],
+                                     pupils=self.pupils if self.draw_pupils else None)
             t3 = clock()
-            reference = self.generator.reference(self.points, t)
-            t3r = clock()
-            face = self.last_face = self.generator(self.sketch, reference)
-            self.reference = reference
-            self.shown_points = self.points
-            self._last_seen = t
-        else:  # never show the driver: hold the last output briefly, then the neutral target
+            job.reference = self.generator.reference(self.points, t, out=self._references[self._slot])
+        else:
             self.filter.reset()
             self.gaze_filter.reset()
-            recent = t - self._last_seen <= self.config.hold_seconds
-            face = self.last_face if recent else self.neutral_face
-            if not recent:
-                self.reference = self.generator.neutral_reference
-                np.copyto(self.sketch, self.neutral_sketch)
-                self.shown_points, self.head = self.neutral_points, (0.0, 0.0, 1.0)
             self.points = self.pupils = None
-            t3 = t3r = clock()
-        t4 = clock()
-        out = self.composer.compose(frame, self.sketch, face, square, t, self.head, self.shown_points)
-        t5 = clock()
-        times[1:7] = (t1 - t0, t2 - t1, t3 - t2, t3r - t3, t4 - t3r, t5 - t4)
+            t3 = clock()
+        row[1:5] = (t1 - t0, t2 - t1, t3 - t2, clock() - t3)
+        return job
+
+    def submit(self, job: Job) -> None:
+        """Start generating the face of a prepared ``job`` on the generator's thread (nothing to
+        generate where no face was found); ``result`` waits for it."""
+        if job.points is not None:
+            submit_to(self.generator, job)
+
+    def result(self, job: Job) -> np.ndarray | None:
+        """The face ``submit`` started for ``job`` (None where no face was found); the seconds the
+        generator ran go into its ``generate`` stage, those this thread waited into ``wait``."""
+        return None if job.points is None else generated(self.generator, job)
+
+    def show(self, job: Job, face: np.ndarray | None) -> np.ndarray:
+        """The output frame for ``job`` with its generated ``face`` (None: no face was found: the
+        last face shown is held briefly, then the target's neutral face is shown)."""
+        t0 = time.perf_counter()
+        if face is not None:
+            self.sketch, self.reference, self.shown_points = job.sketch, job.reference, job.points
+            self.last_face, self.shown_head, self._last_seen = face, job.head, job.t
+        elif job.t - self._last_seen <= self.config.hold_seconds:  # never show the driver
+            face = self.last_face
+        else:
+            face = self.neutral_face
+            self.sketch, self.reference = self.neutral_sketch, self.generator.neutral_reference
+            self.shown_points, self.shown_head = self.neutral_points, (0.0, 0.0, 1.0)
+        out = self.composer.compose(job.frame, self.sketch, face, job.square, job.t, self.shown_head, self.shown_points)
+        job.row[COMPOSE] = time.perf_counter() - t0
         return out
+
+    def process(self, frame: np.ndarray, t: float, row: np.ndarray) -> np.ndarray:
+        """The output frame for a driver frame at time ``t`` (s), each stage after the other; stage
+        durations go into ``row``."""
+        row[GENERATE:] = 0.0
+        job = self.prepare(frame, t, row)
+        self.submit(job)
+        face = self.result(job)
+        in_turn(row)
+        return self.show(job, face)
 
     def _smooth_gaze(self, gaze: np.ndarray, t: float) -> np.ndarray:
         """One Euro filtered gaze; an unsure eye takes the other eye's gaze, else its last one."""
@@ -281,6 +367,43 @@ def send_all(sinks: Iterable[Sink], out: np.ndarray, puppeteer: Puppeteer) -> bo
     return keep_going
 
 
+OVERLAPS = ("auto", "on", "off")
+
+
+def overlap_wanted(choice: str) -> bool:
+    """Whether the live loop overlaps its stages (``--overlap``): ``auto`` where the process may run
+    on two cores or more (with one, the stages would only take turns)."""
+    if choice != "auto":
+        return choice == "on"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores >= 2
+
+
+class JustInTime:
+    """When the overlapped loop takes its next frame: late enough that the frame is prepared as the
+    generator finishes the one before, not earlier (a frame taken early only waits, and ages).
+    Both durations are followed as moving averages of the loop's own frames."""
+
+    KEEP = 0.9  # of the average, per frame
+
+    def __init__(self) -> None:
+        self.prepare = self.generate = 0.0  # seconds
+
+    def learn(self, row: np.ndarray) -> None:
+        """Follow a prepared frame's stages."""
+        self.prepare = self.KEEP * self.prepare + (1 - self.KEEP) * float(row[1:GENERATE].sum())
+
+    def ran(self, seconds: float) -> None:
+        """Follow the generator's run."""
+        self.generate = self.KEEP * self.generate + (1 - self.KEEP) * seconds
+
+    def wait(self, generator: Generator) -> None:
+        """Sleep until the next frame is due to be taken (at once when it is already)."""
+        delay = generator.started + self.generate - self.prepare - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+
+
 def run_live(
     capture: LatestFrameCapture,
     puppeteer: Puppeteer,
@@ -290,63 +413,115 @@ def run_live(
     on_second: Callable[[float, float], None] | None = None,
     stall_timeout: float = 2.0,
     reloader: ModelReloader | None = None,
+    overlap: bool = False,
 ) -> RunResult:
     """Process the newest frame each time until the source ends, a sink quits, Ctrl-C or ``max_frames``.
 
     Latency runs from the frame's capture to the end of the last sink's ``send``.
     ``on_second(fps, latency_ms)`` gets an EMA frame rate at most once a second. A ``reloader``
     (watching ``puppeteer``'s model) swaps in a new version of the model between two frames.
+    With ``overlap``, the next frame is taken and prepared while the generator runs, and the
+    frame before is composed and sent while the generator runs the next one (``capture`` must let
+    the loop hold two frames). A frame is taken just in time to be prepared as the generator ends
+    (``JustInTime``), and only if one is there then: a loop waiting for the camera shows each
+    face as soon as it is made, as without overlap, so overlapping never adds latency.
     """
+    if overlap and capture.hold < 2:
+        raise ValueError("the overlapped loop holds two frames: open the capture with hold=2")
     result = RunResult()
-    row = np.zeros(len(STAGES))
     clock = time.perf_counter
     started = last_report = clock()
     fps_ema, latency_ema = 0.0, 0.0
     previous_end, previous_cpu = started, time.thread_time()
+    in_flight: Job | None = None  # submitted to the generator, not yet shown (overlap)
+    lead = JustInTime()  # when to take the next frame (overlap)
+    unsent = 0.0  # the loop thread's taking and preparing of frames since the last frame was sent (s)
+
+    def send(job: Job, face: np.ndarray | None) -> bool:
+        """Compose and send ``job``'s output; False when a sink asks to quit."""
+        nonlocal previous_end, previous_cpu, last_report, fps_ema, latency_ema, unsent
+        out = puppeteer.show(job, face)
+        sent = clock()
+        watch = getattr(puppeteer, "coverage", None)
+        if watch is not None and watch.frames and (showing := [s for s in sinks if s.shows_coverage]):
+            status = watch.status()
+            for sink in showing:
+                sink.show_coverage(status)
+        keep_going = send_all(sinks, out, puppeteer)
+        done = clock()
+        job.row[-1] = done - sent
+        cpu = time.thread_time()
+        busy = unsent + job.row[WAIT if overlap else GENERATE :].sum()  # the loop thread's stages since the last frame
+        unsent = 0.0
+        times.add(job.row, done - job.t, done - previous_end, cpu - previous_cpu, busy, overlap)
+        result.frames += 1
+        fps_ema += 0.1 * (1.0 / max(done - previous_end, 1e-6) - fps_ema)
+        latency_ema += 0.1 * ((done - job.t) * 1e3 - latency_ema)
+        previous_end, previous_cpu = done, cpu
+        if reloader is not None:
+            reloader.frame_done(done)
+        if done - last_report >= 1.0:
+            last_report = done
+            for sink in sinks:
+                sink.show_stats(fps_ema, latency_ema)
+            if on_second:
+                on_second(fps_ema, latency_ema)
+        return keep_going
+
     try:
-        while max_frames is None or result.frames < max_frames:
+        while max_frames is None or result.frames + (in_flight is not None) < max_frames:
+            if reloader is not None and reloader.ready and in_flight is not None:
+                job, in_flight = in_flight, None  # the frame under way is finished by the model that began it
+                if not send(job, puppeteer.result(job)):
+                    result.stopped_by = "quit"
+                    break
             if reloader is not None:
                 reloader.swap()
             waiting = clock()
-            got = capture.get(stall_timeout)
-            if got is None:
-                break
-            frame, captured_at = got
-            row[0] = clock() - waiting
-            out = puppeteer.process(frame, captured_at, row)
-            sent = clock()
-            watch = getattr(puppeteer, "coverage", None)
-            if watch is not None and watch.frames and (showing := [s for s in sinks if s.shows_coverage]):
-                status = watch.status()
-                for sink in showing:
-                    sink.show_coverage(status)
-            keep_going = send_all(sinks, out, puppeteer)
-            done = clock()
-            row[-1] = done - sent
-            cpu = time.thread_time()
-            times.add(row, done - captured_at, done - previous_end, cpu - previous_cpu)
-            result.frames += 1
-            fps_ema += 0.1 * (1.0 / max(done - previous_end, 1e-6) - fps_ema)
-            latency_ema += 0.1 * ((done - captured_at) * 1e3 - latency_ema)
-            previous_end, previous_cpu = done, cpu
-            if reloader is not None:
-                reloader.frame_done(done)
-            if done - last_report >= 1.0:
-                last_report = done
-                for sink in sinks:
-                    sink.show_stats(fps_ema, latency_ema)
-                if on_second:
-                    on_second(fps_ema, latency_ema)
+            if in_flight is None:  # nothing under way: wait for the next frame
+                got = capture.get(stall_timeout)
+                if got is None:
+                    break
+            else:  # the generator runs: the newest frame, if one is there when it can be prepared in time
+                lead.wait(puppeteer.generator)
+                got = capture.poll()
+            job = None
+            if got is not None:
+                row = np.zeros(len(STAGES))
+                row[0] = clock() - waiting
+                job = puppeteer.prepare(got[0], got[1], row)
+                lead.learn(row)
+                unsent += row[:GENERATE].sum()
+            if overlap:  # the frame under way is shown once the generator starts on the next
+                previous, in_flight = in_flight, job
+                face = None if previous is None else puppeteer.result(previous)
+                if face is not None:
+                    lead.ran(previous.row[GENERATE])
+                if job is not None:
+                    puppeteer.submit(job)
+                keep_going = previous is None or send(previous, face)
+            else:
+                puppeteer.submit(job)
+                face = puppeteer.result(job)
+                in_turn(row)
+                keep_going = send(job, face)
             if not keep_going:
                 result.stopped_by = "quit"
                 break
         else:
             result.stopped_by = "limit"
+        if in_flight is not None and result.stopped_by != "quit":
+            job, in_flight = in_flight, None
+            if not send(job, puppeteer.result(job)) and result.stopped_by == "end":
+                result.stopped_by = "quit"
     except KeyboardInterrupt:
         result.stopped_by = "interrupt"
     except SourceStalled as exc:  # stop cleanly: recordings are finished, not thrown away
         log.warning("%s", exc)
         result.stopped_by = "stalled"
+    finally:
+        if in_flight is not None:  # leave the generator idle
+            puppeteer.result(in_flight)
     result.seconds = clock() - started
     result.dropped, result.captured = capture.dropped, capture.captured
     return result

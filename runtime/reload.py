@@ -236,6 +236,11 @@ class ModelReloader:
         self._ready = target
         return ""
 
+    @property
+    def ready(self) -> bool:
+        """Whether a version has been built and waits for ``swap``."""
+        return self._ready is not None
+
     def swap(self) -> None:
         """Between two frames (the loop's thread): run a version that has been built."""
         target = self._ready

@@ -153,9 +153,10 @@ def test_a_model_exported_again_while_live_runs_takes_over_between_two_frames(ti
 
     trainer = threading.Thread(target=export_again)
     with caplog.at_level(logging.INFO, logger="face2face"), VideoSource(str(VIDEOS / "lp_d19.mp4")) as video, \
-            LatestFrameCapture(video, pace_fps=30.0, loop=True) as capture, ModelReloader(puppeteer, version) as reloader:
-        trainer.start()
-        result = run_live(capture, puppeteer, [sink], StageTimes(), max_frames=900, reloader=reloader)
+            LatestFrameCapture(video, pace_fps=30.0, loop=True, hold=2) as capture, \
+            ModelReloader(puppeteer, version) as reloader:
+        trainer.start()  # the loop as live runs it on two cores: the next frame prepared while the generator runs
+        result = run_live(capture, puppeteer, [sink], StageTimes(), max_frames=900, reloader=reloader, overlap=True)
     trainer.join()
     assert result.stopped_by == "quit"  # 10 frames into the new model, long before 900
     drawn_by = "".join(made_by(face, sketch, reference, references)[0] for _, face, sketch, reference in sink.frames)  # o: old, n: new
