@@ -13,6 +13,7 @@ import dlib
 import numpy as np
 import onnxruntime as ort
 
+from face2face.console import plural
 from face2face.faces import FaceAnalyzer
 from face2face.runtime.capture import LatestFrameCapture
 from face2face.runtime.generator import Generator
@@ -134,6 +135,7 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
         **reload_figures(reloader.reloads if reloader else []),
         "method": "seed baseline" if seed else "face2face",
         "overlap": overlap,
+        "generator_threads": generator.threads,
         "layout": puppet.layout,
         "retarget": puppet.retarget.mode,
         "output_size": [puppet.width, puppet.height],
@@ -196,7 +198,8 @@ def format_table(report: dict) -> str:
         f"{report['model']} (ngf {report['ngf']}, {report['model_size']} px) on {report['provider']} {report['precision']}, "
         f"{report['source']} {report['source_size'][0]}x{report['source_size'][1]} at {report['camera_fps']:.0f} fps",
         f"{report['frames']} frames: {report['fps']:.1f} fps, dropped {report['dropped']}, "
-        f"detector runs {report['detector_runs']}",
+        f"detector runs {report['detector_runs']}; stages {'overlapped' if report['overlap'] else 'in turn'}, "
+        f"the generator on {plural(report['generator_threads'], 'thread')}",
         f"{'stage':10s} {'p50 ms':>8s} {'p95 ms':>8s}",
     ]
     for name, s in report["stages_ms"].items():

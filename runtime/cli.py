@@ -137,17 +137,17 @@ def _overlap_option(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--overlap", choices=OVERLAPS, default="auto",
                    help="prepare the next frame (track, sketch, reference) and compose the last one while the "
-                        "generator runs: auto = where the process has two cores or more")
+                        "generator runs on the other cores: auto = where the process has 3 cores or more")
 
 
-def _engine(args):
-    """The generator and face analyzer the options ask for."""
+def _engine(args, threads: int | None = None):
+    """The generator (on ``threads``, else the engine's default) and face analyzer the options ask for."""
     from face2face.detectors import DetectorConfig
     from face2face.faces import FaceAnalyzer
     from face2face.runtime.generator import Generator
 
     with ticker("loading the generator"):
-        return (Generator(args.model, args.provider, args.precision, layout=args.layout),
+        return (Generator(args.model, args.provider, args.precision, threads, layout=args.layout),
                 FaceAnalyzer(DetectorConfig(name=args.detector)))
 
 
@@ -178,7 +178,7 @@ def _live(args) -> int:
     from face2face.modelfile import read_sidecar
     from face2face.runtime.bench import memory_figures, resident_mb
     from face2face.runtime.capture import LatestFrameCapture
-    from face2face.runtime.pipeline import Puppeteer, StageTimes, overlap_wanted, run_live
+    from face2face.runtime.pipeline import Puppeteer, StageTimes, loop_plan, run_live
     from face2face.runtime.reload import ModelReloader, ModelVersion, reload_summary
     from face2face.runtime.sinks import SinkConfig, create_sink
     from face2face.video import VideoSource
@@ -202,10 +202,11 @@ def _live(args) -> int:
         ])
         source, sinks = opened[1], opened[2:]
         version = ModelVersion.of(args.model)  # before loading: a version written meanwhile is loaded next
-        puppeteer = Puppeteer(*_engine(args), _config(args, args.width, args.height))
+        plan = loop_plan(args.overlap)
+        puppeteer = Puppeteer(*_engine(args, plan.threads), _config(args, args.width, args.height))
         pace = source.fps if args.source else None
-        overlap = overlap_wanted(args.overlap)
-        capture = stack.enter_context(LatestFrameCapture(source, pace_fps=pace, loop=args.loop, hold=2 if overlap else 1))
+        capture = stack.enter_context(LatestFrameCapture(source, pace_fps=pace, loop=args.loop,
+                                                         hold=2 if plan.overlap else 1))
         reloader = stack.enter_context(ModelReloader(puppeteer, version))
         if args.models_from_stdin:
             threading.Thread(target=_switch_models, args=(reloader,), name="models-from-stdin", daemon=True).start()
@@ -223,7 +224,7 @@ def _live(args) -> int:
                             steps=puppeteer.generator.info.steps, model=str(puppeteer.generator.model))
 
         result = run_live(capture, puppeteer, sinks, times, max_frames=args.frames, on_second=each_second,
-                          reloader=reloader, overlap=overlap)
+                          reloader=reloader, overlap=plan.overlap)
     memory.append(resident_mb())
     reloads = reload_summary(reloader.reloads)
     growth = memory_figures(memory) if len(memory) > 2 else None
@@ -301,7 +302,7 @@ def _reenact(args) -> int:
 def _bench(args) -> int:
     from face2face.runtime.compose import output_size
     from face2face.runtime.bench import BenchConfig, format_table, run_bench
-    from face2face.runtime.pipeline import overlap_wanted
+    from face2face.runtime.pipeline import loop_plan
     from face2face.runtime.reload import ModelVersion
     from face2face.video import VideoSource
 
@@ -310,10 +311,10 @@ def _bench(args) -> int:
     if args.json:
         writable_file(args.json)
     version = ModelVersion.of(args.model)  # before loading: a version written meanwhile is loaded next
-    generator, analyzer = _engine(args)
+    plan = loop_plan(args.overlap)
+    generator, analyzer = _engine(args, plan.threads)
     config = _config(args, *output_size(args.layout, args.width, args.height))
-    bench = BenchConfig(frames=args.frames, warmup=args.warmup, camera_fps=args.camera_fps,
-                        overlap=overlap_wanted(args.overlap))
+    bench = BenchConfig(frames=args.frames, warmup=args.warmup, camera_fps=args.camera_fps, overlap=plan.overlap)
     with ticker("bench"):
         report = run_bench(args.model, args.source, generator, analyzer, config, bench, version=version)
     if args.baseline:

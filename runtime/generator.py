@@ -294,6 +294,11 @@ class Generator:
         return "face" if self.layout == "frame" and self.info.background else "crop"
 
     @property
+    def threads(self) -> int:
+        """The threads the engine runs on."""
+        return self._request[2] or (os.cpu_count() or 1)
+
+    @property
     def provider(self) -> str:
         """The engine that runs, e.g. "OpenVINO CPU"."""
         return ENGINE_NAMES[self.choice.engine]

@@ -370,13 +370,30 @@ def send_all(sinks: Iterable[Sink], out: np.ndarray, puppeteer: Puppeteer) -> bo
 OVERLAPS = ("auto", "on", "off")
 
 
-def overlap_wanted(choice: str) -> bool:
-    """Whether the live loop overlaps its stages (``--overlap``): ``auto`` where the process may run
-    on two cores or more (with one, the stages would only take turns)."""
-    if choice != "auto":
-        return choice == "on"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return cores >= 2
+MIN_OVERLAP_CORES = 3  # ``--overlap auto`` overlaps from this many cores on (docs/engines.md: live speed)
+
+
+@dataclass(frozen=True)
+class LoopPlan:
+    """How the live loop uses the cores: whether it overlaps its stages, and the generator's threads."""
+
+    overlap: bool
+    threads: int | None  # the generator's (None: the engine's own default, every core)
+
+
+def process_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def loop_plan(choice: str, cores: int | None = None) -> LoopPlan:
+    """The plan for ``--overlap`` (``OVERLAPS``) on ``cores`` (this process's by default). Overlapped,
+    the generator gets every core but the one the loop's own stages run on, so neither waits for
+    the other's core; ``auto`` overlaps from ``MIN_OVERLAP_CORES`` on: on two cores the generator
+    would lose half its cores to the loop, and each frame would come later."""
+    cores = cores or process_cores()
+    overlap = choice == "on" or (choice == "auto" and cores >= MIN_OVERLAP_CORES)
+    return LoopPlan(overlap, max(cores - 1, 1) if overlap else None)
 
 
 class JustInTime:

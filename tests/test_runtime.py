@@ -1,6 +1,7 @@
 """The runtime on a real (tiny) exported generator and real driving videos."""
 
 import json
+import os
 import re
 import stat
 import time
@@ -20,7 +21,7 @@ from face2face.pupils import EYES
 from face2face.runtime.capture import LatestFrameCapture
 from face2face.runtime.generator import CPU, EngineChoice, Generator, OrtEngine
 from face2face.runtime.retarget import RetargetConfig
-from face2face.runtime.pipeline import STAGES, Puppeteer, PuppetConfig, StageTimes, overlap_wanted, run_live
+from face2face.runtime.pipeline import STAGES, Puppeteer, PuppetConfig, StageTimes, LoopPlan, loop_plan, run_live
 from face2face.runtime.sinks import NullSink, SinkConfig, create_sink, sink_names
 from face2face.sketch import PUPIL_COLOUR
 from face2face.video import VideoSource
@@ -95,7 +96,9 @@ def test_bench_json_has_every_field(tiny_model, tmp_path):
     assert report["frames"] == 40 and report["fps"] > 0
     assert set(report["stages_ms"]) == {"capture", "track", "gaze", "sketch", "reference", "generate", "wait",
                                         "compose", "sink"}
-    assert report["overlap"] == overlap_wanted("auto") and report["baseline"]["overlap"] is False
+    plan = loop_plan("auto")
+    assert report["overlap"] == plan.overlap and report["baseline"]["overlap"] is False
+    assert report["generator_threads"] == (plan.threads or os.cpu_count())
     assert report["stages_ms"]["gaze"]["p50"] > 0  # the tiny model draws pupils: they are found every frame
     assert 0 < report["latency_ms"]["p50"] <= report["latency_ms"]["p95"] <= report["latency_ms"]["p99"]
     assert report["detector_runs"] <= 4  # the tracker, not the detector, follows the face (detected in warm-up)
@@ -162,6 +165,12 @@ def test_a_face_submitted_to_the_generators_thread_is_the_face_a_call_gives(gene
         generator.submit(sketch, reference)  # one run at a time
     face, seconds = generator.result()
     assert (face == called).all() and seconds > 0
+
+
+def test_the_loop_overlaps_where_the_generator_keeps_its_cores():
+    assert loop_plan("auto", 1) == loop_plan("auto", 2) == loop_plan("off", 8) == LoopPlan(False, None)
+    assert loop_plan("auto", 4) == LoopPlan(True, 3)  # one core for the loop's own stages
+    assert loop_plan("on", 2) == LoopPlan(True, 1) and loop_plan("on", 1) == LoopPlan(True, 1)
 
 
 def test_the_capture_keeps_the_frames_the_loop_holds():
