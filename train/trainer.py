@@ -267,30 +267,42 @@ def settle(generator, split: Split, batch_size: int = 1) -> None:
     Each layer's population statistics combine the per-batch ones: mean = E[m_b] and
     variance = E[v_b] + Var[m_b] (law of total variance), as the frozen layer will see them.
     """
-    norms = pix2pix.batch_norms(generator)
-    pix2pix.set_inference_normalization(generator, False)
-    for layer in generator.layers:
-        if isinstance(layer, pix2pix.Dropout):
-            layer.enabled = False
-    probe = keras.Model(generator.inputs, [bn.input for bn in norms])
+    Settler(generator)(split, batch_size)
 
-    @tf.function
-    def moments(x):
-        feats = probe(x, training=True)
-        return [tf.nn.moments(tf.cast(f, tf.float32), axes=[0, 1, 2]) for f in feats]
 
-    means = [[] for _ in norms]
-    variances = [[] for _ in norms]
-    for sketch, _ in make_dataset(split, batch_size, training=False):
-        for i, (m, v) in enumerate(moments(sketch)):
-            means[i].append(m.numpy())
-            variances[i].append(v.numpy())
-    for bn, m, v in zip(norms, means, variances):
-        m, v = np.stack(m), np.stack(v)
-        bn.moving_mean.assign(m.mean(axis=0))
-        bn.moving_variance.assign(v.mean(axis=0) + m.var(axis=0))
-    pix2pix.set_inference_normalization(generator, True)
-    log.debug("settled %d batch-norm layers over %d %s pairs", len(norms), len(split.names), split.name)
+class Settler:
+    """``settle`` for one generator, its statistics' graph traced once: a caller that settles the
+    same generator again and again (``_BestKeeper``, at every checkpoint) does not retrace it."""
+
+    def __init__(self, generator) -> None:
+        self.generator = generator
+        self.norms = pix2pix.batch_norms(generator)
+        probe = keras.Model(generator.inputs, [bn.input for bn in self.norms])
+
+        @tf.function
+        def moments(x):
+            feats = probe(x, training=True)
+            return [tf.nn.moments(tf.cast(f, tf.float32), axes=[0, 1, 2]) for f in feats]
+
+        self.moments = moments
+
+    def __call__(self, split: Split, batch_size: int = 1) -> None:
+        pix2pix.set_inference_normalization(self.generator, False)
+        for layer in self.generator.layers:
+            if isinstance(layer, pix2pix.Dropout):
+                layer.enabled = False
+        means = [[] for _ in self.norms]
+        variances = [[] for _ in self.norms]
+        for sketch, _ in make_dataset(split, batch_size, training=False):
+            for i, (m, v) in enumerate(self.moments(sketch)):
+                means[i].append(m.numpy())
+                variances[i].append(v.numpy())
+        for bn, m, v in zip(self.norms, means, variances):
+            m, v = np.stack(m), np.stack(v)
+            bn.moving_mean.assign(m.mean(axis=0))
+            bn.moving_variance.assign(v.mean(axis=0) + m.var(axis=0))
+        pix2pix.set_inference_normalization(self.generator, True)
+        log.debug("settled %d batch-norm layers over %d %s pairs", len(self.norms), len(split.names), split.name)
 
 
 class _BestKeeper:
@@ -311,6 +323,7 @@ class _BestKeeper:
         self.run, self.generator, self.average, self.settled = run, generator, average, settled
         every = math.ceil(len(train_split.names) / self.SAMPLE)
         self.sample = replace(train_split, names=train_split.names[::every])
+        self.settle = Settler(generator)
         self.level = FaceLevel(train_split)  # the pairs export fits on too
         self.scorer = HoldoutScorer(held)
         previous = read_scores(run)
@@ -343,7 +356,7 @@ class _BestKeeper:
         try:
             with weights:
                 if not settled or self.average is not None:
-                    settle(self.generator, self.sample)
+                    self.settle(self.sample)
                 self.level.fit(self.generator)
                 yield
         finally:
