@@ -20,6 +20,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 WAIT = 120  # s: the longest any process may take; a hang fails the test instead of stalling CI
+STEPS = 20  # of the two-worker run: a checkpoint every 5, killed after the first, stopped after the next
 TRAIN = ["--ngf", "8", "--ndf", "8", "--batch-size", "2", "--checkpoint-every", "5", "--sample-every", "1000",
          "--settle-fraction", "0", "--ema", "0.9"]
 
@@ -81,10 +82,10 @@ def test_two_workers_train_lose_a_worker_stop_on_sigterm_resume_and_export(tiny_
     chief, worker = tmp_path / "chief", tmp_path / "worker"
     runs = [chief, worker]
 
-    # 1. Fresh start; the worker is killed once the chief has checkpointed step 10.
-    cluster = Cluster(tiny_dataset, runs, tmp_path, steps=40, resume=False)
+    # 1. Fresh start; the worker is killed once the chief has checkpointed step 5.
+    cluster = Cluster(tiny_dataset, runs, tmp_path, steps=STEPS, resume=False)
     try:
-        _wait_for(chief / "checkpoints" / "ckpt-10.index", cluster)
+        _wait_for(chief / "checkpoints" / "ckpt-5.index", cluster)
         cluster.procs[1].send_signal(signal.SIGKILL)
         killed = time.monotonic()
         while not any("lost worker" in line for line in cluster.lines(0)) and cluster.procs[0].poll() is None:
@@ -99,10 +100,10 @@ def test_two_workers_train_lose_a_worker_stop_on_sigterm_resume_and_export(tiny_
     assert len(lines) == 2 and lines[0].startswith("options differing"), lines  # no traceback, no TF log lines
     assert re.search(rf"^face2face: error: lost worker 1 \({cluster.addresses[1]}\) at step \d+ .*ckpt-\d+", lines[1])
     kept = _steps(chief)
-    assert kept[-1] >= 10 and kept[-1] % 5 == 0  # no checkpoint of a step cut short
+    assert kept[-1] >= 5 and kept[-1] % 5 == 0  # no checkpoint of a step cut short
 
     # 2. Both resume at the chief's step; the worker hangs (SIGSTOP) and the blocked chief obeys SIGTERM.
-    cluster = Cluster(tiny_dataset, runs, tmp_path, steps=40, resume=True)
+    cluster = Cluster(tiny_dataset, runs, tmp_path, steps=STEPS, resume=True)
     try:
         _wait_for(chief / "checkpoints" / f"ckpt-{kept[-1] + 5}.index", cluster)
         cluster.procs[1].send_signal(signal.SIGSTOP)
@@ -120,14 +121,14 @@ def test_two_workers_train_lose_a_worker_stop_on_sigterm_resume_and_export(tiny_
     kept = _steps(chief)
 
     # 3. Both resume and finish; only the chief's folder holds the run.
-    cluster = Cluster(tiny_dataset, runs, tmp_path, steps=40, resume=True)
+    cluster = Cluster(tiny_dataset, runs, tmp_path, steps=STEPS, resume=True)
     try:
         assert [cluster.wait(0), cluster.wait(1)] == [0, 0], [cluster.lines(i) for i in range(2)]
     finally:
         cluster.close()
     for index in (0, 1):
         assert f"at step {kept[-1]}" in next(line for line in cluster.lines(index) if "resumed" in line)
-    assert _steps(chief)[-1] == 40
+    assert _steps(chief)[-1] == STEPS
     config = json.loads((chief / "config.json").read_text())
     assert config["resolved"]["replicas"] == 2
     assert not (worker / "checkpoints").exists() and not (worker / "config.json").exists()
@@ -135,7 +136,7 @@ def test_two_workers_train_lose_a_worker_stop_on_sigterm_resume_and_export(tiny_
     from face2face.train.export import export
 
     report = export(chief, tmp_path / "model.onnx")
-    assert Path(report.model).is_file() and report.steps == 40 and report.max_error <= 1e-4
+    assert Path(report.model).is_file() and report.steps == STEPS and report.max_error <= 1e-4
 
 
 # Runs train() once per config on two logical CPU devices (made before TensorFlow initialises).
