@@ -441,7 +441,7 @@ def run_live(
     frame before is composed and sent while the generator runs the next one (``capture`` must let
     the loop hold two frames). A frame is taken just in time to be prepared as the generator ends
     (``JustInTime``), and only if one is there then: a loop waiting for the camera shows each
-    face as soon as it is made, as without overlap, so overlapping never adds latency.
+    face as soon as it is made, as without overlap, never after the next camera frame.
     """
     if overlap and capture.hold < 2:
         raise ValueError("the overlapped loop holds two frames: open the capture with hold=2")
