@@ -78,15 +78,15 @@ def test_a_killed_recording_never_appears_under_its_name(command, tiny_model, tm
 
 def test_a_killed_quickstart_resumes_the_stage_it_was_in(tmp_path, capsys):
     work = tmp_path / "work"
-    argv = ["quickstart", str(VIDEOS / "lp_d18.mp4"), "-o", str(work), "--steps", "60", "--ngf", "8",
-            "--size", "64", "--every", "3"]
+    argv = ["quickstart", str(VIDEOS / "lp_d18.mp4"), "-o", str(work), "--steps", "30", "--ngf", "8",
+            "--size", "64", "--every", "6"]
     staged = work / "data" / ".staging" / "target"
     kill_when(argv, lambda: staged.is_dir() and len(list(staged.iterdir())) >= 5)  # while preparing
     with pytest.raises(Face2FaceError, match="not a complete dataset"):
         read_manifest(work / "data")
 
     checkpoints = work / "run" / "checkpoints"
-    kill_when(argv, lambda: (checkpoints / "checkpoint").exists())  # while training (a checkpoint every 6 steps)
+    kill_when(argv, lambda: (checkpoints / "checkpoint").exists())  # while training (a checkpoint every 3 steps)
     assert read_manifest(work / "data")["pairs"]["train"] > 0
     assert not (work / "model.onnx").exists()
     threads = json.loads((work / "run" / "config.json").read_text())["resolved"]["threads"]
@@ -96,7 +96,7 @@ def test_a_killed_quickstart_resumes_the_stage_it_was_in(tmp_path, capsys):
     assert main(argv) == 0
     err = capsys.readouterr().err
     step = int(err.split("(resuming at step ", 1)[1].split(")", 1)[0])
-    assert 0 < step < 60 and step % 6 == 0, err
+    assert 0 < step < 30 and step % 3 == 0, err
     assert "1/4 dataset" in err and "is complete, kept" in err and "2/4 training: resuming" in err
     assert read_sidecar(work / "model.onnx").steps == read_scores(work / "run").best
     assert (work / "evaluation.json").exists()
@@ -106,7 +106,7 @@ def test_a_quickstart_killed_while_it_exports_a_first_model_keeps_the_last_good_
     work = tmp_path / "work"
     model = work / "model.onnx"
     argv = ["quickstart", str(VIDEOS / "lp_d18.mp4"), "-o", str(work), "--steps", "200", "--ngf", "8",
-            "--size", "64", "--every", "3", "--first-model", "0"]
+            "--size", "64", "--every", "6", "--first-model", "0"]
     good: list[tuple[str, str]] = []
 
     def exporting_again() -> bool:

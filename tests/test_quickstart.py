@@ -21,11 +21,11 @@ from conftest import IMAGES, VIDEOS
 def test_quickstart_then_its_live_command_runs(tmp_path, capsys):
     work = tmp_path / "work"
     argv = ["quickstart", str(VIDEOS / "lp_d18.mp4"), "-o", str(work), "--steps", "40", "--ngf", "8",
-            "--size", "64", "--every", "3", "--first-model", "0"]
+            "--size", "64", "--every", "6", "--first-model", "0"]
     assert main(argv) == 0
     out, err = capsys.readouterr()
     precision = "bf16" if native_bf16() else "fp32"  # the CPU's own default
-    assert err.startswith(f"plan: 72 frames -> dataset, 40 training steps at ngf 8, ndf 32, {precision} on CPU, "
+    assert err.startswith(f"plan: 36 frames -> dataset, 40 training steps at ngf 8, ndf 32, {precision} on CPU, "
                           "export (+ int8 copy), evaluate; expected ")
     assert "prepare: " in err  # its progress shows inside quickstart too
     # a first model to drive while training went on, announced once with its live line

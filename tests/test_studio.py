@@ -284,11 +284,11 @@ def test_the_whole_path_in_the_page(chromium, studios, x_display, tmp_path):
     assert "216 frames -> dataset, 3600 training steps" in page.inner_text("#plan") or "10800" in page.inner_text("#plan")
     assert "a usable face in 8 of 8 frames sampled" in page.inner_text("#plan")
     page.get_by_text("Options (quickstart's").click()
-    for option, value in (("steps", "40"), ("ngf", "8"), ("every", "3"), ("first", "60")):
+    for option, value in (("steps", "20"), ("ngf", "8"), ("every", "6"), ("first", "60")):
         page.fill(f"#opt-{option} input", value)
     page.locator("#opt-size input").click()
     page.get_by_role("option", name="64", exact=True).click()
-    page.wait_for_function("document.querySelector('#plan').innerText.includes('40 training steps at ngf 8')")
+    page.wait_for_function("document.querySelector('#plan').innerText.includes('20 training steps at ngf 8')")
     shot("target")
 
     # learn: start, pause in training, resume
@@ -330,7 +330,7 @@ def test_the_whole_path_in_the_page(chromium, studios, x_display, tmp_path):
 
     # drive: an uploaded clip, then a few seconds of the browser's webcam
     tab("4 Drive")
-    driver = cut(VIDEOS / "lp_d3.mp4", tmp_path / "driver.webm", 40, width=640)  # VP8: the browser plays it
+    driver = cut(VIDEOS / "lp_d3.mp4", tmp_path / "driver.webm", 20, width=640)  # VP8: the browser plays it
     page.set_input_files("#drive-video input[type=file]", str(driver))
     page.wait_for_selector("#drive-video video")
     page.click("#drive-start")
@@ -339,7 +339,7 @@ def test_the_whole_path_in_the_page(chromium, studios, x_display, tmp_path):
                            "(document.querySelector('#drive-output video'))")
     drives = root / "lp_d18" / ".studio" / "drives"
     written = sorted(drives.glob("reenacted-*.webm"))
-    assert len(written) == 1 and frame_count_read(written[0]) == 40
+    assert len(written) == 1 and frame_count_read(written[0]) == 20
     uploaded = set(drives.glob("driver-*"))
     shot("drive")
     page.click("#drive-video button[aria-label='Clear']")
