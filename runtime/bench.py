@@ -75,9 +75,9 @@ class SeedLoop:
         row[1:5] = (t1 - t0, 0.0, clock() - t1, 0.0)
         return Job(frame, t, row, sketch=sketch)
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job, wait: bool = False) -> None:
         """Start the generator on the sketch (the seed ran it on every frame, face or not)."""
-        submit_to(self.generator, job)
+        submit_to(self.generator, job, wait)
 
     def result(self, job: Job) -> np.ndarray:
         return generated(self.generator, job)

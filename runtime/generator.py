@@ -53,6 +53,7 @@ class EngineChoice:
         return f"generator runs on {ENGINE_NAMES[self.engine]}, {self.precision}{why}"
 
 
+_SWAP_RB_PAIR = [0, 2, 1, 1, 2, 0, 3, 5, 4, 4, 5, 3]  # cv2.mixChannels: two BGR images -> one RGB+RGB image
 NVIDIA_DRIVER = Path("/proc/driver/nvidia")  # present on Linux while NVIDIA's kernel driver is loaded
 
 
@@ -341,17 +342,22 @@ class Generator:
         self._load(sketch, reference)
         return self._face_from(self.engine.run())
 
-    def submit(self, sketch: np.ndarray, reference: np.ndarray | None = None) -> None:
+    def submit(self, sketch: np.ndarray, reference: np.ndarray | None = None, wait: bool = False) -> None:
         """Start generating the face for ``sketch`` (and its ``reference``) on the generator's own
         thread, which the engine's run leaves to itself (it releases Python's lock): the caller
         goes on with other work, and ``result()`` waits for the face. Both images are read before
-        this returns; the face of the previous run stays valid until ``result()``."""
+        this returns; the face of the previous run stays valid until ``result()``. With ``wait``
+        the run happens here, on the caller's thread (a loop in turn: no hand-over to pay for)."""
         if self._running is not None:
             raise RuntimeError("submit() before result() of the previous run")
         self._load(sketch, reference)
+        self.started = time.perf_counter()
+        if wait:
+            self._running = Future()
+            self._running.set_result(self._timed_run())
+            return
         if self._worker is None:
             self._worker = ThreadPoolExecutor(1, thread_name_prefix="generator")
-        self.started = time.perf_counter()
         self._running = self._worker.submit(self._timed_run)
 
     def result(self) -> tuple[np.ndarray, float]:
@@ -370,10 +376,9 @@ class Generator:
         """The sketch (and reference) as the engine's input: RGB in [-1, 1]."""
         if self.bank is None:
             cv2.cvtColor(sketch, cv2.COLOR_BGR2RGB, dst=self._rgb)
-        else:
-            self._rgb[..., :3] = sketch[..., ::-1]  # BGR -> RGB
-            self._rgb[..., 3:] = (self.neutral_reference if reference is None else reference)[..., ::-1]
-        np.take(self._to_unit, self._rgb, out=self._input[0])
+        else:  # both BGR -> RGB into one 6-channel image
+            cv2.mixChannels([sketch, self.neutral_reference if reference is None else reference], [self._rgb], _SWAP_RB_PAIR)
+        cv2.LUT(self._rgb, self._to_unit, dst=self._input[0])
 
     def _face_from(self, output: np.ndarray) -> np.ndarray:
         """The engine's output as a face (uint8 BGR, the generator's buffer)."""

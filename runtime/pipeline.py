@@ -152,10 +152,11 @@ class Job:
     reference: np.ndarray | None = None  # what the face is drawn over (None: a model of the sketch alone)
 
 
-def submit_to(generator: Generator, job: Job) -> None:
-    """Start ``generator`` on ``job``'s sketch and reference; the time it takes goes into ``wait``."""
+def submit_to(generator: Generator, job: Job, wait: bool = False) -> None:
+    """Start ``generator`` on ``job``'s sketch and reference (``wait``: run it here, in turn); the
+    time it takes goes into ``wait``."""
     started = time.perf_counter()
-    generator.submit(job.sketch, job.reference)
+    generator.submit(job.sketch, job.reference, wait)
     job.row[WAIT] = time.perf_counter() - started
 
 
@@ -170,7 +171,7 @@ def generated(generator: Generator, job: Job) -> np.ndarray:
 
 def in_turn(row: np.ndarray) -> None:
     """A frame's stages where the loop did nothing while the generator ran: its ``generate`` is
-    the loop's whole time with the generator (handing over, the run, taking the face), ``wait`` none."""
+    the loop's whole time with the generator (loading its input, the run, taking the face), ``wait`` none."""
     row[GENERATE], row[WAIT] = row[WAIT], 0.0
 
 
@@ -282,11 +283,11 @@ class Puppeteer:
         row[1:5] = (t1 - t0, t2 - t1, t3 - t2, clock() - t3)
         return job
 
-    def submit(self, job: Job) -> None:
-        """Start generating the face of a prepared ``job`` on the generator's thread (nothing to
-        generate where no face was found); ``result`` waits for it."""
+    def submit(self, job: Job, wait: bool = False) -> None:
+        """Start generating the face of a prepared ``job`` on the generator's thread (``wait``: on
+        this one, in turn; nothing to generate where no face was found); ``result`` waits for it."""
         if job.points is not None:
-            submit_to(self.generator, job)
+            submit_to(self.generator, job, wait)
 
     def result(self, job: Job) -> np.ndarray | None:
         """The face ``submit`` started for ``job`` (None where no face was found); the seconds the
@@ -315,7 +316,7 @@ class Puppeteer:
         durations go into ``row``."""
         row[GENERATE:] = 0.0
         job = self.prepare(frame, t, row)
-        self.submit(job)
+        self.submit(job, wait=True)
         face = self.result(job)
         in_turn(row)
         return self.show(job, face)
@@ -518,7 +519,7 @@ def run_live(
                     puppeteer.submit(job)
                 keep_going = previous is None or send(previous, face)
             else:
-                puppeteer.submit(job)
+                puppeteer.submit(job, wait=True)
                 face = puppeteer.result(job)
                 in_turn(row)
                 keep_going = send(job, face)

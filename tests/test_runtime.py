@@ -123,9 +123,9 @@ class SlowGenerator:
         time.sleep(self.delay)
         return self.generator(sketch, reference)
 
-    def submit(self, sketch, reference=None):
+    def submit(self, sketch, reference=None, wait=False):
         self.started = time.perf_counter()
-        self.generator.submit(sketch, reference)
+        self.generator.submit(sketch, reference, wait)
 
     def result(self):
         time.sleep(self.delay)
@@ -163,6 +163,10 @@ def test_a_face_submitted_to_the_generators_thread_is_the_face_a_call_gives(gene
     sketch[:] = 0  # read before submit returned
     with pytest.raises(RuntimeError):
         generator.submit(sketch, reference)  # one run at a time
+    face, seconds = generator.result()
+    assert (face == called).all() and seconds > 0
+    sketch, reference = cv2.imread(str(path)), cv2.imread(str(path.parent.parent / "reference" / path.name))
+    generator.submit(sketch, reference, wait=True)  # in turn: run on this thread, the face as before
     face, seconds = generator.result()
     assert (face == called).all() and seconds > 0
 
