@@ -36,6 +36,7 @@ class BenchConfig:
     warmup: int = 30  # frames processed before measuring
     camera_fps: float = 60.0  # the video is delivered at this rate, looping, like a 60 fps webcam
     overlap: bool = False  # prepare the next frame while the generator runs (``run_live``)
+    rounds: int = 3  # with a baseline: stretches of frames each loop takes in turn with the other (``run_bench``)
 
 
 class SeedLoop:
@@ -87,60 +88,114 @@ class SeedLoop:
         return face
 
 
+class _Method:
+    """One loop's benchmark (face2face's or the seed's), measured over one or more stretches of
+    frames: its figures add up over the stretches, each read from the source where the last stopped."""
+
+    def __init__(self, source: str, generator: Generator, analyzer: FaceAnalyzer, puppet: PuppetConfig,
+                 config: BenchConfig, seed: bool, version: ModelVersion | None) -> None:
+        self.config, self.overlap = config, config.overlap and not seed
+        self.times = StageTimes(config.warmup + config.frames)
+        self.puppeteer = SeedLoop(generator, analyzer) if seed else Puppeteer(generator, analyzer, puppet)
+        self.reloader = None if seed or version is None else ModelReloader(self.puppeteer, version)
+        self.sink = NullSink(SinkConfig(puppet.width, puppet.height, config.camera_fps))
+        self.video = VideoSource(source)
+        self.frames, self.seconds, self.dropped, self.captured, self.detector_runs = 0, 0.0, 0, 0, 0
+        self.memory: list[float | None] = []  # after warm-up, then once a second, then at the end
+        self.decoded: list[float] = []
+        self.stretch_fps: list[float] = []
+
+    def __enter__(self) -> _Method:
+        if self.reloader is not None:
+            self.reloader.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.reloader is not None:
+            self.reloader.close()
+        self.video.close()
+
+    def run(self, frames: int, measure: bool = True) -> None:
+        """``frames`` more frames of the loop (``measure=False``: the warm-up, not counted)."""
+        with LatestFrameCapture(self.video, pace_fps=self.config.camera_fps, loop=True,
+                                hold=2 if self.overlap else 1) as capture:
+            runs_before = self.puppeteer.detector_runs
+            if measure and not self.memory:
+                self.memory.append(resident_mb())
+            on_second = (lambda fps, ms: self.memory.append(resident_mb())) if measure else None
+            result = run_live(capture, self.puppeteer, [self.sink], self.times, max_frames=frames,
+                              on_second=on_second, reloader=self.reloader, overlap=self.overlap)
+        if not measure:
+            return
+        self.memory.append(resident_mb())
+        self.frames += result.frames
+        self.seconds += result.seconds
+        self.stretch_fps.append(result.frames / max(result.seconds, 1e-9))
+        self.dropped, self.captured = self.dropped + result.dropped, self.captured + result.captured
+        self.detector_runs += self.puppeteer.detector_runs - runs_before
+        self.decoded += list(capture.decode_seconds)[-result.captured:] if result.captured else []
+
+    def report(self, model: str, source: str, puppet: PuppetConfig) -> dict:
+        """The figures as a JSON-ready dict."""
+        generator, seed = self.puppeteer.generator, isinstance(self.puppeteer, SeedLoop)  # the model running at the end
+        return {
+            "provider": generator.provider,
+            "precision": generator.precision,
+            "model": str(model),
+            "model_size": generator.info.size,
+            "ngf": generator.info.ngf,
+            "source": str(source),
+            "source_size": [self.video.width, self.video.height],
+            "camera_fps": self.config.camera_fps,
+            "frames": self.frames,
+            "fps": round(self.frames / max(self.seconds, 1e-9), 2),
+            **self.times.summary(skip=self.config.warmup),
+            "dropped": self.dropped,
+            "captured": self.captured,
+            "detector_runs": self.detector_runs,
+            "memory_mb": memory_figures(self.memory),
+            "decode_ms": decode_figures(self.decoded, self.seconds),
+            "drift": _drift(self.times, self.config.warmup),
+            "faces_found": self.puppeteer.faces_found,
+            **reload_figures(self.reloader.reloads if self.reloader else []),
+            "method": "seed baseline" if seed else "face2face",
+            "overlap": self.overlap,
+            "generator_threads": generator.threads,
+            "layout": puppet.layout,
+            "retarget": puppet.retarget.mode,
+            "output_size": [puppet.width, puppet.height],
+            "machine": _machine(),
+        }
+
+
 def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnalyzer,
               puppet: PuppetConfig, config: BenchConfig = BenchConfig(), seed: bool = False,
-              version: ModelVersion | None = None) -> dict:
+              version: ModelVersion | None = None, baseline: Generator | None = None) -> dict:
     """Run the live loop into a null sink; returns the figures as a JSON-ready dict.
 
-    ``seed=True`` runs the seed's per-frame method instead (the baseline). With the ``version`` of
-    the model files ``generator`` was loaded from, a newer version written during the run is
-    swapped in as ``live`` does, and each swap is timed (``reloads``).
+    ``seed=True`` runs the seed's per-frame method instead. With the ``version`` of the model
+    files ``generator`` was loaded from, a newer version written during the run is swapped in as
+    ``live`` does, and each swap is timed (``reloads``). With a ``baseline`` generator the seed's
+    method runs too, in ``config.rounds`` stretches taking turns with the loop's, so that a
+    machine whose speed drifts slows both alike: its figures go into ``baseline``, the ratio of the
+    frame rates into ``speedup`` (overall and per round).
     """
-    times = StageTimes(config.warmup + config.frames)
-    puppeteer = SeedLoop(generator, analyzer) if seed else Puppeteer(generator, analyzer, puppet)
-    reloader = None if seed or version is None else ModelReloader(puppeteer, version)
-    sink = NullSink(SinkConfig(puppet.width, puppet.height, config.camera_fps))
-    overlap = config.overlap and not seed
-    with VideoSource(source) as video, \
-            LatestFrameCapture(video, pace_fps=config.camera_fps, loop=True, hold=2 if overlap else 1) as capture, \
-            reloader or nullcontext():
-        run_live(capture, puppeteer, [sink], times, max_frames=config.warmup, reloader=reloader, overlap=overlap)
-        dropped_before, captured_before, runs_before = capture.dropped, capture.captured, puppeteer.detector_runs
-        memory = [resident_mb()]  # after warm-up, then once a second, then at the end
-        result = run_live(capture, puppeteer, [sink], times, max_frames=config.frames,
-                          on_second=lambda fps, ms: memory.append(resident_mb()), reloader=reloader, overlap=overlap)
-        memory.append(resident_mb())
-        width, height = video.width, video.height
-        decoded = list(capture.decode_seconds)[-(result.captured - captured_before):]
-    frames, generator = result.frames, puppeteer.generator  # the model running at the end
-    return {
-        "provider": generator.provider,
-        "precision": generator.precision,
-        "model": str(model),
-        "model_size": generator.info.size,
-        "ngf": generator.info.ngf,
-        "source": str(source),
-        "source_size": [width, height],
-        "camera_fps": config.camera_fps,
-        "frames": frames,
-        "fps": round(frames / max(result.seconds, 1e-9), 2),
-        **times.summary(skip=config.warmup),
-        "dropped": result.dropped - dropped_before,
-        "captured": result.captured - captured_before,
-        "detector_runs": puppeteer.detector_runs - runs_before,
-        "memory_mb": memory_figures(memory),
-        "decode_ms": decode_figures(decoded, result.seconds),
-        "drift": _drift(times, config.warmup),
-        "faces_found": puppeteer.faces_found,
-        **reload_figures(reloader.reloads if reloader else []),
-        "method": "seed baseline" if seed else "face2face",
-        "overlap": overlap,
-        "generator_threads": generator.threads,
-        "layout": puppet.layout,
-        "retarget": puppet.retarget.mode,
-        "output_size": [puppet.width, puppet.height],
-        "machine": _machine(),
-    }
+    rounds = max(config.rounds, 1) if baseline is not None else 1
+    share = [config.frames // rounds + (i < config.frames % rounds) for i in range(rounds)]
+    with _Method(source, generator, analyzer, puppet, config, seed, version) as ours, \
+            (_Method(source, baseline, analyzer, puppet, config, True, None) if baseline else nullcontext()) as theirs:
+        methods = [m for m in (ours, theirs) if m is not None]
+        for method in methods:
+            method.run(config.warmup, measure=False)
+        for frames in share:
+            for method in methods:
+                method.run(frames)
+    report = ours.report(model, source, puppet)
+    if theirs is not None:
+        report["baseline"] = theirs.report(model, source, puppet)
+        report["speedup"] = {"fps": round(report["fps"] / max(report["baseline"]["fps"], 1e-9), 3),
+                             "rounds": [round(a / max(b, 1e-9), 3) for a, b in zip(ours.stretch_fps, theirs.stretch_fps)]}
+    return report
 
 
 def decode_figures(seconds: list[float], wall: float) -> dict | None:
@@ -227,7 +282,8 @@ def format_table(report: dict) -> str:
     if "baseline" in report:
         base = report["baseline"]
         lines.append(f"seed baseline, same model and clip, {base['provider']} {base['precision']}: "
-                     f"{base['fps']:.1f} fps ({report['fps'] / max(base['fps'], 1e-9):.2f}x), latency p50 "
+                     f"{base['fps']:.1f} fps ({report['speedup']['fps']:.2f}x; by round "
+                     f"{', '.join(f'{r:.2f}' for r in report['speedup']['rounds'])}), latency p50 "
                      f"{base['latency_ms']['p50']:.2f} ms, p95 {base['latency_ms']['p95']:.2f} ms, "
                      f"detector runs {base['detector_runs']}")
     return "\n".join(lines)

@@ -110,6 +110,9 @@ def test_bench_json_has_every_field(tiny_model, tmp_path):
     baseline = report["baseline"]  # the seed's method: a detector run on every frame
     assert baseline["method"] == "seed baseline" and baseline["detector_runs"] == baseline["frames"] == 40
     assert (baseline["provider"], baseline["precision"]) == ("onnxruntime CPU", "fp32")  # the seed's engine
+    speedup = report["speedup"]  # the two loops took turns in three stretches of the 40 frames
+    assert speedup["fps"] == pytest.approx(report["fps"] / baseline["fps"], rel=0.01) and len(speedup["rounds"]) == 3
+    assert min(speedup["rounds"]) <= speedup["fps"] <= max(speedup["rounds"])
 
 
 class SlowGenerator:
