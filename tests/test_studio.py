@@ -6,6 +6,7 @@ video file with a model switch."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -203,10 +204,16 @@ class Studio:
         self.output: str | None = None
 
     def stop(self) -> str:
-        """Ctrl-C, as a user stops it; what it printed (idempotent)."""
+        """Ctrl-C, as a user stops it; what it printed (idempotent). Killed if it is still up 30 s
+        later, so that a hang fails the test without leaving the studio running."""
         if self.output is None:
             self.process.send_signal(signal.SIGINT)
-            self.output = self.process.communicate(timeout=30)[0]
+            try:
+                self.output = self.process.communicate(timeout=30)[0]
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.output = self.process.communicate()[0]
+                raise
         return self.output
 
 
@@ -220,8 +227,9 @@ def studios():
         return started[-1]
 
     yield start
-    for studio in started:
-        studio.stop()
+    with contextlib.ExitStack() as stopping:  # each one stopped, even after another's stop failed
+        for studio in started:
+            stopping.callback(studio.stop)
 
 
 def fake_webcam(video: Path, out: Path, frames: int) -> Path:
