@@ -125,11 +125,14 @@ TINY_STEPS = 30
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
-    """A 64 px dataset of 40 real pairs (32 train + 8 test) from lp_d19 (steady, glasses)."""
+    """A 64 px dataset of 40 real pairs (32 train + 8 test) from lp_d19 (steady, glasses), its
+    references built, so that no test depends on another having trained on it first."""
     from face2face.train.prepare import PrepareConfig, prepare
+    from face2face.train.references import ensure_references
 
     out = tmp_path_factory.mktemp("data") / "d19"
     prepare([str(VIDEOS / "lp_d19.mp4")], out, PrepareConfig(size=TINY_SIZE, max_pairs=40))
+    ensure_references(out)
     return out
 
 
