@@ -4,13 +4,10 @@ missing."""
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import io
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
 
@@ -154,32 +151,6 @@ def tiny_model(tiny_run, tmp_path_factory) -> Path:
     model = tmp_path_factory.mktemp("model") / "tiny.onnx"
     export(tiny_run, model)
     return model
-
-
-@dataclass(frozen=True)
-class Quickstart:
-    """A finished `face2face quickstart`: its command, its folder and what it printed."""
-
-    argv: list[str]
-    work: Path
-    out: str
-    err: str
-
-
-@pytest.fixture(scope="session")
-def tiny_quickstart(tmp_path_factory) -> Quickstart:
-    """`face2face quickstart` of lp_d18 in this process, as a user runs it once: every 6th frame
-    (36), 64 px, 40 steps at ngf 8, a first model to drive from the first checkpoint on."""
-    from face2face.cli import main
-
-    work = tmp_path_factory.mktemp("quickstart") / "work"
-    argv = ["quickstart", str(VIDEOS / "lp_d18.mp4"), "-o", str(work), "--steps", "40", "--ngf", "8",
-            "--size", "64", "--every", "6", "--first-model", "0"]
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(argv)
-    assert status == 0, err.getvalue()[-3000:]
-    return Quickstart(argv, work, out.getvalue(), err.getvalue())
 
 
 def copy_reference(model: Path, folder: Path) -> None:
