@@ -94,7 +94,7 @@ class _Method:
 
     def __init__(self, source: str, generator: Generator, analyzer: FaceAnalyzer, puppet: PuppetConfig,
                  config: BenchConfig, seed: bool, version: ModelVersion | None) -> None:
-        self.config, self.overlap = config, config.overlap and not seed
+        self.source, self.puppet, self.config, self.overlap = source, puppet, config, config.overlap and not seed
         self.times = StageTimes(config.warmup + config.frames)
         self.puppeteer = SeedLoop(generator, analyzer) if seed else Puppeteer(generator, analyzer, puppet)
         self.reloader = None if seed or version is None else ModelReloader(self.puppeteer, version)
@@ -133,10 +133,11 @@ class _Method:
         self.stretch_fps.append(result.frames / max(result.seconds, 1e-9))
         self.dropped, self.captured = self.dropped + result.dropped, self.captured + result.captured
         self.detector_runs += self.puppeteer.detector_runs - runs_before
-        self.decoded += list(capture.decode_seconds)[-result.captured:] if result.captured else []
+        self.decoded += list(capture.decode_seconds)[: result.captured]  # a fresh capture: its frames the loop counted
 
-    def report(self, model: str, source: str, puppet: PuppetConfig) -> dict:
+    def report(self, model: str) -> dict:
         """The figures as a JSON-ready dict."""
+        source, puppet = self.source, self.puppet
         generator, seed = self.puppeteer.generator, isinstance(self.puppeteer, SeedLoop)  # the model running at the end
         return {
             "provider": generator.provider,
@@ -190,9 +191,9 @@ def run_bench(model: str, source: str, generator: Generator, analyzer: FaceAnaly
         for frames in share:
             for method in methods:
                 method.run(frames)
-    report = ours.report(model, source, puppet)
+    report = ours.report(model)
     if theirs is not None:
-        report["baseline"] = theirs.report(model, source, puppet)
+        report["baseline"] = theirs.report(model)
         report["speedup"] = {"fps": round(report["fps"] / max(report["baseline"]["fps"], 1e-9), 3),
                              "rounds": [round(a / max(b, 1e-9), 3) for a, b in zip(ours.stretch_fps, theirs.stretch_fps)]}
     return report
