@@ -65,10 +65,10 @@ class LatestFrameCapture:
                 target = next(i for i in range(len(self._buffers)) if i != self._latest and i not in self._held)
             started = time.perf_counter()
             frame = self.source.read(out=self._buffers[target])
-            if frame is None and self.loop and self.captured:
+            if frame is None and self.loop:  # also where an earlier capture left the source at its end
                 self.source.rewind()
                 frame = self.source.read(out=self._buffers[target])
-            if frame is None:
+            if frame is None:  # the end, or a file with no frame to loop over
                 break
             self.decode_seconds.append(time.perf_counter() - started)
             if frame is not self._buffers[target]:  # the decoder could not write in place

@@ -193,6 +193,16 @@ def test_the_capture_keeps_the_frames_the_loop_holds():
         assert (second == also).all()  # the last two frames taken stay as they were
 
 
+def test_a_looping_capture_starts_again_where_the_last_left_the_file_at_its_end():
+    with VideoSource(str(VIDEOS / "lp_d18.mp4")) as video:
+        first = video.read().copy()
+        while video.grab():
+            pass  # the file read to its end, as a capture before this one may leave it
+        with LatestFrameCapture(video, pace_fps=2.0, loop=True) as capture:  # the next frame half a second later
+            frame, _ = capture.get()
+            assert (frame == first).all()
+
+
 class ShownWithItsSketch(NullSink):
     """A null sink that keeps each frame sent with the sketch and reference the puppeteer says it shows."""
 
