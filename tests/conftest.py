@@ -35,11 +35,23 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[DATA_PROBLEM] = testdata.unavailable(DATA, testdata.manifest())
 
 
+# Test files that run face2face in other processes for a minute or more (quickstarts, the studio, two
+# training workers): the suite's two workers (pytest-xdist, ``--dist loadgroup``) run them in one
+# group, one after another and first; two at once on two cores starve each other past their timeouts.
+IN_OTHER_PROCESSES = ("test_distributed.py", "test_studio.py", "test_quickstart.py", "test_killed.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip the tests that read the real face data when it is missing, and those run with a
-    weight file that is not found (e.g. ``yunet`` before `face2face models fetch yunet`)."""
+    weight file that is not found (e.g. ``yunet`` before `face2face models fetch yunet`). Group the
+    tests for the workers: a file's tests together (its module fixtures are built once), those in
+    ``IN_OTHER_PROCESSES`` all together, first."""
     problem = config.stash[DATA_PROBLEM]
+    items.sort(key=lambda item: item.path.name not in IN_OTHER_PROCESSES)  # stable: files keep their order
     for item in items:
+        group = "in-other-processes" if item.path.name in IN_OTHER_PROCESSES else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
         if problem and _reads_data(item):
             item.add_marker(pytest.mark.skip(reason=problem))
         weights = _missing_weights(item)
@@ -163,18 +175,21 @@ def copy_reference(model: Path, folder: Path) -> None:
 
 @pytest.fixture(scope="session")
 def x_server():
-    """A real X server (Xvfb) for preview windows, one for the whole session: a process whose
-    display goes away while OpenCV holds a connection to it is ended by Xlib. CI installs it."""
+    """A real X server (Xvfb) for preview windows, one for the whole session (one per worker, each on
+    a free display number it picks itself): a process whose display goes away while OpenCV holds a
+    connection to it is ended by Xlib. CI installs it."""
     import shutil
     import subprocess
-    import time
 
     if not (shutil.which("Xvfb") and shutil.which("xdotool")):
         pytest.skip("Xvfb and xdotool are not installed (apt-get install xvfb xdotool)")
-    server = subprocess.Popen(["Xvfb", ":77", "-screen", "0", "800x600x24"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    yield ":77"
+    server = subprocess.Popen(["Xvfb", "-displayfd", "1", "-screen", "0", "800x600x24"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    number = server.stdout.readline().strip()  # written once the server accepts connections
+    if not number.isdigit():
+        server.kill()
+        pytest.fail("Xvfb did not start (no display number on its -displayfd)")
+    yield f":{number}"
     server.terminate()
     server.wait()
 
