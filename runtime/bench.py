@@ -94,7 +94,7 @@ class _Method:
 
     def __init__(self, source: str, generator: Generator, analyzer: FaceAnalyzer, puppet: PuppetConfig,
                  config: BenchConfig, seed: bool, version: ModelVersion | None) -> None:
-        self.source, self.puppet, self.config, self.overlap = source, puppet, config, config.overlap and not seed
+        self.puppet, self.config, self.overlap = puppet, config, config.overlap and not seed
         self.times = StageTimes(config.warmup + config.frames)
         self.puppeteer = SeedLoop(generator, analyzer) if seed else Puppeteer(generator, analyzer, puppet)
         self.reloader = None if seed or version is None else ModelReloader(self.puppeteer, version)
@@ -137,7 +137,7 @@ class _Method:
 
     def report(self, model: str) -> dict:
         """The figures as a JSON-ready dict."""
-        source, puppet = self.source, self.puppet
+        puppet = self.puppet
         generator, seed = self.puppeteer.generator, isinstance(self.puppeteer, SeedLoop)  # the model running at the end
         return {
             "provider": generator.provider,
@@ -145,7 +145,7 @@ class _Method:
             "model": str(model),
             "model_size": generator.info.size,
             "ngf": generator.info.ngf,
-            "source": str(source),
+            "source": str(self.video.spec),
             "source_size": [self.video.width, self.video.height],
             "camera_fps": self.config.camera_fps,
             "frames": self.frames,

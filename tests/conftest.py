@@ -192,6 +192,7 @@ def x_server():
     yield f":{number}"
     server.terminate()
     server.wait()
+    server.stdout.close()
 
 
 @pytest.fixture()
