@@ -2,17 +2,21 @@
 shape warped onto the sketch's landmarks and blended, one function for training and live use.
 
 A ``ReferenceBank`` holds ``BANK_SIZE`` face crops of the target with their 68 landmarks. For a
-sketch's landmarks, ``ReferenceBank.build`` takes the ``NEAREST`` crops whose shapes (68 points,
-similarity-aligned to the bank's template) are closest, warps each piecewise-affinely onto the
-landmarks (one Delaunay triangulation of the template's points and the crop's border; a map per
-frame, ``cv2.remap``) and blends them with weights that fall to zero at the next-nearest crop's
-distance, so the reference changes continuously as the face moves: no popping when the nearest
-crop changes. The generator then copies what is still true of those crops (skin, the frames of
-glasses, the iris) and redraws what is not (an open mouth over a closed one, a blink).
+sketch's landmarks, ``ReferenceBank.build`` takes the ``NEAREST`` (two) crops whose shapes (68
+points, similarity-aligned to the bank's template) are closest and blends them with weights that
+fall to zero at the next-nearest crop's distance, so the reference changes continuously as the
+face moves: no popping when the nearest crop changes. The blend is made in the heavier crop's
+geometry (the other crop warped onto its landmarks once while the pair stays, bicubic) and warped
+piecewise-affinely onto the sketch's landmarks (one Delaunay triangulation of the template's points
+and the crop's border; a map per frame, ``cv2.remap``): one warp a frame in a stream, the same
+geometry as warping each crop on its own. The generator then copies what is still true of those
+crops (skin, the frames of glasses, the iris) and redraws what is not (an open mouth over a closed
+one, a blink).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +27,7 @@ import numpy as np
 from face2face.errors import Face2FaceError
 from face2face.geometry import similarity_fit
 
-NEAREST = 2  # crops blended per frame
+NEAREST = 2  # crops blended per frame (``ReferenceBank.build`` blends two at most)
 BANK_SIZE = 96  # crops a bank keeps (farthest-point samples of the train frames' shapes; docs/experiments.md)
 EXCLUDE_SECONDS = 1.0  # a training pair never takes a crop from within this much video of its own frame
 BANK_FILE = "bank.json"
@@ -31,6 +35,7 @@ MAP_STEP = 2  # the warp's maps are exact every this many pixels (``PiecewiseAff
 _BORDER_STEPS = 4  # border points per side of the crop, corners included once
 STEADY_SECONDS = 0.15  # time constant of the blend's weights in a stream (``SteadyBlend``; docs/experiments.md)
 RESTART_SECONDS = 0.5  # a longer gap between frames restarts them
+ONTO_INTERPOLATION = cv2.INTER_CUBIC  # the second crop's warp onto the first's landmarks (resampled twice)
 
 
 def normalised_shapes(points: np.ndarray, template: np.ndarray) -> np.ndarray:
@@ -59,14 +64,21 @@ def triangulation(template: np.ndarray, size: int) -> np.ndarray:
 
 
 def with_border(points: np.ndarray, size: int) -> np.ndarray:
-    """``(68 + B, 2)``: the landmarks, then fixed points along the crop's border (they map to themselves)."""
+    """``float64 (68 + B, 2)``: the landmarks, then fixed points along the crop's border (they map to themselves)."""
+    return np.concatenate([np.asarray(points, np.float64), _border(size)])
+
+
+@functools.lru_cache(maxsize=8)
+def _border(size: int) -> np.ndarray:
+    """``float64 (B, 2)``: the crop's fixed border points, clockwise from its top-left corner."""
     edge = np.linspace(-1.0, size, _BORDER_STEPS + 1)[:-1]
     far = float(size)
     border = np.concatenate([
         np.stack([edge, np.full_like(edge, -1.0)], 1), np.stack([np.full_like(edge, far), edge], 1),
         np.stack([far - 1.0 - edge, np.full_like(edge, far)], 1), np.stack([np.full_like(edge, -1.0), far - 1.0 - edge], 1),
     ])
-    return np.concatenate([np.asarray(points, np.float32), border.astype(np.float32)])
+    border.flags.writeable = False
+    return border
 
 
 class PiecewiseAffine:
@@ -95,33 +107,38 @@ class PiecewiseAffine:
         self._table = np.zeros((len(triangles) + 1, 3, 2))  # per triangle [x, y, 1] -> source point
         self._table[-1] = self._identity  # for any pixel no triangle covers
         self._table32 = np.empty((len(triangles) + 1, 6), np.float32)
+        self._next, self._after = triangles[:, [1, 2, 0]], triangles[:, [2, 0, 1]]  # each corner's next two
 
     def triangles_of(self, points: np.ndarray) -> np.ndarray:
         """``(T, 3, 2)``: the triangles' corners for landmarks ``points`` (what ``warp`` reads an image by)."""
-        return with_border(points, self.size).astype(np.float64)[self.triangles]
+        return with_border(points, self.size)[self.triangles]
 
     def set_destination(self, points: np.ndarray) -> None:
         """Rasterise the triangles at the destination landmarks (which triangle holds each pixel)."""
-        dst = with_border(points, self.size).astype(np.float64)
+        dst = with_border(points, self.size)
         self._ids.fill(len(self.triangles))  # the identity row for any pixel no triangle covers
         coarse = np.round(((dst - (MAP_STEP - 1) / 2) / MAP_STEP + 1) * 16).astype(np.int32)
         for t, corners in enumerate(coarse[self.triangles]):  # one call per triangle: its id
             cv2.fillConvexPoly(self._ids, corners, t, cv2.LINE_8, 4)
-        d = dst[self.triangles]  # (T, 3, 2)
-        matrix = np.concatenate([d, np.ones((len(d), 3, 1))], axis=2)  # rows (x, y, 1)
-        ok = np.abs(np.linalg.det(matrix)) > 1e-6
-        inverse = np.zeros_like(matrix)
-        inverse[ok] = np.linalg.inv(matrix[ok])
-        self._inverse, self._bad, self._centres = inverse, ~ok, d.mean(axis=1)
+        # the inverse of each triangle's rows (x, y, 1) in closed form, its adjugate over its determinant:
+        # column i is the cross product of rows i + 1 and i + 2
+        (x1, y1), (x2, y2) = dst[self._next].transpose(2, 0, 1), dst[self._after].transpose(2, 0, 1)
+        adjugate = np.stack([y1 - y2, x2 - x1, x1 * y2 - x2 * y1], axis=1)
+        det = adjugate[:, 2].sum(axis=1)
+        ok = np.abs(det) > 1e-6
+        self._inverse = adjugate * (ok / np.where(ok, det, 1.0))[:, None, None]
+        self._bad = None if ok.all() else ~ok  # degenerate triangles (a closed mouth's inner lips): a shift
+        self._centres = None if self._bad is None else dst[self.triangles].mean(axis=1)
 
     def maps(self, source: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(map_x, map_y) for ``cv2.remap``: where each destination pixel reads an image whose
         triangles are ``source`` (``triangles_of``)."""
         coeff = self._table[:-1]
-        np.einsum("tij,tjk->tik", self._inverse, source, out=coeff)  # [x, y, 1] @ coeff = source point
-        bad = self._bad  # degenerate at the destination (a closed mouth's inner lips): a shift
-        coeff[bad] = self._identity
-        coeff[bad, 2] = (source.mean(axis=1) - self._centres)[bad]
+        np.matmul(self._inverse, source, out=coeff)  # [x, y, 1] @ coeff = source point
+        bad = self._bad
+        if bad is not None:
+            coeff[bad] = self._identity
+            coeff[bad, 2] = (source.mean(axis=1) - self._centres)[bad]
         self._table32[:] = self._table.reshape(-1, 6)
         np.take(self._table32, self._ids, axis=0, out=self._coeff)
         c = self._coeff
@@ -133,11 +150,12 @@ class PiecewiseAffine:
         cv2.resize(self._map, self._enlarged.shape[1::-1], dst=self._enlarged, interpolation=cv2.INTER_LINEAR)
         return self._full[..., 0], self._full[..., 1]
 
-    def warp(self, image: np.ndarray, source: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def warp(self, image: np.ndarray, source: np.ndarray, out: np.ndarray | None = None,
+             interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
         """``image`` (its triangles ``source``: ``triangles_of`` its landmarks) warped onto the
         destination landmarks."""
         self.maps(source)
-        return cv2.remap(image, self._full, None, cv2.INTER_LINEAR, dst=out, borderMode=cv2.BORDER_REPLICATE)
+        return cv2.remap(image, self._full, None, interpolation, dst=out, borderMode=cv2.BORDER_REPLICATE)
 
 
 @dataclass
@@ -157,7 +175,9 @@ class ReferenceBank:
         self.shapes = normalised_shapes(self.points, self.template)
         self.warper = PiecewiseAffine(triangulation(self.template, self.size), self.size)
         self._sources = [self.warper.triangles_of(p) for p in self.points]
-        self._warped = np.empty((NEAREST, self.size, self.size, 3), np.uint8)
+        self._other = np.empty((self.size, self.size, 3), np.uint8)
+        self._blend = np.empty_like(self._other)
+        self._pair: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -193,20 +213,25 @@ class ReferenceBank:
         take, weights = self.nearest(points, allowed)
         if steady is not None:
             take, weights = steady(take, weights, t)
-        self.warper.set_destination(points)
         if out is None:
             out = np.empty((self.size, self.size, 3), np.uint8)
-        warped = self._warped[: len(take)]
-        for slot, index in enumerate(take):
-            self.warper.warp(self.images[index], self._sources[index], out=warped[slot])
+        base = int(take[0])
         if len(take) == 1:
-            np.copyto(out, warped[0])
-        elif len(take) == 2:
-            cv2.addWeighted(warped[0], float(weights[0]), warped[1], float(weights[1]), 0.0, dst=out)
+            image = self.images[base]
         else:
-            blend = np.tensordot(weights, warped.astype(np.float32), axes=1)
-            cv2.convertScaleAbs(blend, out)  # rounds and saturates to uint8
-        return out
+            image = self._blend
+            cv2.addWeighted(self.images[base], float(weights[0]), self._onto(base, int(take[1])), float(weights[1]), 0.0,
+                            dst=image)
+        self.warper.set_destination(points)
+        return self.warper.warp(image, self._sources[base], out=out)
+
+    def _onto(self, base: int, other: int) -> np.ndarray:
+        """Crop ``other`` warped onto crop ``base``'s landmarks (kept while the pair stays)."""
+        if self._pair != (base, other):
+            self.warper.set_destination(self.points[base])
+            self.warper.warp(self.images[other], self._sources[other], out=self._other, interpolation=ONTO_INTERPOLATION)
+            self._pair = (base, other)
+        return self._other
 
 
 class SteadyBlend:

@@ -94,6 +94,22 @@ def test_nearest_takes_the_crop_of_that_shape_and_blends_continuously(tiny_datas
     assert take[0] == 5
 
 
+def test_the_blend_in_the_heavier_crop_s_geometry_is_each_crop_warped_on_its_own(tiny_dataset):
+    """``build`` warps the other crop onto the heavier one's landmarks, blends there and warps once:
+    the same reference, to interpolation's rounding, as the two crops warped apart and blended; and
+    what it keeps between calls changes nothing."""
+    bank = _bank(tiny_dataset)
+    points = 0.6 * bank.points[2] + 0.4 * bank.points[3]
+    (a, b), (wa, wb) = bank.nearest(points)
+    apart = wa * bank.warped(a, points).astype(float) + wb * bank.warped(b, points).astype(float)
+    built = bank.build(points).copy()
+    inside = outline_mask(face_outline(points), built.shape[:2], inset=2)
+    assert wb > 0.2 and np.abs(bank.warped(a, points).astype(int) - bank.warped(b, points))[inside].mean() > 1.5
+    assert np.abs(built - apart)[inside].mean() < 0.6  # the heavier crop alone: about 1
+    bank.build(bank.points[5])  # another pair in between
+    np.testing.assert_array_equal(bank.build(points), built)
+
+
 def test_in_a_stream_the_blend_follows_each_frame_with_its_time_constant():
     from face2face.reference import RESTART_SECONDS, STEADY_SECONDS, SteadyBlend
 
