@@ -402,6 +402,38 @@ def test_a_residual_generator_starts_as_its_reference():
         pix2pix.build_generator(64, 8, residual=True)
 
 
+def test_a_smoothed_correction_is_the_correction_blurred():
+    """``--smooth-correction``: the correction passes a fixed Gaussian before it is added: a point
+    spreads into the Gaussian's taps and keeps its sum, a constant stays itself up to the edges, and
+    the exported (transposed) generator computes the same."""
+    from face2face.train import pix2pix
+
+    add = pix2pix.AddReference(1.5)
+    taps = pix2pix.gaussian_taps(1.5)
+    assert len(taps) == 11 and taps.sum() == pytest.approx(1.0) and taps[5] == taps.max()
+    reference = np.random.default_rng(1).uniform(-0.5, 0.5, (1, 32, 32, 6)).astype(np.float32)
+    point = np.zeros((1, 32, 32, 3), np.float32)
+    point[0, 12, 20, 1] = 0.4
+    spread = np.asarray(add(point, reference)) - reference[..., 3:6]
+    np.testing.assert_allclose(spread[0, 7:18, 15:26, 1], 0.4 * np.outer(taps, taps), atol=1e-6)
+    assert spread[..., 1].sum() == pytest.approx(0.4, abs=1e-5) and np.abs(spread[..., [0, 2]]).max() < 1e-6
+    constant = np.asarray(add(np.full_like(point, 0.25), reference)) - reference[..., 3:6]
+    np.testing.assert_allclose(constant, 0.25, atol=1e-6)
+    generator = pix2pix.build_generator(64, 8, upsample="resize", channels=6, residual=True, smooth=1.5)
+    last = generator.get_layer("up_out")
+    last.set_weights([np.random.default_rng(2).normal(0, 0.05, w.shape).astype(np.float32) for w in last.get_weights()])
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 6)).astype(np.float32)
+    plain = pix2pix.build_generator(64, 8, upsample="resize", channels=6, residual=True)
+    plain.set_weights(generator.get_weights())
+    out = np.asarray(generator(x, training=False))
+    assert np.abs(out - np.asarray(plain(x, training=False))).mean() > 1e-3  # the blur is there
+    exported = pix2pix.as_transposed(generator)
+    assert pix2pix.correction_smooth(exported) == 1.5
+    np.testing.assert_allclose(np.asarray(exported(x, training=False)), out, atol=1e-5)
+    with pytest.raises(ValueError, match="needs residual"):
+        pix2pix.build_generator(64, 8, channels=6, smooth=1.5)
+
+
 def test_a_residual_model_trains_exports_and_keeps_its_level(tiny_dataset, tmp_path):
     from face2face.runtime.generator import Generator
     from face2face.train.export import export, load_generator
@@ -412,10 +444,11 @@ def test_a_residual_model_trains_exports_and_keeps_its_level(tiny_dataset, tmp_p
 
     data = tmp_path / "data"
     shutil.copytree(tiny_dataset, data)
-    train(data, tmp_path / "run", TrainConfig(steps=6, ngf=8, ndf=8, residual=True, swap_parts=0.5, checkpoint_every=3))
+    train(data, tmp_path / "run", TrainConfig(steps=6, ngf=8, ndf=8, residual=True, smooth_correction=1.5, swap_parts=0.5,
+                                              checkpoint_every=3))
     assert (data / "train" / "reference_swap" / "swaps.json").is_file()  # written before training read them
     report = export(tmp_path / "run", tmp_path / "m.onnx")
-    assert report.max_error <= 1e-4  # the ONNX graph adds and clips as TensorFlow does
+    assert report.max_error <= 1e-4  # the ONNX graph blurs, adds and clips as TensorFlow does
     generator, _, _, _ = load_generator(tmp_path / "run")
     level = FaceLevel(split_holdout(check_split(data, "train", reference=True), 0.05)[0])
     assert np.abs(level.fit(generator)).max() < 0.05  # exported at its level: nothing to add

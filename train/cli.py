@@ -87,6 +87,9 @@ def add_commands(commands) -> None:
                    help="with --reference bank: the face is the reference plus a correction the generator "
                         "draws, so the reference's detail reaches the face at full resolution (default: on "
                         "with the bank, unless --blend; --no-residual: the generator redraws the whole face)")
+    p.add_argument("--smooth-correction", type=float, default=0.0, metavar="SIGMA",
+                   help="with --residual: the correction passes a fixed Gaussian blur of SIGMA px before it is "
+                        "added, so the finest detail is the reference's own and none is invented (0 = off)")
     p.add_argument("--swap-parts", type=fraction, default=0.0, metavar="P",
                    help="with --reference bank: this share of training pairs get a reference whose mouth and eyes "
                         "come from another photo of the target, so the generator learns to redraw what the "
@@ -222,7 +225,7 @@ def _train(args: argparse.Namespace) -> int:
         feature_matching=args.feature_matching, detail_weight=args.detail_weight, parts_weight=args.parts_weight,
         ema=args.ema,
         warp=args.warp, reference=args.reference, blend=args.blend, residual=args.residual,
-        swap_parts=args.swap_parts, settle_fraction=args.settle_fraction, holdout=args.holdout,
+        smooth_correction=args.smooth_correction, swap_parts=args.swap_parts, settle_fraction=args.settle_fraction, holdout=args.holdout,
         strategy=args.strategy, precision=args.precision, seed=args.seed, resume=args.resume,
     )
     check_train_config(config)  # before TensorFlow loads

@@ -101,7 +101,8 @@ def load_generator(run_dir: str | Path, last: bool = False) -> tuple[tf.keras.Mo
                                             upsample=config["options"].get("upsample", "transpose"),
                                             channels=6 if uses_reference(config) else 3,
                                             blend=config["options"].get("blend", False),
-                                            residual=config["options"].get("residual", False))
+                                            residual=config["options"].get("residual", False),
+                                            smooth=config["options"].get("smooth_correction", 0.0))
         step = tf.Variable(0, dtype=tf.int64)
         used = restore(tf.train.Checkpoint(generator=generator, step=step), folder, partial=True)
         generator = pix2pix.as_transposed(generator)  # the graph exported is the paper's either way

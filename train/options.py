@@ -45,6 +45,7 @@ class TrainConfig:
     # with a reference: the face is the reference plus a correction the generator draws (``pix2pix.AddReference``);
     # None: on with the bank unless ``blend``, and a resumed run as it was trained (``resolve_residual``)
     residual: bool | None = None
+    smooth_correction: float = 0.0  # with residual: sigma (px) of a fixed Gaussian the correction passes (0 = off)
     swap_parts: float = 0.0  # with a reference: share of training pairs whose reference shows another crop's mouth and eyes
     settle_fraction: float = 0.1  # final share of steps with frozen batch-norm statistics (0 = off)
     holdout: float = 0.05  # last share of the train split held back to choose the weights handed over (0 = off)
@@ -89,6 +90,10 @@ def check_train_config(config: TrainConfig) -> None:
         raise Face2FaceError(f"--swap-parts must be in [0, 1), got {config.swap_parts}")
     if config.swap_parts and config.reference != "bank":
         raise Face2FaceError("--swap-parts swaps parts of the reference: it needs --reference bank")
+    if config.smooth_correction < 0:
+        raise Face2FaceError(f"--smooth-correction must be 0 or more, got {config.smooth_correction}")
+    if config.smooth_correction and (config.reference != "bank" or config.blend or config.residual is False):
+        raise Face2FaceError("--smooth-correction blurs the reference's correction: it needs --residual")
     if config.residual and config.blend:
         raise Face2FaceError("give --blend or --residual, not both")
     if config.ema and not config.holdout:

@@ -135,30 +135,59 @@ class CopyBlend(layers.Layer):
 class AddReference(layers.Layer):
     """The face as the reference plus what the generator draws, ``clip(reference + last, -1, 1)``: a
     correction of the target's own warped pixels (at the start of training, the reference itself), so
-    detail the reference has right reaches the output at full resolution instead of being redrawn."""
+    detail the reference has right reaches the output at full resolution instead of being redrawn.
+    With ``smooth`` (a Gaussian's sigma, px), the correction passes that fixed blur first: the finest
+    detail then comes from the reference alone, none is invented over it (docs/experiments.md)."""
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, smooth: float = 0.0, **kwargs) -> None:
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
+        self.smooth = float(smooth)
+        self._taps = gaussian_taps(self.smooth) if self.smooth else None
 
     def call(self, last, inputs):
         reference = ops.cast(inputs[..., 3:6], "float32")
-        return ops.clip(reference + ops.cast(last, "float32"), -1.0, 1.0)
+        correction = ops.cast(last, "float32")
+        if self._taps is not None:
+            correction = separable_blur(correction, self._taps)
+        return ops.clip(reference + correction, -1.0, 1.0)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "smooth": self.smooth}
+
+
+def gaussian_taps(sigma: float) -> np.ndarray:
+    """``float32 (2r + 1,)``: a Gaussian of ``sigma`` px sampled out to ``r = ceil(3 sigma)``, summing to 1."""
+    radius = max(1, math.ceil(3 * sigma))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    taps = np.exp(-0.5 * (x / sigma) ** 2)
+    return (taps / taps.sum()).astype(np.float32)
+
+
+def separable_blur(images, taps: np.ndarray):
+    """``images`` (NHWC) blurred by ``taps`` along each axis, edges mirrored (a constant stays itself)."""
+    radius, channels = len(taps) // 2, images.shape[-1]
+    padded = ops.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="reflect")
+    column = np.tile(taps.reshape(-1, 1, 1, 1), (1, 1, channels, 1))
+    x = ops.depthwise_conv(padded, ops.convert_to_tensor(column), strides=1, padding="valid")
+    return ops.depthwise_conv(x, ops.convert_to_tensor(column.reshape(1, -1, channels, 1)), strides=1, padding="valid")
 
 
 def build_generator(size: int = 256, ngf: int = 64, name: str = "generator",
                     upsample: str = "transpose", channels: int = 3, blend: bool = False,
-                    residual: bool = False) -> keras.Model:
+                    residual: bool = False, smooth: float = 0.0) -> keras.Model:
     """U-Net generator: ``[B, size, size, channels]`` input in [-1, 1] (the sketch, then the
     reference where ``channels`` is 6: ``face2face.reference``) -> photo in [-1, 1]; ``upsample``
     is one of ``UPSAMPLING`` (the paper's transposed convolutions, or ``ResizeConv``). ``blend``
     (with a reference): the last layer also draws a mask, and the face copies the reference
     where it is on (``CopyBlend``); ``residual``: the face is the reference plus the last layer
-    (``AddReference``)."""
+    (``AddReference``), blurred by a Gaussian of ``smooth`` px first where it is above 0."""
     if (blend or residual) and channels != 6:
         raise ValueError("blend and residual need the reference in the input (channels 6)")
     if blend and residual:
         raise ValueError("blend or residual, not both")
+    if smooth and not residual:
+        raise ValueError("smooth blurs a residual generator's correction: it needs residual")
     if upsample not in UPSAMPLING:
         raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
     up = layers.Conv2DTranspose if upsample == "transpose" else (lambda width, *_, **kw: ResizeConv(width, **kw))
@@ -191,7 +220,7 @@ def build_generator(size: int = 256, ngf: int = 64, name: str = "generator",
     if blend:
         outputs = CopyBlend(name="face")(x, inputs)
     elif residual:
-        outputs = AddReference(name="face")(x, inputs)
+        outputs = AddReference(smooth, name="face")(x, inputs)
     else:
         outputs = layers.Activation("tanh", dtype="float32", name="face")(x)
     return keras.Model(inputs, outputs, name=name)
@@ -207,6 +236,11 @@ def adds_reference(generator: keras.Model) -> bool:
     return isinstance(generator.get_layer("face"), AddReference)
 
 
+def correction_smooth(generator: keras.Model) -> float:
+    """The sigma (px) of the blur a residual generator's correction passes (0: none)."""
+    return generator.get_layer("face").smooth if adds_reference(generator) else 0.0
+
+
 def as_transposed(generator: keras.Model) -> keras.Model:
     """The same function as a plain transposed-convolution generator (what is exported): each
     ``ResizeConv`` becomes a ``Conv2DTranspose`` with its tied kernel; other layers copied."""
@@ -214,7 +248,8 @@ def as_transposed(generator: keras.Model) -> keras.Model:
         return generator
     size, ngf = generator.input_shape[1], generator.get_layer("down0").filters
     plain = build_generator(size, ngf, generator.name, channels=generator.input_shape[-1],
-                            blend=blends(generator), residual=adds_reference(generator))
+                            blend=blends(generator), residual=adds_reference(generator),
+                            smooth=correction_smooth(generator))
     for layer, source in zip(plain.layers, generator.layers, strict=True):  # built in the same order
         if isinstance(source, ResizeConv):
             kernel = tied_kernel(tf.convert_to_tensor(source.kernel3))
@@ -358,10 +393,11 @@ class Pix2Pix(keras.Model):
     def __init__(self, size: int = 256, ngf: int = 64, ndf: int = 64, lambda_l1: float = LAMBDA_L1,
                  global_batch_size: int = 1, lambda_fm: float = 0.0, parts_weight: float = 0.0,
                  upsample: str = "transpose", detail_weight: float = 0.0, ema: float = 0.0,
-                 channels: int = 3, blend: bool = False, residual: bool = False, **kwargs) -> None:
+                 channels: int = 3, blend: bool = False, residual: bool = False, smooth: float = 0.0,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self.generator = build_generator(size, ngf, upsample=upsample, channels=channels, blend=blend,
-                                         residual=residual)
+                                         residual=residual, smooth=smooth)
         # a generator that corrects its reference is judged on the sketch alone: a discriminator that
         # also saw the reference would tell a fake by its exact copy of it and push the face off it
         self.judged = 3 if residual else channels

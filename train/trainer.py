@@ -75,7 +75,7 @@ def build(config: TrainConfig, size: int, global_batch: int, total_steps: int) -
     model = pix2pix.Pix2Pix(size, config.ngf, config.ndf, config.lambda_l1, global_batch,
                             config.feature_matching, config.parts_weight, config.upsample,
                             config.detail_weight, config.ema, channels=input_channels(config), blend=config.blend,
-                            residual=config.residual)
+                            residual=config.residual, smooth=config.smooth_correction)
     rate = config.learning_rate
     if config.lr_decay:
         rate = pix2pix.LinearDecay(config.learning_rate, total_steps, config.lr_decay)
@@ -491,7 +491,7 @@ def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
     for key, now, absent in (("size", size, None), ("ngf", config.ngf, None), ("ndf", config.ndf, None),
                              ("upsample", config.upsample, "transpose"), ("ema", config.ema, 0.0),
                              ("reference", config.reference, "none"), ("blend", config.blend, False),
-                             ("residual", config.residual, False)):
+                             ("residual", config.residual, False), ("smooth_correction", config.smooth_correction, 0.0)):
         # absent: the value in runs made before the option
         before = saved["resolved"]["size"] if key == "size" else saved["options"].get(key, absent)
         if before != now:
