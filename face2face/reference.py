@@ -213,8 +213,6 @@ class ReferenceBank:
         take, weights = self.nearest(points, allowed)
         if steady is not None:
             take, weights = steady(take, weights, t)
-        if out is None:
-            out = np.empty((self.size, self.size, 3), np.uint8)
         base = int(take[0])
         if len(take) == 1:
             image = self.images[base]

@@ -225,7 +225,8 @@ def _train(args: argparse.Namespace) -> int:
         feature_matching=args.feature_matching, detail_weight=args.detail_weight, parts_weight=args.parts_weight,
         ema=args.ema,
         warp=args.warp, reference=args.reference, blend=args.blend, residual=args.residual,
-        smooth_correction=args.smooth_correction, swap_parts=args.swap_parts, settle_fraction=args.settle_fraction, holdout=args.holdout,
+        smooth_correction=args.smooth_correction, swap_parts=args.swap_parts,
+        settle_fraction=args.settle_fraction, holdout=args.holdout,
         strategy=args.strategy, precision=args.precision, seed=args.seed, resume=args.resume,
     )
     check_train_config(config)  # before TensorFlow loads

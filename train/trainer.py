@@ -491,7 +491,8 @@ def _check_resumable(run: Path, size: int, config: TrainConfig) -> None:
     for key, now, absent in (("size", size, None), ("ngf", config.ngf, None), ("ndf", config.ndf, None),
                              ("upsample", config.upsample, "transpose"), ("ema", config.ema, 0.0),
                              ("reference", config.reference, "none"), ("blend", config.blend, False),
-                             ("residual", config.residual, False), ("smooth_correction", config.smooth_correction, 0.0)):
+                             ("residual", config.residual, False),
+                             ("smooth_correction", config.smooth_correction, 0.0)):
         # absent: the value in runs made before the option
         before = saved["resolved"]["size"] if key == "size" else saved["options"].get(key, absent)
         if before != now:
